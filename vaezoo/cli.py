@@ -1,0 +1,138 @@
+"""`vaezoo run | list | data`: the command line. User errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.table import Table
+
+from vaezoo.errors import VaezooError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, like every other user error (argparse would print the whole usage first)."""
+        raise VaezooError(f"{message} (see `{self.prog} --help`)")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from vaezoo.runner import run
+    from vaezoo.spec import load_spec
+
+    spec = load_spec(Path(args.spec), args.set)
+    console = None if args.quiet else Console(stderr=True)
+    metrics = run(spec, Path(args.out), resume=args.resume, console=console)
+    _print_metrics(spec.name, metrics)
+
+
+def _print_metrics(name: str, metrics: dict[str, Any]) -> None:
+    table = Table(title=f"{name}: test set, per image, nats summed over pixels and latents (beta = 1)")
+    for column in ("-ELBO", "recon NLL", "KL", "images/s", "device"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{metrics['test_neg_elbo']:.2f}",
+        f"{metrics['test_recon_nll']:.2f}",
+        f"{metrics['test_kl']:.2f}",
+        f"{metrics['train_images_per_second']:,.0f}",
+        metrics["device"],
+    )
+    Console().print(table)
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    from vaezoo.data import BINARIZATIONS, DATASETS
+    from vaezoo.kl import KL_WEIGHTINGS
+    from vaezoo.likelihoods import LIKELIHOODS
+    from vaezoo.nn import DECODERS, ENCODERS
+
+    table = Table(title="vaezoo components (the `kind` in a spec)")
+    for column in ("slot", "kind", "spec fields", "what it is"):
+        table.add_column(column)
+    for slot, registry in (
+        ("model.encoder", ENCODERS),
+        ("model.decoder", DECODERS),
+        ("model.likelihood", LIKELIHOODS),
+        ("kl", KL_WEIGHTINGS),
+    ):
+        for name, component in registry.items():
+            table.add_row(slot, name, _spec_fields(component.Spec), _summary(component))
+    for name, info in DATASETS.items():
+        table.add_row("data.dataset", name, f"{info.image_shape}, {info.classes} classes", "")
+    for name, binarization in BINARIZATIONS.items():
+        table.add_row("data.binarize", name, "", _summary(binarization))
+    Console().print(table)
+
+
+def _spec_fields(spec: Any) -> str:
+    fields = []
+    for name, field in spec.model_fields.items():
+        if name != "kind":
+            fields.append(f"{name} = {field.get_default(call_default_factory=True)!r}")
+    return "\n".join(fields)
+
+
+def _summary(obj: Any) -> str:
+    return (obj.__doc__ or "").strip().split("\n")[0]
+
+
+def _cmd_data(args: argparse.Namespace) -> None:
+    from vaezoo import acquire
+    from vaezoo.data import DATASETS, default_root
+
+    if args.dataset not in DATASETS:
+        raise VaezooError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS.names())}")
+    info = DATASETS.get(args.dataset)
+    raw_dir = info.raw_dir(Path(args.root) if args.root else default_root())
+    if args.action == "fetch":
+        info.fetch(raw_dir, print)
+    acquire.verify_files(raw_dir, info.md5, info.name)
+    print(f"{info.name}: all {len(info.md5)} files present with the canonical MD5s in {raw_dir}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vaezoo", description="A configurable zoo of VAEs on MNIST.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="train and evaluate one spec")
+    run.add_argument("spec", help="experiment YAML file")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.latent_dim=2")
+    run.add_argument("--out", default="runs", help="output folder (default: runs)")
+    run.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_cmd_run)
+
+    listing = commands.add_parser("list", help="every registered component and its spec fields")
+    listing.set_defaults(handler=_cmd_list)
+
+    data = commands.add_parser("data", help="fetch or check a dataset's files")
+    data.add_argument("action", choices=["fetch", "check"])
+    data.add_argument("dataset", help="mnist or fashion-mnist")
+    data.add_argument("--root", help="data folder (default: $VAEZOO_DATA, else the user cache)")
+    data.set_defaults(handler=_cmd_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `vaezoo` console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace], None] = args.handler
+        handler(args)
+    except VaezooError as error:
+        print(f"vaezoo: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("vaezoo: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

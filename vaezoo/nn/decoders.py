@@ -1,0 +1,96 @@
+"""Decoders p(x|z): a latent batch in, one likelihood parameter per pixel out, shaped like the images."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from vaezoo.nn.layers import ACTIVATIONS, Activation, Kernel, Sizes, Stride, conv_padding, conv_sides, mlp
+from vaezoo.registry import Registry
+from vaezoo.schema import StrictModel
+
+DECODERS: Registry[type[nn.Module]] = Registry("decoder")
+
+
+class MLPDecoderSpec(StrictModel):
+    kind: Literal["mlp"]
+    hidden: Sizes = [400]
+    activation: Activation = "relu"
+
+
+@DECODERS.register("mlp")
+class MLPDecoder(nn.Module):
+    """Fully connected: hidden layers, then a linear layer to every pixel."""
+
+    Spec: ClassVar = MLPDecoderSpec
+
+    def __init__(
+        self, *, image_shape: tuple[int, int, int], latent_dim: int, hidden: list[int], activation: Activation
+    ) -> None:
+        super().__init__()
+        n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
+        self.net = nn.Sequential(mlp([latent_dim, *hidden], activation), nn.Linear(hidden[-1], n_pixels))
+        self.image_shape = image_shape
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).unflatten(-1, self.image_shape)
+
+
+class ConvDecoderSpec(StrictModel):
+    kind: Literal["conv"]
+    channels: Sizes = [32, 64]
+    kernel: Kernel = 4
+    stride: Stride = 2
+    activation: Activation = "relu"
+
+
+@DECODERS.register("conv")
+class ConvDecoder(nn.Module):
+    """The conv encoder mirrored: a linear layer to the smallest feature map, then transposed
+    convolutions back up through `channels` (read in reverse) to the full image.
+
+    Each transposed convolution's output padding is chosen so that the sides retrace the encoder's
+    exactly and the output ends at the input size (28x28 for MNIST).
+    """
+
+    Spec: ClassVar = ConvDecoderSpec
+
+    def __init__(
+        self,
+        *,
+        image_shape: tuple[int, int, int],
+        latent_dim: int,
+        channels: list[int],
+        kernel: int,
+        stride: int,
+        activation: Activation,
+    ) -> None:
+        super().__init__()
+        out_channels, side, _ = image_shape
+        sides = conv_sides(side, len(channels), kernel, stride)[::-1]  # smallest first
+        widths = [*channels[::-1], out_channels]
+        self.start_shape = (widths[0], sides[0], sides[0])
+        self.project = nn.Sequential(nn.Linear(latent_dim, widths[0] * sides[0] ** 2), ACTIVATIONS[activation]())
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(zip(widths, widths[1:])):
+            layers.append(_transposed(c_in, c_out, kernel, stride, sides[i], sides[i + 1]))
+            if i < len(channels) - 1:
+                layers.append(ACTIVATIONS[activation]())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-1]
+        h = self.project(z.reshape(-1, z.shape[-1])).unflatten(-1, self.start_shape)
+        out = self.net(h)
+        return out.reshape(*lead, *out.shape[1:])
+
+
+def _transposed(c_in: int, c_out: int, kernel: int, stride: int, side_in: int, side_out: int) -> nn.ConvTranspose2d:
+    """A transposed convolution that maps side_in to exactly side_out."""
+    padding = conv_padding(kernel)
+    output_padding = side_out - ((side_in - 1) * stride - 2 * padding + kernel)
+    if not 0 <= output_padding < stride:
+        raise ValueError(f"kernel {kernel} with stride {stride} cannot retrace side {side_in} -> {side_out}")
+    return nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding)

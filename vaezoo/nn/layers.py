@@ -1,0 +1,50 @@
+"""Building blocks and spec field types shared by encoders and decoders."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+Activation = Literal["relu", "elu", "gelu", "silu", "tanh", "leaky_relu"]
+LayerSize = Annotated[int, Field(ge=1, le=65536)]
+Sizes = Annotated[list[LayerSize], Field(min_length=1, max_length=16)]
+Kernel = Annotated[int, Field(ge=1, le=15)]
+Stride = Annotated[int, Field(ge=1, le=4)]
+
+
+def mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    """Linear layers through `sizes`, each followed by the activation (the last one too)."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+def conv_padding(kernel: int) -> int:
+    """'Same'-style padding, so a stride-s convolution divides the image side by about s."""
+    return (kernel - 1) // 2
+
+
+def conv_sides(side: int, depth: int, kernel: int, stride: int) -> list[int]:
+    """Image side after each of `depth` convolutions, starting with the input side.
+
+    Raises ValueError when the image would shrink to nothing.
+    """
+    sides = [side]
+    for _ in range(depth):
+        side = (side + 2 * conv_padding(kernel) - kernel) // stride + 1
+        if side < 1:
+            raise ValueError(f"kernel {kernel} with stride {stride} shrinks the image to nothing after {len(sides) - 1} layers")
+        sides.append(side)
+    return sides

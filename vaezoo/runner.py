@@ -1,0 +1,154 @@
+"""run(spec): build, train and evaluate one experiment in its own run folder, resumably."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from vaezoo import data as datasets
+from vaezoo import io
+from vaezoo.errors import OutputError, SpecError, VaezooError
+from vaezoo.evaluate import elbo_means
+from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
+from vaezoo.likelihoods import LIKELIHOODS
+from vaezoo.model import VAE
+from vaezoo.nn import DECODERS, ENCODERS
+from vaezoo.schema import build
+from vaezoo.spec import ExperimentSpec, ModelSpec, parse_yaml, validate
+from vaezoo.train import TrainConfig, fit
+
+FILES = ("spec.yaml", "checkpoint.pt", "history.jsonl", "metrics.json")
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when present, else the CPU; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VaezooError("train.device is cuda, but no CUDA device is available (use auto or cpu)")
+    return torch.device(name)
+
+
+def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
+    """The VAE the spec describes; an impossible shape (a conv stack too deep) is a SpecError."""
+    context = {"image_shape": image_shape, "latent_dim": spec.latent_dim}
+    try:
+        encoder = build(ENCODERS, spec.encoder, **context)
+        decoder = build(DECODERS, spec.decoder, **context)
+    except ValueError as error:
+        raise SpecError(f"model: {error}") from None
+    likelihood = build(LIKELIHOODS, spec.likelihood, image_shape=image_shape)
+    return VAE(encoder, decoder, likelihood, spec.latent_dim)
+
+
+def build_kl_weighting(spec: ExperimentSpec) -> KLWeighting:
+    return build(KL_WEIGHTINGS, spec.kl)
+
+
+def nll_kind(spec: ExperimentSpec) -> str:
+    """What the reported NLL is: a discrete log-likelihood, a continuous density, or neither."""
+    if not LIKELIHOODS.get(spec.model.likelihood.kind).discrete:
+        return "continuous density (nats)"
+    if spec.data.binarize == "none":
+        return "not a likelihood: Bernoulli BCE on grey levels"
+    return "log-likelihood of binary images (nats)"
+
+
+def run_dir_for(spec: ExperimentSpec, out: Path) -> Path:
+    """out/<name>; the name's pattern already rules out separators and '..'."""
+    return out / spec.name
+
+
+def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
+    """Create the run folder, or check that an existing one may be resumed with this very spec."""
+    saved = run_dir / "spec.yaml"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not resume:
+            raise OutputError(f"run folder {run_dir} already exists; pass --resume to continue it, or choose --out")
+        if saved.exists():
+            _check_same_spec(spec, saved)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".vaezoo-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise OutputError(f"cannot write output folder {run_dir}: {error.strerror or error}") from None
+
+
+def _check_same_spec(spec: ExperimentSpec, saved: Path) -> None:
+    """Resuming with a different spec would mix two experiments in one folder."""
+    old = validate(parse_yaml(saved.read_text(), str(saved)), str(saved))
+    if old != spec:
+        key = _first_difference(old.model_dump(), spec.model_dump())
+        raise OutputError(f"{saved} differs from this spec at {key}; resume with the same spec or choose --out")
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in a:
+            if a[key] != b.get(key):
+                return _first_difference(a[key], b.get(key), f"{prefix}{key}.")
+    return prefix.rstrip(".") or "spec"
+
+
+def check_inputs(spec: ExperimentSpec) -> datasets.DatasetInfo:
+    """Everything that can fail before a single file is written: model shapes, data files, device."""
+    info = datasets.check_files(spec.data)
+    build_model(spec.model, info.image_shape)
+    resolve_device(spec.train.device)
+    return info
+
+
+def run(spec: ExperimentSpec, out: Path, resume: bool = False, console: Console | None = None) -> dict[str, Any]:
+    """Train and evaluate `spec` in out/<name>; returns its metrics. A finished run is not retrained."""
+    run_dir = run_dir_for(spec, out)
+    metrics_path = run_dir / "metrics.json"
+    info = check_inputs(spec)
+    prepare_run_dir(spec, run_dir, resume)
+    if metrics_path.exists():
+        return json.loads(metrics_path.read_text())
+    io.write_text(run_dir / "spec.yaml", spec.to_yaml())
+    device = resolve_device(spec.train.device)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, info.image_shape).to(device)
+    data = datasets.load(spec.data, device)
+    config = TrainConfig(
+        epochs=spec.train.epochs,
+        batch_size=spec.train.batch_size,
+        lr=spec.train.lr,
+        seed=spec.seed,
+        eval_batch_size=spec.eval.batch_size,
+    )
+    state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console)
+    metrics = evaluate_run(spec, model, data, state.history, device)
+    io.write_json(metrics_path, metrics)
+    return metrics
+
+
+def evaluate_run(
+    spec: ExperimentSpec, model: VAE, data: datasets.DeviceData, history: list[dict[str, Any]], device: torch.device
+) -> dict[str, Any]:
+    """The metrics.json of a trained run: test ELBO terms (beta = 1) and the run's cost."""
+    start = time.perf_counter()
+    test = elbo_means(model, data.test_images, spec.eval.batch_size)
+    train_seconds = sum(row["seconds"] for row in history)
+    return {
+        "test_neg_elbo": test.neg_elbo,
+        "test_recon_nll": test.recon_nll,
+        "test_kl": test.kl,
+        "nll_kind": nll_kind(spec),
+        "binarize": spec.data.binarize,
+        "split": f"{data.n_train}/{data.val_images.shape[0]}/{data.test_images.shape[0]} train/val/test",
+        "epochs": len(history),
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": train_seconds,
+        "train_images_per_second": data.n_train * len(history) / train_seconds,
+        "eval_seconds": time.perf_counter() - start,
+        "device": str(device),
+    }

@@ -1,0 +1,180 @@
+"""The whole experiment spec: pydantic models, YAML loading and dotted overrides (`--set a.b=1`)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError
+
+from vaezoo.data import DataSpec
+from vaezoo.errors import SpecError
+from vaezoo.kl import KL_WEIGHTINGS
+from vaezoo.likelihoods import LIKELIHOODS
+from vaezoo.nn import DECODERS, ENCODERS
+from vaezoo.registry import Registry
+from vaezoo.schema import StrictModel
+
+
+def tagged_union(registry: Registry[Any]) -> Any:
+    """The discriminated union (on `kind`) of the Specs of every component in `registry`."""
+    specs = tuple(component.Spec for _, component in registry.items())
+    return Annotated[Union[specs], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple)
+
+
+EncoderSpec = tagged_union(ENCODERS)
+DecoderSpec = tagged_union(DECODERS)
+LikelihoodSpec = tagged_union(LIKELIHOODS)
+KLSpec = tagged_union(KL_WEIGHTINGS)
+
+
+class ModelSpec(StrictModel):
+    latent_dim: int = Field(default=20, ge=1, le=4096)
+    encoder: EncoderSpec = Field(default_factory=lambda: ENCODERS.get("mlp").Spec(kind="mlp"))
+    decoder: DecoderSpec = Field(default_factory=lambda: DECODERS.get("mlp").Spec(kind="mlp"))
+    likelihood: LikelihoodSpec = Field(default_factory=lambda: LIKELIHOODS.get("bernoulli").Spec(kind="bernoulli"))
+
+
+class TrainSpec(StrictModel):
+    epochs: int = Field(default=10, ge=1, le=100000)
+    batch_size: int = Field(default=128, ge=1, le=65536)
+    lr: float = Field(default=1e-3, gt=0.0, le=10.0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class EvalSpec(StrictModel):
+    iw_samples: int = Field(default=5000, ge=1, le=10**6, description="K of the importance-weighted test NLL")
+    batch_size: int = Field(default=1000, ge=1, le=65536, description="images per evaluation batch")
+
+
+class ExperimentSpec(StrictModel):
+    """Everything a run needs: validated as a whole before anything trains."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$", max_length=120, description="run folder name")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    kl: KLSpec = Field(default_factory=lambda: KL_WEIGHTINGS.get("constant").Spec(kind="constant"))
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+
+    def to_yaml(self) -> str:
+        """The resolved spec (every default filled in) as YAML that loads back to an equal spec."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` as a string; users mean a number, so floats need no dot here."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """yaml.safe_load with numeric exponents, turning syntax errors into one-line SpecErrors."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{source}: invalid YAML{where}: {problem}") from None
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; SpecError for anything else."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}") from None
+    except IsADirectoryError:
+        raise SpecError(f"spec path is a folder, not a file: {path}") from None
+    except OSError as error:
+        raise SpecError(f"cannot read spec file {path}: {error.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    data = parse_yaml(text, str(path))
+    if data is None:
+        raise SpecError(f"{path}: the spec is empty")
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the top level must be a mapping of keys, not a {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of `data` with each `a.b.c=value` set (value parsed as YAML); SpecError if malformed."""
+    result = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise SpecError(f"override {item!r} is not KEY=VALUE with a dotted KEY such as model.latent_dim=2")
+        set_dotted(result, key, parse_yaml(text, f"override {key}"))
+    return result
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set data[a][b][c] = value for key 'a.b.c', creating missing mappings on the way."""
+    *parents, last = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parents):
+        child = node.get(part) if isinstance(node, dict) else None
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            prefix = ".".join(parents[: depth + 1])
+            raise SpecError(f"override {key}: {prefix} is a {type(child).__name__}, not a mapping")
+        node = child
+    node[last] = value
+
+
+def yaml_path(data: Any, loc: tuple[Any, ...]) -> str:
+    """The dotted YAML path of a pydantic error location, without the union tags pydantic inserts."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(node, dict) and item in node:
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            node = node[item]
+        elif isinstance(node, dict) and isinstance(item, str) and node.get("kind") == item:
+            continue  # the tag of a discriminated union
+        else:
+            node = None
+        parts.append(str(item))
+    return ".".join(parts) or "spec"
+
+
+def describe(error: ValidationError, data: Any) -> str:
+    """One line: the first problem as `yaml.path: message`, and how many more there are."""
+    errors = error.errors(include_url=False)
+    first = errors[0]
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{yaml_path(data, tuple(first['loc']))}: {message}{more}"
+
+
+def validate(data: dict[str, Any], source: str) -> ExperimentSpec:
+    """An ExperimentSpec from plain data; SpecError naming the YAML path of the first problem."""
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(f"{source}: {describe(error, data)}") from None
+
+
+def load_spec(path: Path, overrides: list[str] | None = None) -> ExperimentSpec:
+    """Read, override and validate a spec file."""
+    data = apply_overrides(read_mapping(path), overrides or [])
+    return validate(data, str(path))
