@@ -102,7 +102,7 @@ def check_finite(values: torch.Tensor, epoch: int) -> None:
     bad_step = int(values[4])
     if bad_step >= 0:
         raise TrainingDiverged(
-            f"the loss became NaN or infinite at epoch {epoch + 1}, step {bad_step + 1}; stopped, and the "
+            f"the loss became NaN or infinite at epoch {epoch + 1}, step {bad_step + 1} of the run; stopped, and the "
             f"checkpoint of epoch {epoch} is kept (try a lower train.lr)"
         )
 

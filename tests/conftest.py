@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import synthetic
+
+SHARED_MNIST = Path(os.environ.get("VAEZOO_DATA", "/nonexistent")) / "MNIST" / "raw"
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding the tiny synthetic dataset, registered as `synthetic`."""
+    root = tmp_path_factory.mktemp("data")
+    synthetic.register(root)
+    return root
+
+
+def tiny_spec(root: Path, **changes: Any) -> dict[str, Any]:
+    """A spec (as plain data) that trains in about a second on the synthetic dataset."""
+    spec: dict[str, Any] = {
+        "name": "tiny",
+        "seed": 0,
+        "data": {"dataset": "synthetic", "root": str(root), "binarize": "dynamic", "val_size": 40},
+        "model": {
+            "latent_dim": 4,
+            "encoder": {"kind": "mlp", "hidden": [32]},
+            "decoder": {"kind": "mlp", "hidden": [32]},
+            "likelihood": {"kind": "bernoulli"},
+        },
+        "kl": {"kind": "linear", "beta": 1.0, "warmup_steps": 10},
+        "train": {"epochs": 2, "batch_size": 32, "lr": 1e-3, "device": "cpu"},
+        "eval": {"iw_samples": 8, "batch_size": 50},
+    }
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        node = spec
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return spec
+
+
+needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST not found under $VAEZOO_DATA")

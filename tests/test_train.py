@@ -1,0 +1,101 @@
+"""Training on the synthetic dataset: run folder contents, exact resume, and a diverging loss."""
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import tiny_spec
+from vaezoo import runner
+from vaezoo.model import VAE
+from vaezoo.spec import validate
+from vaezoo.train import ProgressView, TrainingDiverged
+
+TIMINGS = {"train_seconds", "train_images_per_second", "eval_seconds"}
+
+
+def spec_for(root, **changes):
+    return validate(tiny_spec(root, **changes), "test")
+
+
+def test_run_writes_its_folder(tmp_path, synthetic_root):
+    metrics = runner.run(spec_for(synthetic_root), tmp_path)
+    run_dir = tmp_path / "tiny"
+    assert {p.name for p in run_dir.iterdir()} >= {"spec.yaml", "checkpoint.pt", "history.jsonl", "metrics.json"}
+    assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*"))
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"train_loss", "train_recon", "train_kl", "beta", "val_neg_elbo", "seconds"} <= history[0].keys()
+    assert history[1]["beta"] == 1.0 and 0 < history[0]["beta"] < 1.0  # linear warm-up over 10 steps
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+    assert metrics["test_neg_elbo"] == pytest.approx(metrics["test_recon_nll"] + metrics["test_kl"])
+    assert metrics["epochs"] == 2 and metrics["binarize"] == "dynamic" and metrics["device"] == "cpu"
+    assert metrics["params"] == sum(p.numel() for p in runner.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters())
+    assert validate(__import__("yaml").safe_load((run_dir / "spec.yaml").read_text()), "saved") == spec_for(synthetic_root)
+
+
+def test_same_seed_same_result_and_other_seed_differs(tmp_path, synthetic_root):
+    a = runner.run(spec_for(synthetic_root), tmp_path / "a")
+    b = runner.run(spec_for(synthetic_root), tmp_path / "b")
+    c = runner.run(spec_for(synthetic_root, seed=1), tmp_path / "c")
+    assert a["test_neg_elbo"] == b["test_neg_elbo"] != c["test_neg_elbo"]
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("binarize", ["dynamic", "static", "none"])
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, synthetic_root, monkeypatch, binarize):
+    spec = spec_for(synthetic_root, train__epochs=3, data__binarize=binarize, kl={"kind": "cyclical", "cycles": 2})
+    whole = runner.run(spec, tmp_path / "whole")
+
+    original = ProgressView.epoch_done
+
+    def die_after_epoch_1(self, row):
+        original(self, row)
+        if row["epoch"] == 1:
+            raise Killed
+
+    monkeypatch.setattr(ProgressView, "epoch_done", die_after_epoch_1)
+    with pytest.raises(Killed):
+        runner.run(spec, tmp_path / "killed")
+    monkeypatch.setattr(ProgressView, "epoch_done", original)
+    assert not (tmp_path / "killed" / "tiny" / "metrics.json").exists()
+    resumed = runner.run(spec, tmp_path / "killed", resume=True)
+
+    assert {k: v for k, v in resumed.items() if k not in TIMINGS} == {k: v for k, v in whole.items() if k not in TIMINGS}
+    weights = [torch.load(tmp_path / d / "tiny" / "checkpoint.pt", weights_only=True)["model"] for d in ("whole", "killed")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    histories = [(tmp_path / d / "tiny" / "history.jsonl").read_text().splitlines() for d in ("whole", "killed")]
+    strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k not in {"seconds", "images_per_second"}} for r in rows]
+    assert strip(histories[0]) == strip(histories[1])
+
+
+def test_resuming_a_finished_run_trains_nothing(tmp_path, synthetic_root, monkeypatch):
+    spec = spec_for(synthetic_root)
+    first = runner.run(spec, tmp_path)
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert runner.run(spec, tmp_path, resume=True) == first
+
+
+def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, synthetic_root, monkeypatch):
+    spec = spec_for(synthetic_root, train__epochs=3)
+    calls = {"n": 0}
+    original = VAE.elbo
+
+    def poisoned(self, x, beta=1.0, generator=None):
+        terms = original(self, x, beta, generator)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 9:  # epoch 2 (7 steps per epoch), its 2nd step
+                return type(terms)(recon_nll=terms.recon_nll * float("nan"), kl=terms.kl, beta=beta)
+        return terms
+
+    monkeypatch.setattr(VAE, "elbo", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 9"):
+        runner.run(spec, tmp_path)
+    checkpoint = torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
+    assert not (tmp_path / "tiny" / "metrics.json").exists()
