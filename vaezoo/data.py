@@ -96,10 +96,19 @@ class Binarization:
 BINARIZATIONS: Registry[type[Binarization]] = Registry("binarization")
 
 
+def bernoulli_draw(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One Bernoulli(v / 255) draw per uint8 pixel v, as floats 0/1.
+
+    P(U < v) = v / 255 exactly for U uniform on {0, ..., 254}; comparing random bytes is about three
+    times faster than torch.bernoulli on floats, and this runs for every training batch.
+    """
+    noise = torch.randint(0, 255, images.shape, dtype=torch.uint8, generator=generator, device=images.device)
+    return (noise < images).float()
+
+
 def _fixed_draw(images: torch.Tensor, seed: int) -> torch.Tensor:
-    """One Bernoulli draw of the grey levels, on the CPU with a fixed seed so every device agrees."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.bernoulli(images.float().div(255), generator=generator)
+    """One draw with a fixed seed, on the CPU so that every device gets the same binary images."""
+    return bernoulli_draw(images.cpu(), torch.Generator().manual_seed(seed)).to(images.device)
 
 
 @BINARIZATIONS.register("none")
@@ -112,10 +121,10 @@ class DynamicBinarization(Binarization):
     """A fresh Bernoulli draw of the grey levels each time a training image is used."""
 
     def train_batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return torch.bernoulli(images.float().div_(255), generator=generator)
+        return bernoulli_draw(images, generator)
 
     def eval_set(self, images: torch.Tensor, split: str) -> torch.Tensor:
-        return _fixed_draw(images.cpu(), EVAL_SEEDS[split]).to(images.device)
+        return _fixed_draw(images, EVAL_SEEDS[split])
 
 
 @BINARIZATIONS.register("static")
@@ -123,7 +132,7 @@ class StaticBinarization(DynamicBinarization):
     """One draw per training image, made once with a fixed seed."""
 
     def prepare_train(self, images: torch.Tensor) -> torch.Tensor:
-        return (_fixed_draw(images.cpu(), EVAL_SEEDS["static-train"]) * 255).to(torch.uint8).to(images.device)
+        return (_fixed_draw(images, EVAL_SEEDS["static-train"]) * 255).to(torch.uint8)
 
     def train_batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return images.float().div_(255)
