@@ -11,7 +11,7 @@ from vaezoo.model import VAE
 from vaezoo.spec import validate
 from vaezoo.train import ProgressView, TrainingDiverged
 
-TIMINGS = {"train_seconds", "train_images_per_second", "eval_seconds"}
+TIMINGS = {"train_seconds", "train_images_per_second", "iw_seconds"}
 
 
 def spec_for(root, **changes):

@@ -18,7 +18,7 @@ from vaezoo.schema import StrictModel
 
 # Evaluation images are binarized once with these fixed seeds (whatever the run's seed), so every
 # evaluation of every run sees the same binary validation and test sets.
-EVAL_SEEDS = {"static-train": 1, "val": 2, "test": 3}
+EVAL_SEEDS = {"static-train": 1, "val": 2, "test": 3, "probe": 4}
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,23 @@
-"""Evaluation under torch.inference_mode in large batches: test ELBO and its terms."""
+"""Evaluation under torch.inference_mode in large batches: the test ELBO, the importance-weighted
+log-likelihood, active units, KL per dimension, mutual information and a linear probe."""
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from vaezoo.model import VAE
+from vaezoo.data import DeviceData
+from vaezoo.kl import gaussian_kl_per_dim
+from vaezoo.model import LOG_2PI, VAE
 
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
+ELEMENTS_PER_CHUNK = 1 << 25  # decoder outputs held at once by the IS estimate (128 MiB of float32)
 
 
 @dataclass(frozen=True)
@@ -20,14 +29,167 @@ class ELBOMeans:
     kl: float
 
 
+@dataclass(frozen=True)
+class ImportanceWeighted:
+    """-L_K per image averaged over a dataset (nats), and the standard error of that mean."""
+
+    nll: float
+    stderr: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class LatentStats:
+    """How the encoder uses its latent space, over a dataset."""
+
+    kl_per_dim: list[float]
+    active: list[bool]
+    mutual_information: float
+
+
+def _generator(device: torch.device) -> torch.Generator:
+    return torch.Generator(device).manual_seed(EVAL_NOISE_SEED)
+
+
 @torch.inference_mode()
 def elbo_means(model: VAE, images: torch.Tensor, batch_size: int) -> ELBOMeans:
     """The single-sample ELBO averaged over `images`, with fixed noise so that it is repeatable."""
     model.eval()
-    generator = torch.Generator(images.device).manual_seed(EVAL_NOISE_SEED)
+    generator = _generator(images.device)
     sums = torch.zeros(2, dtype=torch.float64, device=images.device)
     for batch in images.split(batch_size):
         terms = model.elbo(batch, generator=generator)
         sums += torch.stack([terms.recon_nll.sum(), terms.kl.sum()]).double()
     recon, kl = (sums / images.shape[0]).tolist()
     return ELBOMeans(neg_elbo=recon + kl, recon_nll=recon, kl=kl)
+
+
+@torch.inference_mode()
+def log_likelihood_iw(model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """L_K = log (1/K) sum_k p(x, z_k) / q(z_k|x) per image of the batch `x`, K = `samples`.
+
+    The K samples are drawn in chunks sized to ELEMENTS_PER_CHUNK and combined with a running
+    logsumexp, so K = 5000 fits in memory whatever the batch.
+    """
+    model.eval()
+    posterior = model.encode(x)
+    pixels = x[0].numel()
+    chunk = max(1, min(samples, ELEMENTS_PER_CHUNK // (x.shape[0] * pixels)))
+    total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
+    for start in range(0, samples, chunk):
+        weights = model.log_weights(x, min(chunk, samples - start), generator, posterior)
+        total = torch.logaddexp(total, torch.logsumexp(weights.double(), dim=0))
+    return total - math.log(samples)
+
+
+def importance_weighted_nll(model: VAE, images: torch.Tensor, samples: int, batch_size: int) -> ImportanceWeighted:
+    """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error."""
+    generator = _generator(images.device)
+    batch_size = max(1, min(batch_size, ELEMENTS_PER_CHUNK // images[0].numel()))
+    nll = torch.cat([-log_likelihood_iw(model, batch, samples, generator) for batch in images.split(batch_size)])
+    stderr = nll.std().item() / math.sqrt(len(nll)) if len(nll) > 1 else math.nan
+    return ImportanceWeighted(nll=nll.mean().item(), stderr=stderr, samples=samples)
+
+
+@torch.inference_mode()
+def posterior_params(model: VAE, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of q(z|x) for every image, batched."""
+    model.eval()
+    pairs = [model.encode(batch) for batch in images.split(batch_size)]
+    return torch.cat([mu for mu, _ in pairs]), torch.cat([logvar for _, logvar in pairs])
+
+
+@torch.inference_mode()
+def latent_stats(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> LatentStats:
+    """KL per dimension, active units, and I(x; z) under q, from the posteriors of a dataset."""
+    kl_per_dim = gaussian_kl_per_dim(mu, logvar).mean(0)
+    active = mu.double().var(0, correction=1 if len(mu) > 1 else 0) > ACTIVE_UNIT_THRESHOLD
+    return LatentStats(
+        kl_per_dim=kl_per_dim.tolist(),
+        active=active.tolist(),
+        mutual_information=mutual_information(mu, logvar, batch_size),
+    )
+
+
+@torch.inference_mode()
+def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> float:
+    """I(x; z) under q(x, z) = p_data(x) q(z|x), with the dataset as p_data (Hoffman & Johnson 2016).
+
+    I = E_x E_q(z|x)[log q(z|x) - log q(z)], with q(z) = (1/N) sum_n q(z|x_n) the aggregate posterior
+    over the same N images and one z per image. Both log-densities are taken at the same z, so their
+    noise cancels where it can (I = 0 exactly when every posterior is the same); at most log N.
+    """
+    generator = _generator(mu.device)
+    z = VAE.reparameterize(mu, logvar, generator)
+    log_q_own = -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+    log_qz = torch.cat([_log_mixture(z_batch, mu, logvar) for z_batch in z.split(max(1, batch_size // 4))])
+    return (log_q_own.double() - log_qz).mean().item()
+
+
+def _log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log (1/N) sum_n N(z; mu_n, exp(logvar_n)) for each row of z."""
+    diff = z[:, None, :] - mu[None]
+    log_q = -0.5 * (diff.square() * torch.exp(-logvar)[None] + logvar[None] + LOG_2PI).sum(-1)
+    return torch.logsumexp(log_q.double(), dim=1) - math.log(mu.shape[0])
+
+
+def probe_accuracy(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    classes: int,
+    weight_decay: float = 1e-4,
+) -> float:
+    """Test accuracy of a linear softmax classifier fitted (L-BFGS, L2 penalty) on standardized features."""
+    mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+    # outside inference mode these are ordinary tensors, which autograd may save for backward
+    x_train, x_test = (train_features - mean) / std, (test_features - mean) / std
+    with torch.enable_grad():
+        linear = torch.nn.Linear(x_train.shape[1], classes).to(x_train.device)
+        optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=200, history_size=20, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(linear(x_train), train_labels) + weight_decay * linear.weight.square().sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    with torch.inference_mode():
+        return (linear(x_test).argmax(1) == test_labels).double().mean().item()
+
+
+def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int, classes: int) -> dict[str, Any]:
+    """Every test-set metric of a trained model (nats per image, beta = 1), for metrics.json."""
+    elbo = elbo_means(model, data.test_images, batch_size)
+    start = time.perf_counter()
+    iw = importance_weighted_nll(model, data.test_images, iw_samples, batch_size)
+    iw_seconds = time.perf_counter() - start
+    mu, logvar = posterior_params(model, data.test_images, batch_size)
+    stats = latent_stats(mu, logvar, batch_size)
+    train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
+    pixels = data.test_images[0].numel()
+    return {
+        "test_neg_elbo": elbo.neg_elbo,
+        "test_recon_nll": elbo.recon_nll,
+        "test_kl": elbo.kl,
+        "test_nll_iw": iw.nll,
+        "test_nll_iw_stderr": iw.stderr,
+        "iw_samples": iw.samples,
+        "iw_seconds": iw_seconds,
+        "elbo_is_gap": elbo.neg_elbo - iw.nll,
+        "test_bits_per_dim": iw.nll / (pixels * math.log(2)),
+        "active_units": sum(stats.active),
+        "active_mask": stats.active,
+        "kl_per_dim": stats.kl_per_dim,
+        "mutual_information": stats.mutual_information,
+        "mutual_information_estimator": MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),
+        "probe_accuracy": probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes),
+    }
+
+
+MI_ESTIMATOR = (
+    "E[log q(z|x) - log q(z)] with q(z) the mixture of the {n} test posteriors, one z per image; "
+    "at most log N = {log_n:.2f} nats"
+)

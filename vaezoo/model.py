@@ -70,12 +70,19 @@ class VAE(nn.Module):
         recon_nll = -self.likelihood.log_prob(x, self.decode(z))
         return ELBOTerms(recon_nll=recon_nll, kl=gaussian_kl(mu, logvar), beta=beta)
 
-    def log_weights(self, x: torch.Tensor, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def log_weights(
+        self,
+        x: torch.Tensor,
+        samples: int,
+        generator: torch.Generator | None = None,
+        posterior: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """log p(x, z_k) - log q(z_k|x) for `samples` draws z_k ~ q(z|x): shape (samples, B).
 
         Their logsumexp over k minus log(samples) is the importance-weighted bound L_K <= log p(x).
+        Pass `posterior` = encode(x) to reuse it across chunks of samples.
         """
-        mu, logvar = self.encode(x)
+        mu, logvar = posterior if posterior is not None else self.encode(x)
         z = self.reparameterize(mu.expand(samples, *mu.shape), logvar.expand(samples, *logvar.shape), generator)
         log_px_z = self.likelihood.log_prob(x, self.decode(z))
         log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
