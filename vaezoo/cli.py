@@ -46,6 +46,37 @@ def _print_metrics(name: str, metrics: dict[str, Any]) -> None:
     Console().print(table)
 
 
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from vaezoo.runner import reevaluate
+
+    metrics = reevaluate(_run_dir(args.run_dir), args.iw_samples, args.device)
+    print(
+        f"test NLL (IS, K = {metrics['iw_samples']}) {metrics['test_nll_iw']:.2f} ± {metrics['test_nll_iw_stderr']:.2f} "
+        f"nats/image in {metrics['iw_seconds']:.1f} s; -ELBO {metrics['test_neg_elbo']:.2f}; "
+        f"active units {metrics['active_units']}; probe accuracy {100 * metrics['probe_accuracy']:.1f} %"
+    )
+
+
+def _cmd_figures(args: argparse.Namespace) -> None:
+    from vaezoo.runner import refigure
+
+    refigure(_run_dir(args.run_dir), args.device)
+    print(f"figures and report written under {args.run_dir}")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from vaezoo.runner import rereport
+
+    print(f"wrote {rereport(_run_dir(args.run_dir))}")
+
+
+def _run_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise VaezooError(f"run folder not found: {path}")
+    return path
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
     from vaezoo.data import BINARIZATIONS, DATASETS
     from vaezoo.kl import KL_WEIGHTINGS
@@ -107,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_cmd_run)
+
+    evaluate = commands.add_parser("eval", help="recompute a trained run's test metrics")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--iw-samples", type=int, help="K of the importance-weighted NLL (default: the spec's)")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the spec's")
+    evaluate.set_defaults(handler=_cmd_eval)
+
+    figures = commands.add_parser("figures", help="redraw a finished run's figures (and its report)")
+    figures.add_argument("run_dir")
+    figures.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the spec's")
+    figures.set_defaults(handler=_cmd_figures)
+
+    report = commands.add_parser("report", help="rewrite a finished run's report.md and report.html")
+    report.add_argument("run_dir")
+    report.set_defaults(handler=_cmd_report)
 
     listing = commands.add_parser("list", help="every registered component and its spec fields")
     listing.set_defaults(handler=_cmd_list)

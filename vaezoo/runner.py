@@ -13,10 +13,12 @@ from vaezoo import data as datasets
 from vaezoo import io
 from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import evaluate_all
+from vaezoo.figures import write_run_figures
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
 from vaezoo.likelihoods import LIKELIHOODS
 from vaezoo.model import VAE
 from vaezoo.nn import DECODERS, ENCODERS
+from vaezoo.report import write_run_report
 from vaezoo.schema import build
 from vaezoo.spec import ExperimentSpec, ModelSpec, parse_yaml, validate
 from vaezoo.train import TrainConfig, fit
@@ -126,8 +128,54 @@ def run(spec: ExperimentSpec, out: Path, resume: bool = False, console: Console 
     )
     state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console)
     metrics = evaluate_run(spec, model, data) | training_summary(model, data, state.history, device)
-    io.write_json(metrics_path, metrics)
+    render(run_dir, spec, model, data, state.history, metrics)
+    io.write_json(metrics_path, metrics)  # last: its presence marks the run finished
     return metrics
+
+
+def render(
+    run_dir: Path,
+    spec: ExperimentSpec,
+    model: VAE,
+    data: datasets.DeviceData,
+    history: list[dict[str, Any]],
+    metrics: dict[str, Any],
+) -> None:
+    """Every figure of a trained run, then its report."""
+    write_run_figures(
+        model,
+        data.test_images,
+        data.test_labels,
+        history,
+        metrics["kl_per_dim"],
+        metrics["active_mask"],
+        None,
+        run_dir / "figures",
+    )
+    write_run_report(run_dir, spec, metrics, history)
+
+
+def finished_metrics(run_dir: Path) -> dict[str, Any]:
+    """metrics.json of a finished run; OutputError if the run has not finished."""
+    path = run_dir / "metrics.json"
+    if not path.exists():
+        raise OutputError(f"{run_dir} has no metrics.json: the run has not finished (run it, or --resume it)")
+    return json.loads(path.read_text())
+
+
+def refigure(run_dir: Path, device_name: str | None = None) -> None:
+    """Redraw a finished run's figures and report from its checkpoint, without training."""
+    metrics = finished_metrics(run_dir)
+    spec, model, data, history = load_run(run_dir, device_name)
+    render(run_dir, spec, model, data, history, metrics)
+
+
+def rereport(run_dir: Path) -> Path:
+    """Rewrite a finished run's report from its saved spec, metrics, history and figures."""
+    metrics = finished_metrics(run_dir)
+    saved = run_dir / "spec.yaml"
+    spec = validate(parse_yaml(saved.read_text(), str(saved)), str(saved))
+    return write_run_report(run_dir, spec, metrics, io.read_jsonl(run_dir / "history.jsonl"))
 
 
 def evaluate_run(spec: ExperimentSpec, model: VAE, data: datasets.DeviceData, iw_samples: int | None = None) -> dict[str, Any]:
@@ -175,4 +223,6 @@ def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -
     previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics = previous | evaluate_run(spec, model, data, iw_samples)
     io.write_json(metrics_path, metrics)
+    if previous:
+        write_run_report(run_dir, spec, metrics, io.read_jsonl(run_dir / "history.jsonl"))
     return metrics

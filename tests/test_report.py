@@ -1,0 +1,80 @@
+"""A trained run's figures and report: every figure referenced, observations computed, HTML self-contained."""
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import tiny_spec
+from vaezoo import report, runner
+from vaezoo.cli import main
+from vaezoo.figures import FIGURES
+from vaezoo.spec import validate
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synthetic_root):
+    out = tmp_path_factory.mktemp("runs")
+    spec = validate(tiny_spec(synthetic_root, model__latent_dim=2), "test")
+    metrics = runner.run(spec, out)
+    return out / spec.name, spec, metrics
+
+
+def test_run_writes_figures_and_report(trained):
+    run_dir, _, metrics = trained
+    assert {p.stem for p in (run_dir / "figures").glob("*.png")} == set(FIGURES)  # latent 2: manifold too
+    text = (run_dir / "report.md").read_text()
+    for name in FIGURES:
+        assert f"figures/{name}.png" in text
+    assert f"{metrics['test_nll_iw']:.2f}" in text and f"K = {metrics['iw_samples']}" in text
+    assert f"{metrics['active_units']} of 2" in text
+    assert "Jensen" in text  # docs/elbo.md is included
+
+
+def test_html_is_self_contained(trained):
+    run_dir, _, _ = trained
+    page = (run_dir / "report.html").read_text()
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len(sources) == len(FIGURES) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in page and "https://" not in page.split("<body>")[0]
+    assert '<span class="math">' in page and "<table>" in page
+
+
+def test_report_and_eval_commands_rebuild_from_the_saved_run(trained, capsys):
+    run_dir, _, metrics = trained
+    (run_dir / "report.md").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.md").exists()
+    assert main(["eval", str(run_dir), "--iw-samples", "16"]) == 0
+    updated = json.loads((run_dir / "metrics.json").read_text())
+    assert updated["iw_samples"] == 16 and updated["train_seconds"] == metrics["train_seconds"]
+    assert "K = 16" in (run_dir / "report.md").read_text()
+    assert "test NLL (IS, K = 16)" in capsys.readouterr().out
+
+
+def test_commands_on_an_unfinished_run_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "half").mkdir()
+    assert main(["report", str(tmp_path / "half")]) == 2
+    assert "has not finished" in capsys.readouterr().err
+    assert main(["figures", str(tmp_path / "nope")]) == 2
+    assert "run folder not found" in capsys.readouterr().err
+
+
+def test_observations_follow_the_numbers():
+    metrics = {
+        "kl_per_dim": [5.0, 0.001, 3.0, 0.002],
+        "elbo_is_gap": 4.5,
+        "iw_samples": 100,
+        "test_neg_elbo": 100.0,
+        "test_nll_iw": 95.5,
+        "active_units": 2,
+        "test_kl": 8.0,
+        "mutual_information": 6.0,
+        "probe_accuracy": 0.8,
+        "nll_kind": "not a likelihood: Bernoulli BCE on grey levels",
+    }
+    history = [{"val_neg_elbo": 101.0, "train_loss": 99.0, "beta": 1.0}, {"val_neg_elbo": 100.0, "train_loss": 98.0, "beta": 1.0}]
+    text = "\n".join(report.observations(metrics, history))
+    assert "4.50 nats looser" in text and "2 of 4 latent dimensions are active" in text
+    assert "z0 (5.00 nats), z2 (3.00 nats)" in text and "2 dimensions carry under 0.01 nats" in text
+    assert "2.00 nats, is the mismatch" in text and "still improving" in text and "not log-likelihoods" in text

@@ -1,0 +1,199 @@
+"""A run's report: report.md (GitHub markdown) and a self-contained report.html (images embedded)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import markdown
+
+from vaezoo import io
+from vaezoo.spec import ExperimentSpec
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "elbo.md"
+
+CAPTIONS = {
+    "reconstructions": "Test digits (top row) above their reconstructions, the likelihood's mean at z = mu.",
+    "samples": "Decoded draws from the prior N(0, I): the likelihood's mean, not a binary sample.",
+    "interpolation": "Linear paths between the latent means of pairs of test digits of different classes.",
+    "traversal": "One latent dimension at a time (rows: the dimensions with the most KL) swept from -3 to 3; the others held at a test digit's mean.",
+    "latent_scatter": "Posterior means of the test digits, coloured by label.",
+    "manifold": "The decoder over a grid of Gaussian quantiles of the 2-D latent space.",
+    "curves": "Training and validation loss, reconstruction and KL per epoch (nats per image), and beta.",
+    "kl_per_dim": "Test KL per latent dimension (nats per image): the dimensions that carry information.",
+}
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; color: #222; }
+table { border-collapse: collapse; margin: 0.8rem 0; } td, th { border: 1px solid #ccc; padding: 0.25rem 0.6rem; }
+th { background: #f2f2f2; } td { text-align: right; } td:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #ddd; } figure { margin: 1rem 0; } figcaption { color: #555; font-size: 0.9rem; }
+.math { font-family: 'DejaVu Serif', serif; background: #f7f7fb; padding: 0 0.2rem; }
+div.math { display: block; padding: 0.5rem; margin: 0.6rem 0; overflow-x: auto; white-space: pre-wrap; }
+code { background: #f4f4f4; padding: 0 0.2rem; }
+"""
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number for a table, or an em dash for a missing one."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """The spec in brief: one row per part, each with its settings."""
+    m = spec.model
+
+    def part(component: Any) -> str:
+        settings = ", ".join(f"{k}={v}" for k, v in component.fields().items())
+        return f"`{component.kind}`" + (f" ({settings})" if settings else "")
+
+    return [
+        ("data", f"{spec.data.dataset}, binarize `{spec.data.binarize}`, {spec.data.val_size} validation images"),
+        ("latent dimensions", str(m.latent_dim)),
+        ("encoder", part(m.encoder)),
+        ("decoder", part(m.decoder)),
+        ("likelihood", part(m.likelihood)),
+        ("KL weighting", part(spec.kl)),
+        ("training", f"{spec.train.epochs} epochs, batch {spec.train.batch_size}, Adam lr {spec.train.lr:g}, seed {spec.seed}"),
+    ]
+
+
+def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headline metrics with their units."""
+    k = metrics.get("iw_samples")
+    return [
+        ("test -ELBO (nats/image, beta = 1)", fmt(metrics["test_neg_elbo"])),
+        ("  reconstruction -log p(x|z)", fmt(metrics["test_recon_nll"])),
+        ("  KL(q(z|x) || p(z))", fmt(metrics["test_kl"])),
+        (f"test NLL, importance-weighted, K = {k} (nats/image)", f"{fmt(metrics['test_nll_iw'])} ± {fmt(metrics['test_nll_iw_stderr'])}"),
+        ("test bits per dimension", fmt(metrics["test_bits_per_dim"], 4)),
+        ("ELBO-to-IS gap (nats/image)", fmt(metrics["elbo_is_gap"])),
+        ("active units (Cov_x E_q[z_d] > 0.01)", f"{metrics['active_units']} of {len(metrics['kl_per_dim'])}"),
+        ("mutual information I(x; z) (nats)", fmt(metrics["mutual_information"])),
+        ("linear probe accuracy on the means", f"{100 * metrics['probe_accuracy']:.1f} %"),
+        ("what the NLL is", metrics["nll_kind"]),
+        ("split", metrics["split"]),
+        ("parameters", f"{metrics['params']:,}"),
+        ("training", f"{metrics['train_seconds']:.0f} s, {metrics['train_images_per_second']:,.0f} images/s on {metrics['device']}"),
+    ]
+
+
+def observations(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list[str]:
+    """Findings computed from this run's numbers."""
+    kl = metrics["kl_per_dim"]
+    total = sum(kl) or 1.0
+    order = sorted(range(len(kl)), key=lambda d: -kl[d])
+    top = order[: max(1, min(3, len(kl)))]
+    collapsed = [d for d in range(len(kl)) if kl[d] < 0.01]
+    gap = metrics["elbo_is_gap"]
+    notes = [
+        f"The ELBO is {gap:.2f} nats looser than the K = {metrics['iw_samples']} importance-weighted estimate "
+        f"({metrics['test_neg_elbo']:.2f} vs {metrics['test_nll_iw']:.2f}): about that much of the bound is the "
+        "posterior approximation's gap KL(q(z|x) || p(z|x)), not the model.",
+        f"{metrics['active_units']} of {len(kl)} latent dimensions are active; dimensions "
+        + ", ".join(f"z{d} ({kl[d]:.2f} nats)" for d in top)
+        + f" carry {100 * sum(kl[d] for d in top) / total:.0f} % of the {sum(kl):.2f} nats of KL.",
+        (f"{len(collapsed)} dimensions carry under 0.01 nats each: they have collapsed to the prior." if collapsed
+         else "No dimension has collapsed to the prior (every one carries at least 0.01 nats)."),
+        f"Of the rate of {metrics['test_kl']:.2f} nats, the estimated I(x; z) is {metrics['mutual_information']:.2f} nats "
+        f"(at most log N); the rest, {metrics['test_kl'] - metrics['mutual_information']:.2f} nats, is the mismatch "
+        "between the aggregate posterior and the prior.",
+        f"A linear classifier on the posterior means reaches {100 * metrics['probe_accuracy']:.1f} % test accuracy "
+        "(chance is 10 %): the labels are that linearly readable from z without ever being trained on.",
+    ]
+    notes += training_observations(history)
+    if metrics["nll_kind"].startswith("not a likelihood"):
+        notes.append("The data are grey levels under a Bernoulli likelihood: these numbers are BCE, not log-likelihoods.")
+    return notes
+
+
+def training_observations(history: list[dict[str, Any]]) -> list[str]:
+    """How training ended: still improving or flat, and the train/validation gap."""
+    last = history[-1]
+    if last.get("val_neg_elbo") is None or len(history) < 2:
+        return []
+    previous = history[-2]["val_neg_elbo"]
+    change = last["val_neg_elbo"] - previous
+    trend = "still improving" if change < -0.1 else ("getting worse (overfitting)" if change > 0.1 else "flat")
+    return [
+        f"Validation -ELBO moved {change:+.2f} nats in the last epoch ({trend}); train loss {last['train_loss']:.2f} "
+        f"vs validation -ELBO {last['val_neg_elbo']:.2f} at beta = {last['beta']:.2f}."
+    ]
+
+
+def table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(lines)
+
+
+def run_markdown(spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]], figures: list[str]) -> str:
+    """report.md of one run; figures are names under figures/ that exist."""
+    parts = [
+        f"# {spec.name}",
+        f"A {spec.model.encoder.kind}/{spec.model.decoder.kind} VAE with a {spec.model.likelihood.kind} likelihood "
+        f"and {spec.model.latent_dim} latent dimensions, trained {metrics['epochs']} epochs on {spec.data.dataset}. "
+        "Every number is per image, in nats, summed over pixels and latent dimensions.",
+        "## Spec",
+        table(spec_summary(spec), ("part", "setting")),
+        "## Metrics (test set)",
+        table(metrics_rows(metrics), ("metric", "value")),
+        "## Observations",
+        "\n".join(f"- {note}" for note in observations(metrics, history)),
+        "## Figures",
+    ]
+    for name in figures:
+        parts.append(f"![{name}](figures/{name}.png)\n\n*{name}*: {CAPTIONS.get(name, '')}")
+    if DOCS.exists():
+        parts += ["---", DOCS.read_text().replace("\n# ", "\n## ", 1)]
+    return "\n\n".join(parts) + "\n"
+
+
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
+
+
+def to_html(text: str, base: Path, title: str) -> str:
+    """Markdown to one self-contained HTML page: images inlined as data URIs, TeX kept readable."""
+    spans: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        spans.append(match.group(0))
+        return f"MATHSPAN{len(spans) - 1}END"
+
+    body = markdown.markdown(_MATH.sub(keep, text), extensions=["tables", "fenced_code"])
+    body = re.sub(r"MATHSPAN(\d+)END", lambda m: _math_html(spans[int(m.group(1))]), body)
+    body = re.sub(r'src="([^"]+\.png)"', lambda m: f'src="{_data_uri(base / m.group(1))}"', body)
+    return f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+
+
+def _math_html(span: str) -> str:
+    display = span.startswith("$$")
+    tex = html.escape(span.strip("$").strip())
+    return f'<div class="math">{tex}</div>' if display else f'<span class="math">{tex}</span>'
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def write_run_report(run_dir: Path, spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+    """Write run_dir/report.md and report.html from the run's saved metrics, history and figures."""
+    from vaezoo.figures import FIGURES
+
+    figures = [name for name in FIGURES if (run_dir / "figures" / f"{name}.png").exists()]
+    text = run_markdown(spec, metrics, history, figures)
+    io.write_text(run_dir / "report.md", text)
+    io.write_text(run_dir / "report.html", to_html(text, run_dir, spec.name))
+    return run_dir / "report.md"
+
+
+def load_metrics(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "metrics.json").read_text())
