@@ -105,3 +105,11 @@ def test_spec_is_frozen():
     spec = ExperimentSpec.model_validate({"name": "x"})
     with pytest.raises(Exception):
         spec.seed = 3  # type: ignore[misc]
+
+
+def test_a_component_without_kind_is_the_slot_default():
+    spec = validate({"name": "x", "kl": {"beta": 4.0}, "model": {"encoder": {"hidden": [64]}}}, "test")
+    assert spec.kl.kind == "constant" and spec.kl.beta == 4.0
+    assert spec.model.encoder.kind == "mlp" and spec.model.encoder.hidden == [64]
+    with pytest.raises(SpecError, match="kl.warmup_steps: unknown key"):
+        validate({"name": "x", "kl": {"warmup_steps": 4}}, "test")

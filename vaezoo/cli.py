@@ -46,6 +46,18 @@ def _print_metrics(name: str, metrics: dict[str, Any]) -> None:
     Console().print(table)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from vaezoo.report import load_results_table
+    from vaezoo.runner import run_sweep
+    from vaezoo.sweep import load_sweep
+
+    if args.jobs < 1:
+        raise VaezooError("--jobs must be at least 1")
+    sweep, points = load_sweep(Path(args.sweep), args.set)
+    run_sweep(sweep, points, Path(args.out), jobs=args.jobs, console=Console(stderr=True))
+    Console().print(load_results_table(Path(args.out) / sweep.name))
+
+
 def _cmd_eval(args: argparse.Namespace) -> None:
     from vaezoo.runner import reevaluate
 
@@ -139,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_cmd_run)
 
+    sweep = commands.add_parser("sweep", help="run every point of a sweep file, then its comparison report")
+    sweep.add_argument("sweep", help="sweep YAML file: base plus grid / variants / seeds")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every point")
+    sweep.add_argument("--out", default="runs", help="output folder (default: runs)")
+    sweep.add_argument("--jobs", type=int, default=1, help="CPU processes running points at once (default: 1)")
+    sweep.set_defaults(handler=_cmd_sweep)
+
     evaluate = commands.add_parser("eval", help="recompute a trained run's test metrics")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--iw-samples", type=int, help="K of the importance-weighted NLL (default: the spec's)")
@@ -150,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the spec's")
     figures.set_defaults(handler=_cmd_figures)
 
-    report = commands.add_parser("report", help="rewrite a finished run's report.md and report.html")
+    report = commands.add_parser("report", help="rewrite a finished run's or sweep's report.md and report.html")
     report.add_argument("run_dir")
     report.set_defaults(handler=_cmd_report)
 

@@ -15,13 +15,13 @@ named z1..zD (1-based, as in the math): `kl_per_dim[0]` is z1.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.image
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -256,10 +256,9 @@ def _cell_centers(count: int, side: int) -> list[float]:
     return [PADDING + i * (side + PADDING) + (side - 1) / 2 for i in range(count)]
 
 
-def _sparse_ticks(count: int, most: int = 11) -> list[int]:
-    """At most about `most` evenly spread indices out of `count`, always including both ends."""
-    step = max(1, math.ceil((count - 1) / (most - 1)))
-    return sorted(set(range(0, count, step)) | {count - 1})
+def _sparse_ticks(count: int, most: int = 20) -> list[int]:
+    """At most `most` evenly spread indices out of `count`, both ends included (all of them if few)."""
+    return torch.linspace(0, count - 1, min(count, most)).round().long().unique().tolist()
 
 
 def save_reconstructions(
@@ -339,8 +338,9 @@ def save_manifold(model: VAE, path: Path, n: int = 20) -> None:
     centers = _cell_centers(n, _cell_side(grid, n))
     q = manifold_values(n).tolist()
     shown = _sparse_ticks(n)
-    ax.set_xticks([centers[i] for i in shown], [f"{q[i]:.2f}" for i in shown])
-    ax.set_yticks([centers[i] for i in shown], [f"{q[n - 1 - i]:.2f}" for i in shown])
+    # every column named (up to 20): small type, so that neighbours' labels do not touch
+    ax.set_xticks([centers[i] for i in shown], [f"{q[i]:.2f}" for i in shown], fontsize=7)
+    ax.set_yticks([centers[i] for i in shown], [f"{q[n - 1 - i]:.2f}" for i in shown], fontsize=8)
     ax.set_xlabel("z1 quantile value")
     ax.set_ylabel("z2 quantile value")
     _titled(ax, "Decoded latent manifold", f"mean of decode(z) on a {n} x {n} grid of N(0, 1) quantiles 0.05..0.95")
@@ -402,7 +402,7 @@ CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
-def _plot_series(ax: Any, history: list[dict[str, Any]], series: tuple[tuple[str, str], ...]) -> None:
+def _plot_series(ax: Axes, history: list[dict[str, Any]], series: tuple[tuple[str, str], ...]) -> None:
     """One line per series, skipping epochs where it is missing; a note when nothing was recorded."""
     plotted = 0
     for key, label in series:
@@ -417,10 +417,18 @@ def _plot_series(ax: Any, history: list[dict[str, Any]], series: tuple[tuple[str
         ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
 
 
-def _beta_from_zero(ax: Any, history: list[dict[str, Any]]) -> None:
+def _beta_from_zero(ax: Axes, history: list[dict[str, Any]]) -> None:
     """Start the beta axis at 0: a constant beta otherwise gets a y axis of +-4% noise around it."""
     betas = [row["beta"] for row in history if row.get("beta") is not None]
-    ax.set_ylim(0, max(betas + [1e-3]) * 1.1)
+    ax.set_ylim(0, max(betas, default=1.0) * 1.1 or 1.0)
+
+
+def _epoch_axis(ax: Axes, history: list[dict[str, Any]]) -> None:
+    """Whole epochs on the x axis, half an epoch of room at each end (else one epoch gets 0.945..1.05)."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if history:
+        ax.set_xlim(min(row["epoch"] for row in history) - 0.5, max(row["epoch"] for row in history) + 0.5)
 
 
 def save_curves(history: list[dict[str, Any]], path: Path) -> None:
@@ -428,36 +436,45 @@ def save_curves(history: list[dict[str, Any]], path: Path) -> None:
     fig = Figure(figsize=(10, 7.5), layout="constrained")
     for ax, (title, unit, series) in zip(fig.subplots(2, 2).flat, CURVE_PANELS):
         _plot_series(ax, history, series)
+        _epoch_axis(ax, history)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("epoch")
         ax.set_ylabel(unit)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     _beta_from_zero(fig.axes[3], history)
     subtitle = "train: mean over the epoch's batches; validation: after the epoch, beta = 1, fixed noise"
-    _titled(fig, f"Training curves ({len(history)} epochs)", subtitle)
+    _titled(fig, f"Training curves ({len(history)} epoch{'' if len(history) == 1 else 's'})", subtitle)
     _save(fig, path)
 
 
-def save_kl_per_dim(kl_per_dim: Sequence[float], path: Path, active: Sequence[bool] | None = None) -> None:
-    """Bar chart of the KL carried by each latent dimension, inactive ones dashed and grey."""
-    if active is not None and len(active) != len(kl_per_dim):
-        raise ValueError(f"{len(active)} active-unit flags for {len(kl_per_dim)} latent dimensions")
-    dims = np.arange(1, len(kl_per_dim) + 1)
-    flags = list(active) if active is not None else [True] * len(kl_per_dim)
-    fig = Figure(figsize=(min(14.0, max(7.0, 3 + 0.3 * len(dims))), 5), layout="constrained")
-    ax = fig.add_subplot()
-    bars = ax.bar(dims, kl_per_dim, color="C0", edgecolor="C0")
+def _mark_inactive(ax: Axes, bars: Any, dims: np.ndarray, flags: list[bool]) -> None:
+    """Grey dashed bars and an x on the axis for inactive dims: their KL is ~0, so a bar alone is invisible."""
     for bar, is_active in zip(bars, flags):
         if not is_active:
             bar.set(facecolor="0.85", edgecolor="0.4", linestyle="--")
+    inactive = dims[~np.array(flags)]
+    ax.plot(inactive, np.zeros(len(inactive)), "x", color="0.4", clip_on=False, zorder=3)
+    ax.legend(
+        handles=[
+            Patch(facecolor="C0", edgecolor="C0", label=f"active ({sum(flags)})"),
+            (
+                Patch(facecolor="0.85", edgecolor="0.4", linestyle="--"),
+                Line2D([], [], marker="x", linestyle="", color="0.4"),
+            ),
+        ],
+        labels=[f"active ({sum(flags)})", f"inactive ({len(flags) - sum(flags)})"],
+    )
+
+
+def save_kl_per_dim(kl_per_dim: Sequence[float], path: Path, active: Sequence[bool] | None = None) -> None:
+    """Bar chart of the KL carried by each latent dimension, inactive ones (if flagged) grey and dashed."""
+    if active is not None and len(active) != len(kl_per_dim):
+        raise ValueError(f"{len(active)} active-unit flags for {len(kl_per_dim)} latent dimensions")
+    dims = np.arange(1, len(kl_per_dim) + 1)
+    fig = Figure(figsize=(min(11.0, max(7.0, 3 + 0.3 * len(dims))), 5), layout="constrained")
+    ax = fig.add_subplot()
+    bars = ax.bar(dims, kl_per_dim, color="C0", edgecolor="C0")
     if active is not None:
-        ax.legend(
-            handles=[
-                Patch(facecolor="C0", edgecolor="C0", label=f"active ({sum(flags)})"),
-                Patch(facecolor="0.85", edgecolor="0.4", linestyle="--", label=f"inactive ({len(flags) - sum(flags)})"),
-            ]
-        )
+        _mark_inactive(ax, bars, dims, [bool(a) for a in active])
     if len(dims) <= 32:
         ax.set_xticks(dims)  # every dimension named, to be found in the traversal's row labels
     else:
@@ -474,19 +491,6 @@ def save_kl_per_dim(kl_per_dim: Sequence[float], path: Path, active: Sequence[bo
 # one run's figures
 
 
-def posterior_stats(
-    model: VAE, images: torch.Tensor, batch_size: int = ENCODE_BATCH
-) -> tuple[torch.Tensor, list[float]]:
-    """Posterior means (N, D) on the CPU and the mean KL per dimension (nats / image) over `images`."""
-    means, kl_sum = [], torch.zeros(model.latent_dim, dtype=torch.float64)
-    with _evaluating(model):
-        for batch in images.split(batch_size):
-            mu, logvar = model.encode(batch.to(_device(model)))
-            kl_sum += (0.5 * (mu.square() + logvar.exp() - logvar - 1)).sum(dim=0).double().cpu()
-            means.append(mu.float().cpu())
-    return torch.cat(means), (kl_sum / images.shape[0]).tolist()
-
-
 def applicable_figures(latent_dim: int) -> list[str]:
     """The kinds in FIGURES that a run with this latent size gets (the manifold needs exactly 2 dims)."""
     return [kind for kind in FIGURES if kind != "manifold" or latent_dim == 2]
@@ -497,9 +501,9 @@ def write_run_figures(
     test_images: torch.Tensor,
     test_labels: torch.Tensor,
     history: list[dict[str, Any]],
-    kl_per_dim: Sequence[float] | None,
+    kl_per_dim: Sequence[float],
     active_units_mask: Sequence[bool] | None,
-    mu_test: torch.Tensor | None,
+    mu_test: torch.Tensor,
     out_dir: Path,
 ) -> list[Path]:
     """Write every figure that applies to the run as out_dir/<kind>.png; returns their paths.
@@ -507,10 +511,7 @@ def write_run_figures(
     `mu_test` (and `kl_per_dim`) are computed from the model when not given.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    if mu_test is None or kl_per_dim is None:
-        mu, kl = posterior_stats(model, test_images)
-        mu_test = mu if mu_test is None else mu_test
-        kl_per_dim = kl if kl_per_dim is None else kl_per_dim
+    mu_test = mu_test.cpu()
     writers: dict[str, Any] = {
         "reconstructions": lambda path: save_reconstructions(model, test_images, path, labels=test_labels),
         "samples": lambda path: save_samples(model, path),
@@ -526,3 +527,67 @@ def write_run_figures(
         paths.append(out_dir / f"{kind}.png")
         writers[kind](paths[-1])
     return paths
+
+
+# ----------------------------------------------------------------------------------------------
+# comparison figures of a sweep, rebuilt from the runs' saved files without any model
+
+COMPARISON_KINDS: tuple[str, ...] = ("reconstructions", "samples", "interpolation", "traversal")
+
+
+def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path) -> None:
+    """One labelled row per run: each run's own figures/<kind>.png, stacked on a shared width."""
+    found = [(name, run / "figures" / f"{kind}.png") for name, run in runs]
+    found = [(name, png) for name, png in found if png.exists()]
+    fig = Figure(figsize=(10, 0.4 + 2.2 * max(1, len(found))), layout="constrained")
+    axes = fig.subplots(max(1, len(found)), 1, squeeze=False)[:, 0]
+    for ax, (name, png) in zip(axes, found):
+        ax.imshow(matplotlib.image.imread(png))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if not found:
+        axes[0].text(0.5, 0.5, f"no run has a {kind} figure", ha="center", va="center")
+        axes[0].set_axis_off()
+    _titled(fig, f"{kind.replace('_', ' ').capitalize()}, one row per run")
+    _save(fig, path)
+
+
+def save_curves_comparison(histories: Sequence[tuple[str, list[dict[str, Any]]]], path: Path) -> None:
+    """Every run's curves on shared axes: validation -ELBO, train reconstruction, train KL, beta."""
+    panels = (
+        ("val_neg_elbo", "validation -ELBO (beta = 1)"),
+        ("train_recon", "train reconstruction -log p(x|z)"),
+        ("train_kl", "train KL(q(z|x) || p(z))"),
+        ("beta", "beta"),
+    )
+    fig = Figure(figsize=(11, 8), layout="constrained")
+    axes = fig.subplots(2, 2).flat
+    for ax, (key, title) in zip(axes, panels):
+        for index, (name, history) in enumerate(histories):
+            points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=2, color=f"C{index % 10}", label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("beta" if key == "beta" else "nats / image")
+        ax.grid(alpha=0.3)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    _titled(fig, "Training curves of every run", "nats per image, summed over pixels and latents")
+    _save(fig, path)
+
+
+def save_rate_distortion(points: Sequence[tuple[str, float, float]], path: Path) -> None:
+    """Rate (test KL) against distortion (test reconstruction NLL), one labelled point per run."""
+    fig = Figure(figsize=(8, 6), layout="constrained")
+    ax = fig.add_subplot()
+    for index, (name, rate, distortion) in enumerate(points):
+        ax.scatter(rate, distortion, color=f"C{index % 10}", s=30)
+        ax.annotate(name, (rate, distortion), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("rate: test KL(q(z|x) || p(z)), nats / image")
+    ax.set_ylabel("distortion: test -log p(x|z), nats / image")
+    ax.grid(alpha=0.3)
+    _titled(ax, "Rate-distortion (Alemi et al. 2018)", "lower left is better; the diagonal -ELBO = R + D is constant along slope -1")
+    _save(fig, path)

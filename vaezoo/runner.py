@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +16,15 @@ from rich.console import Console
 from vaezoo import data as datasets
 from vaezoo import io
 from vaezoo.errors import OutputError, SpecError, VaezooError
-from vaezoo.evaluate import evaluate_all
+from vaezoo.evaluate import evaluate_all, posterior_params
 from vaezoo.figures import write_run_figures
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
 from vaezoo.likelihoods import LIKELIHOODS
 from vaezoo.model import VAE
 from vaezoo.nn import DECODERS, ENCODERS
-from vaezoo.report import write_run_report
+from vaezoo.report import write_run_report, write_sweep_report
 from vaezoo.schema import build
+from vaezoo.sweep import Point, SweepSpec
 from vaezoo.spec import ExperimentSpec, ModelSpec, parse_yaml, validate
 from vaezoo.train import TrainConfig, fit
 
@@ -142,6 +147,7 @@ def render(
     metrics: dict[str, Any],
 ) -> None:
     """Every figure of a trained run, then its report."""
+    mu, _ = posterior_params(model, data.test_images, spec.eval.batch_size)
     write_run_figures(
         model,
         data.test_images,
@@ -149,7 +155,7 @@ def render(
         history,
         metrics["kl_per_dim"],
         metrics["active_mask"],
-        None,
+        mu,
         run_dir / "figures",
     )
     write_run_report(run_dir, spec, metrics, history)
@@ -171,7 +177,9 @@ def refigure(run_dir: Path, device_name: str | None = None) -> None:
 
 
 def rereport(run_dir: Path) -> Path:
-    """Rewrite a finished run's report from its saved spec, metrics, history and figures."""
+    """Rewrite a finished run's (or sweep's) report from its saved files, without training."""
+    if (run_dir / "sweep.json").exists():
+        return report_sweep(run_dir)
     metrics = finished_metrics(run_dir)
     saved = run_dir / "spec.yaml"
     spec = validate(parse_yaml(saved.read_text(), str(saved)), str(saved))
@@ -226,3 +234,104 @@ def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -
     if previous:
         write_run_report(run_dir, spec, metrics, io.read_jsonl(run_dir / "history.jsonl"))
     return metrics
+
+
+def _run_point(spec: ExperimentSpec, sweep_dir: Path, threads: int) -> dict[str, Any]:
+    """One sweep point in a worker process (module level, so that a spawned process can import it)."""
+    torch.set_num_threads(threads)
+    return run(spec, sweep_dir, resume=True)
+
+
+def run_sweep(
+    sweep: SweepSpec, points: list[Point], out: Path, jobs: int = 1, console: Console | None = None
+) -> list[dict[str, Any]]:
+    """Run every point of a sweep under out/<sweep name>/, skipping finished ones and resuming
+    interrupted ones; then write the results table and the comparison report."""
+    sweep_dir = out / sweep.name
+    for point in points:
+        check_inputs(point.spec)
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot write output folder {sweep_dir}: {error.strerror or error}") from None
+    for point in points:  # before any training, so that a resumed point with another spec stops the sweep
+        prepare_check(point.spec, sweep_dir / point.name)
+    io.write_json(
+        sweep_dir / "sweep.json",
+        {"name": sweep.name, "headline": sweep.headline, "points": [[p.name, p.varied] for p in points]},
+    )
+    board = SweepBoard(points, sweep_dir, console)
+    todo = [p for p in points if not (sweep_dir / p.name / "metrics.json").exists()]
+    board.start(todo)
+    cuda = any(resolve_device(p.spec.train.device).type == "cuda" for p in todo)
+    if jobs <= 1 or cuda or len(todo) <= 1:
+        for point in todo:
+            board.running(point)
+            board.finished(point, run(point.spec, sweep_dir, resume=True, console=None))
+    else:
+        _run_parallel(todo, sweep_dir, jobs, board)
+    board.close()
+    report_sweep(sweep_dir)
+    return [json.loads((sweep_dir / p.name / "metrics.json").read_text()) for p in points]
+
+
+def _run_parallel(todo: list[Point], sweep_dir: Path, jobs: int, board: SweepBoard) -> None:
+    """Points in `jobs` spawned processes, the CPU's cores shared between them."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_point, p.spec, sweep_dir, threads): p for p in todo}
+        for point in todo[:jobs]:
+            board.running(point)
+        for future in as_completed(futures):
+            board.finished(futures[future], future.result())
+
+
+def prepare_check(spec: ExperimentSpec, run_dir: Path) -> None:
+    """A point's folder either does not exist or holds a run of this very spec."""
+    saved = run_dir / "spec.yaml"
+    if saved.exists():
+        _check_same_spec(spec, saved)
+
+
+def report_sweep(sweep_dir: Path) -> Path:
+    """Rebuild a sweep's tables, comparison figures and report from its saved runs."""
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    points = [(name, varied) for name, varied in manifest["points"]]
+    missing = [name for name, _ in points if not (sweep_dir / name / "metrics.json").exists()]
+    if missing:
+        raise OutputError(f"sweep {sweep_dir} is not finished: {len(missing)} runs have no metrics.json (e.g. {missing[0]})")
+    results = [json.loads((sweep_dir / name / "metrics.json").read_text()) for name, _ in points]
+    return write_sweep_report(manifest["name"], manifest["headline"], points, results, sweep_dir)
+
+
+class SweepBoard:
+    """The console overview of a sweep: points done, running and left, with each headline number."""
+
+    def __init__(self, points: list[Point], sweep_dir: Path, console: Console | None) -> None:
+        self.total = len(points)
+        self.console = console
+        self.done = 0
+        self.sweep_dir = sweep_dir
+        self.start_time = time.perf_counter()
+
+    def _print(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text)
+
+    def start(self, todo: list[Point]) -> None:
+        self.done = self.total - len(todo)
+        self._print(f"sweep {self.sweep_dir}: {self.total} points, {self.done} already finished, {len(todo)} to run")
+
+    def running(self, point: Point) -> None:
+        self._print(f"  running  {point.name}")
+
+    def finished(self, point: Point, metrics: dict[str, Any]) -> None:
+        self.done += 1
+        self._print(
+            f"  [{self.done}/{self.total}] {point.name}: test NLL (IS, K = {metrics['iw_samples']}) "
+            f"{metrics['test_nll_iw']:.2f}, -ELBO {metrics['test_neg_elbo']:.2f} nats/image "
+            f"({metrics['train_seconds']:.0f} s training)"
+        )
+
+    def close(self) -> None:
+        self._print(f"sweep done in {time.perf_counter() - self.start_time:.0f} s: results in {self.sweep_dir}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from vaezoo.data import DataSpec
 from vaezoo.errors import SpecError
@@ -29,6 +29,16 @@ EncoderSpec = tagged_union(ENCODERS)
 DecoderSpec = tagged_union(DECODERS)
 LikelihoodSpec = tagged_union(LIKELIHOODS)
 KLSpec = tagged_union(KL_WEIGHTINGS)
+COMPONENT_KINDS = {name for registry in (ENCODERS, DECODERS, LIKELIHOODS, KL_WEIGHTINGS) for name in registry.names()}
+
+
+def _default_kinds(data: Any, defaults: dict[str, str]) -> Any:
+    """A component mapping without `kind` is the slot's default component (so `--set kl.beta=4` works)."""
+    if isinstance(data, dict):
+        for slot, kind in defaults.items():
+            if isinstance(data.get(slot), dict) and "kind" not in data[slot]:
+                data = {**data, slot: {"kind": kind, **data[slot]}}
+    return data
 
 
 class ModelSpec(StrictModel):
@@ -36,6 +46,11 @@ class ModelSpec(StrictModel):
     encoder: EncoderSpec = Field(default_factory=lambda: ENCODERS.get("mlp").Spec(kind="mlp"))
     decoder: DecoderSpec = Field(default_factory=lambda: DECODERS.get("mlp").Spec(kind="mlp"))
     likelihood: LikelihoodSpec = Field(default_factory=lambda: LIKELIHOODS.get("bernoulli").Spec(kind="bernoulli"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kinds(cls, data: Any) -> Any:
+        return _default_kinds(data, {"encoder": "mlp", "decoder": "mlp", "likelihood": "bernoulli"})
 
 
 class TrainSpec(StrictModel):
@@ -60,6 +75,11 @@ class ExperimentSpec(StrictModel):
     kl: KLSpec = Field(default_factory=lambda: KL_WEIGHTINGS.get("constant").Spec(kind="constant"))
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kinds(cls, data: Any) -> Any:
+        return _default_kinds(data, {"kl": "constant"})
 
     def to_yaml(self) -> str:
         """The resolved spec (every default filled in) as YAML that loads back to an equal spec."""
@@ -145,8 +165,8 @@ def yaml_path(data: Any, loc: tuple[Any, ...]) -> str:
             node = node[item]
         elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
             node = node[item]
-        elif isinstance(node, dict) and isinstance(item, str) and node.get("kind") == item:
-            continue  # the tag of a discriminated union
+        elif isinstance(node, dict) and item in COMPONENT_KINDS and node.get("kind", item) == item:
+            continue  # the tag of a discriminated union (given, or the slot's default)
         else:
             node = None
         parts.append(str(item))

@@ -1,0 +1,228 @@
+"""Every figure is written as a sane PNG for every component kind; grid builders have exact shapes."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image  # Pillow comes with torchvision
+
+from vaezoo import figures
+from vaezoo.evaluate import posterior_params
+from vaezoo.likelihoods import LIKELIHOODS
+from vaezoo.nn import DECODERS, ENCODERS
+from vaezoo.runner import build_model
+from vaezoo.spec import validate
+
+IMAGE = (1, 28, 28)
+CELL = 28 + figures.PADDING
+LAYERS = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8]}}  # small, so the file runs in seconds
+# Each network kind is tried as both encoder and decoder (the other side mlp, if it has no such
+# kind), so a new encoder, decoder or likelihood joins these tests by registering.
+NETWORKS = sorted(set(ENCODERS.names()) | set(DECODERS.names()))
+LATENT_DIMS = (2, 5)  # 2 adds the manifold
+CASES = list(itertools.product(NETWORKS, LIKELIHOODS.names(), LATENT_DIMS))
+
+
+def covering_cases() -> list[tuple[str, str, int]]:
+    """Fewest cases in which every network kind, likelihood and latent size appears at least once.
+
+    Rendering PNGs costs about 3 s a run on a small CPU, whatever the model; the full product of
+    component kinds is covered by the (cheap) grid-builder test instead.
+    """
+    count = max(len(NETWORKS), len(LIKELIHOODS.names()), len(LATENT_DIMS))
+    likelihoods = LIKELIHOODS.names()
+    return [
+        (NETWORKS[i % len(NETWORKS)], likelihoods[i % len(likelihoods)], LATENT_DIMS[i % len(LATENT_DIMS)])
+        for i in range(count)
+    ]
+
+
+def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim: int = 5):
+    encoder = network if network in ENCODERS.names() else "mlp"
+    decoder = network if network in DECODERS.names() else "mlp"
+    spec = validate(
+        {
+            "name": "figures",
+            "model": {
+                "latent_dim": latent_dim,
+                "encoder": {"kind": encoder, **LAYERS.get(encoder, {})},
+                "decoder": {"kind": decoder, **LAYERS.get(decoder, {})},
+                "likelihood": {"kind": likelihood},
+            },
+        },
+        "test",
+    )
+    torch.manual_seed(0)
+    return build_model(spec.model, IMAGE)
+
+
+def fake_data(n: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.bernoulli(torch.full((n, *IMAGE), 0.3), generator=torch.Generator().manual_seed(0))
+    return images, torch.arange(n) % 10
+
+
+def fake_history(epochs: int = 3, val: bool = True) -> list[dict]:
+    rows = []
+    for epoch in range(1, epochs + 1):
+        loss = 200.0 / epoch
+        rows.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss,
+                "train_recon": 0.8 * loss,
+                "train_kl": 0.2 * loss,
+                "beta": min(1.0, epoch / 2),
+                "val_neg_elbo": loss - 5 if val else None,
+                "val_recon": 0.8 * loss - 4 if val else None,
+                "val_kl": 0.2 * loss - 1 if val else None,
+                "seconds": 1.0,
+            }
+        )
+    return rows
+
+
+def png_size(path: Path) -> tuple[int, int, str]:
+    """Width, height and mode of a PNG that decodes completely."""
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        image.load()  # decodes every pixel: a truncated file fails here
+        return image.width, image.height, image.mode
+
+
+def assert_sane_png(path: Path) -> None:
+    width, height, mode = png_size(path)
+    assert 300 <= width <= 2500 and 200 <= height <= 2500, (path.name, width, height)
+    assert mode in ("RGB", "RGBA")
+
+
+@pytest.mark.parametrize(("network", "likelihood", "latent_dim"), CASES)
+def test_grid_builders_work_for_every_component_kind(network, likelihood, latent_dim):
+    model = small_model(network, likelihood, latent_dim)
+    images, labels = fake_data()
+    grids = [
+        figures.reconstructions_grid(model, images, labels=labels),
+        figures.samples_grid(model, n=16),
+        figures.interpolation_grid(model, images, labels, rows=2, steps=4),
+        figures.traversal_grid(model, images[0], list(range(latent_dim)), dims=3),
+    ]
+    if latent_dim == 2:
+        grids.append(figures.manifold_grid(model, n=5))
+    for grid in grids:
+        assert grid.shape[0] == 3 and torch.isfinite(grid).all() and grid.min() >= 0 and grid.max() <= 1
+
+
+@pytest.mark.parametrize(("network", "likelihood", "latent_dim"), covering_cases())
+def test_write_run_figures_writes_every_applicable_figure(tmp_path, network, likelihood, latent_dim):
+    model = small_model(network, likelihood, latent_dim)
+    images, labels = fake_data()
+    kl = torch.rand(latent_dim, generator=torch.Generator().manual_seed(1)).tolist()
+    active = [value > 0.5 for value in kl]
+    out = tmp_path / "figures"
+    mu, _ = posterior_params(model, images, batch_size=25)
+    model.train()
+    paths = figures.write_run_figures(model, images, labels, fake_history(), kl, active, mu, out)
+    expected = {f"{kind}.png" for kind in figures.FIGURES if kind != "manifold" or latent_dim == 2}
+    assert {path.name for path in paths} == expected
+    assert {path.name for path in out.iterdir()} == expected  # no temporary files left behind
+    for path in paths:
+        assert_sane_png(path)
+    assert model.training  # the caller's training flag is given back
+
+
+def test_grid_shapes_and_values():
+    model = small_model(latent_dim=2)
+    images, labels = fake_data()
+    grids = {
+        "reconstructions": (figures.reconstructions_grid(model, images, n=10, labels=labels), (2, 10)),
+        "samples": (figures.samples_grid(model, n=64), (8, 8)),
+        "samples-partial-row": (figures.samples_grid(model, n=10), (2, 8)),
+        "interpolation": (figures.interpolation_grid(model, images, labels, rows=5, steps=10), (5, 10)),
+        "traversal": (figures.traversal_grid(model, images[0], [0.5, 2.0], dims=8), (2, 11)),
+        "manifold": (figures.manifold_grid(model, n=20), (20, 20)),
+    }
+    for name, (grid, (rows, columns)) in grids.items():
+        assert grid.shape == (3, rows * CELL + figures.PADDING, columns * CELL + figures.PADDING), name
+        assert grid.dtype == torch.float32 and grid.min() >= 0 and grid.max() <= 1, name
+
+
+def test_reconstructions_show_the_test_images_in_the_top_row():
+    model = small_model()
+    images, _ = fake_data(12)
+    grid = figures.reconstructions_grid(model, images, n=3)
+    for i in range(3):
+        x = figures.PADDING + i * CELL
+        assert torch.equal(grid[0, figures.PADDING : figures.PADDING + 28, x : x + 28], images[i, 0])
+
+
+def test_manifold_needs_a_two_dimensional_latent():
+    with pytest.raises(ValueError, match="latent_dim 2"):
+        figures.manifold_grid(small_model(latent_dim=5))
+
+
+def test_figures_are_deterministic():
+    model = small_model()
+    images, labels = fake_data()
+    assert torch.equal(figures.samples_grid(model, seed=3), figures.samples_grid(model, seed=3))
+    assert not torch.equal(figures.samples_grid(model, seed=3), figures.samples_grid(model, seed=4))
+    first = figures.interpolation_grid(model, images, labels)
+    assert torch.equal(first, figures.interpolation_grid(model, images, labels))
+
+
+def test_pick_examples_takes_the_first_image_of_each_class_then_the_rest():
+    labels = torch.tensor([3, 3, 1, 0, 1, 2, 0])
+    assert figures.pick_examples(labels, 4, 7) == [3, 2, 5, 0]
+    assert figures.pick_examples(labels, 6, 7) == [3, 2, 5, 0, 1, 4]
+    assert figures.pick_examples(None, 4, 7) == [0, 1, 2, 3]
+    assert figures.pick_examples(labels, 50, 7) == [3, 2, 5, 0, 1, 4, 6]
+
+
+def test_interpolation_pairs_join_different_classes():
+    labels = torch.tensor([5, 1, 1, 0, 5, 0, 2])
+    pairs = figures.interpolation_pairs(labels, rows=4)
+    assert all(labels[a] != labels[b] for a, b in pairs)
+    assert pairs[:2] == [(3, 1), (6, 0)]  # classes (0, 1), then (2, 5)
+    with pytest.raises(ValueError, match="two classes"):
+        figures.interpolation_pairs(torch.zeros(5, dtype=torch.long), rows=1)
+
+
+def test_traversal_rows_follow_kl_descending_with_ties_in_index_order():
+    assert figures.top_kl_dims([0.1, 5.0, 2.0, 5.0, 0.0], 3) == [1, 3, 2]
+    assert figures.top_kl_dims([1.0, 2.0], 8) == [1, 0]
+
+
+def test_traversal_row_varies_only_the_chosen_dimension():
+    model = small_model(latent_dim=3)
+    image = fake_data(1)[0][0]
+    values = torch.tensor([-1.0, 0.0, 1.0])
+    grid = figures.traversal_grid(model, image, [0.0, 3.0, 1.0], dims=1, values=values)
+    with torch.inference_mode():
+        mu = model.encode(image.unsqueeze(0))[0]
+        z = mu.repeat(3, 1)
+        z[:, 1] = values  # the dimension with the most KL
+        expected = model.likelihood.mean(model.decode(z))
+    for column in range(3):
+        x = figures.PADDING + column * CELL
+        cell = grid[0, figures.PADDING : figures.PADDING + 28, x : x + 28]
+        torch.testing.assert_close(cell, expected[column, 0])
+
+
+@pytest.mark.parametrize("dim", [1, 7])  # 2 is drawn by the latent-2 run above
+def test_latent_scatter_for_any_latent_size(tmp_path, dim):
+    mu = torch.randn(6000, dim, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "scatter.png"
+    figures.save_latent_scatter(mu, torch.arange(6000) % 10, path)
+    assert_sane_png(path)
+
+
+def test_curves_with_one_epoch_and_no_validation(tmp_path):
+    path = tmp_path / "curves.png"
+    figures.save_curves(fake_history(epochs=1, val=False), path)
+    assert_sane_png(path)
+
+
+def test_kl_per_dim_checks_the_mask_length(tmp_path):
+    with pytest.raises(ValueError, match="active-unit flags"):
+        figures.save_kl_per_dim([1.0, 2.0], tmp_path / "kl.png", active=[True])

@@ -1,0 +1,156 @@
+"""Sweeps: expansion of grid, variants and seeds; skip, resume and results; the exit-2 path."""
+
+import csv
+import json
+import math
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import tiny_spec
+from vaezoo import runner
+from vaezoo.cli import main
+from vaezoo.errors import SpecError
+from vaezoo.sweep import SweepSpec, expand, load_sweep, point_names
+from vaezoo.train import ProgressView
+
+BASE = {"name": "base", "model": {"latent_dim": 4}}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 3), min_size=0, max_size=3),
+    variants=st.integers(0, 3),
+    seeds=st.one_of(st.none(), st.lists(st.integers(0, 99), min_size=1, max_size=3, unique=True)),
+)
+def test_expansion_is_the_product_with_unique_safe_names(lengths, variants, seeds):
+    keys = ["model.latent_dim", "train.batch_size", "kl.beta"][: len(lengths)]
+    values = {"model.latent_dim": [2, 5, 9], "train.batch_size": [16, 32, 64], "kl.beta": [0.5, 1.0, 4.0]}
+    sweep = SweepSpec.model_validate(
+        {
+            "name": "s",
+            "base": BASE,
+            "grid": {k: values[k][:n] for k, n in zip(keys, lengths)},
+            "variants": [{"name": f"v{i}", "set": {"seed": i}} for i in range(variants)],
+            "seeds": seeds,
+        }
+    )
+    points = expand(sweep, BASE, [], "test")
+    assert len(points) == math.prod(lengths) * max(variants, 1) * len(seeds or [None])
+    names = [p.name for p in points]
+    assert len(set(names)) == len(names)
+    assert all(p.spec.name == p.name and "/" not in p.name and not p.name.startswith(".") for p in points)
+    for point in points:
+        for key, value in point.varied.items():
+            if key in values:
+                section, field = key.split(".")
+                assert getattr(getattr(point.spec, section), field) == value
+        if "seed" in point.varied:
+            assert point.spec.seed == point.varied["seed"]
+
+
+def test_names_use_short_keys_unless_ambiguous():
+    assert point_names([{"kl.beta": 0.5}, {"kl.beta": 2}]) == ["beta=0.5", "beta=2"]
+    both = point_names([{"model.encoder.kind": "mlp", "model.decoder.kind": "conv"}])
+    assert both == ["model.encoder.kind=mlp_model.decoder.kind=conv"]
+    assert point_names([{"variant": "fast", "seed": 1}]) == ["fast_seed=1"]
+    assert point_names([{"x.name": "a/b"}, {"x.name": "a b"}]) == ["000_name=a-b", "001_name=a-b"]
+
+
+def test_a_bad_point_fails_the_whole_sweep_naming_point_and_path(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "base": BASE, "grid": {"model.latent_dim": [2, 0]}}))
+    with pytest.raises(SpecError, match=r"point latent_dim=0: model.latent_dim: Input should be greater"):
+        load_sweep(path)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "runs")]) == 2
+    assert "point latent_dim=0" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"grid": {"kl.beta": []}}, "grid: Value error, grid key kl.beta has no values"), ({"gird": {}}, "gird: unknown key")],
+)
+def test_bad_sweep_keys(tmp_path, change, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "base": BASE} | change))
+    with pytest.raises(SpecError, match=message.replace("Value error, ", "")):
+        load_sweep(path)
+
+
+def sweep_file(tmp_path, root, **extra):
+    path = tmp_path / "sweep.yaml"
+    base = tiny_spec(root, train__epochs=2)
+    path.write_text(yaml.safe_dump({"name": "abl", "base": base, "grid": {"kl.beta": [0.5, 2.0]}, "seeds": [0, 1]} | extra))
+    return path
+
+
+def test_sweep_runs_writes_results_and_reruns_nothing(tmp_path, synthetic_root, monkeypatch, capsys):
+    path = sweep_file(tmp_path, synthetic_root)
+    out = tmp_path / "runs"
+    assert main(["sweep", str(path), "--out", str(out)]) == 0
+    sweep_dir = out / "abl"
+    names = {"beta=0.5_seed=0", "beta=0.5_seed=1", "beta=2.0_seed=0", "beta=2.0_seed=1"}
+    assert {p.name for p in sweep_dir.iterdir() if p.is_dir()} == names | {"figures"}
+    rows = list(csv.DictReader((sweep_dir / "results.csv").open()))
+    assert {r["run"] for r in rows} == names
+    for row in rows:
+        metrics = json.loads((sweep_dir / row["run"] / "metrics.json").read_text())
+        assert float(row["test_nll_iw"]) == pytest.approx(metrics["test_nll_iw"]) and row["kl.beta"] in ("0.5", "2.0")
+    table = (sweep_dir / "results.md").read_text()
+    assert "mean ± std over seeds" in table and table.count("\n| ") == 3  # header + 2 points
+    assert " ± " in table.splitlines()[-1]
+    for kind in ("reconstructions", "samples", "interpolation", "traversal"):
+        assert (sweep_dir / "figures" / f"{kind}_grid.png").stat().st_size > 1000
+    assert (sweep_dir / "figures" / "rate_distortion.png").exists() and (sweep_dir / "figures" / "curves_grid.png").exists()
+    assert "larger than" in (sweep_dir / "report.md").read_text() or "within" in (sweep_dir / "report.md").read_text()
+    capsys.readouterr()
+
+    before = {n: (sweep_dir / n / "metrics.json").read_bytes() for n in names}
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("a finished point was trained again"))
+    assert main(["sweep", str(path), "--out", str(out)]) == 0
+    assert "4 already finished, 0 to run" in capsys.readouterr().err
+    assert {n: (sweep_dir / n / "metrics.json").read_bytes() for n in names} == before
+
+
+class Killed(Exception):
+    pass
+
+
+def test_an_interrupted_point_resumes_and_finished_points_are_kept(tmp_path, synthetic_root, monkeypatch):
+    path = sweep_file(tmp_path, synthetic_root, seeds=None)
+    whole = runner.run_sweep(*load_sweep(path), tmp_path / "whole")
+
+    epochs_seen = []
+    original = ProgressView.epoch_done
+
+    def die_in_second_point(self, row):
+        original(self, row)
+        epochs_seen.append(row["epoch"])
+        if len(epochs_seen) == 3:  # point 1 done (2 epochs), point 2 after its first epoch
+            raise Killed
+
+    monkeypatch.setattr(ProgressView, "epoch_done", die_in_second_point)
+    with pytest.raises(Killed):
+        runner.run_sweep(*load_sweep(path), tmp_path / "killed")
+    killed = tmp_path / "killed" / "abl"
+    assert (killed / "beta=0.5" / "metrics.json").exists() and not (killed / "beta=2.0" / "metrics.json").exists()
+    assert (killed / "beta=2.0" / "checkpoint.pt").exists()
+    kept = (killed / "beta=0.5" / "metrics.json").read_bytes()
+    monkeypatch.setattr(ProgressView, "epoch_done", original)
+    resumed = runner.run_sweep(*load_sweep(path), tmp_path / "killed")
+    assert (killed / "beta=0.5" / "metrics.json").read_bytes() == kept
+    timing = {"train_seconds", "train_images_per_second", "iw_seconds"}
+    strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
+    assert strip(resumed) == strip(whole)
+
+
+def test_shipped_sweeps_expand_and_validate():
+    from pathlib import Path
+
+    files = sorted(Path(__file__).parents[1].joinpath("experiments").glob("ablation-*.yaml"))
+    assert len(files) == 5
+    counts = {f.stem: len(load_sweep(f)[1]) for f in files}
+    assert counts == {"ablation-annealing": 3, "ablation-architecture": 4, "ablation-beta": 5, "ablation-latent": 5, "ablation-likelihood": 3}
