@@ -60,7 +60,7 @@ def test_exact_posterior_gives_exact_log_likelihood_for_any_k(samples):
 
 def test_chunked_samples_still_exact(monkeypatch):
     model, x, exact = linear_gaussian()
-    monkeypatch.setattr(evaluate, "ELEMENTS_PER_CHUNK", 7 * x.shape[0] * 6)  # 7 samples a chunk
+    monkeypatch.setitem(evaluate.CHUNK_ELEMENTS, "cpu", 7 * 64 * 6)  # batches of 64 images, 7 samples a chunk
     estimate = evaluate.log_likelihood_iw(model, x, 50, torch.Generator().manual_seed(1))
     assert torch.allclose(estimate, exact, atol=1e-9)
     result = evaluate.importance_weighted_nll(model, x, 50, batch_size=64)

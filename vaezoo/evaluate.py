@@ -17,7 +17,13 @@ from vaezoo.model import LOG_2PI, VAE
 
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
-ELEMENTS_PER_CHUNK = 1 << 25  # decoder outputs held at once by the IS estimate (128 MiB of float32)
+# Decoder outputs held at once by the IS estimate: on the CPU, 8 MiB chunks stay in cache and ran
+# about twice as fast as 128 MiB ones (measured on 2 cores); a GPU wants large launches.
+CHUNK_ELEMENTS = {"cpu": 1 << 21, "cuda": 1 << 27}
+
+
+def chunk_elements(device: torch.device) -> int:
+    return CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS["cpu"])
 
 
 @dataclass(frozen=True)
@@ -68,13 +74,13 @@ def elbo_means(model: VAE, images: torch.Tensor, batch_size: int) -> ELBOMeans:
 def log_likelihood_iw(model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """L_K = log (1/K) sum_k p(x, z_k) / q(z_k|x) per image of the batch `x`, K = `samples`.
 
-    The K samples are drawn in chunks sized to ELEMENTS_PER_CHUNK and combined with a running
+    The K samples are drawn in chunks sized by CHUNK_ELEMENTS and combined with a running
     logsumexp, so K = 5000 fits in memory whatever the batch.
     """
     model.eval()
     posterior = model.encode(x)
     pixels = x[0].numel()
-    chunk = max(1, min(samples, ELEMENTS_PER_CHUNK // (x.shape[0] * pixels)))
+    chunk = max(1, min(samples, chunk_elements(x.device) // (x.shape[0] * pixels)))
     total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
     for start in range(0, samples, chunk):
         weights = model.log_weights(x, min(chunk, samples - start), generator, posterior)
@@ -85,7 +91,7 @@ def log_likelihood_iw(model: VAE, x: torch.Tensor, samples: int, generator: torc
 def importance_weighted_nll(model: VAE, images: torch.Tensor, samples: int, batch_size: int) -> ImportanceWeighted:
     """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error."""
     generator = _generator(images.device)
-    batch_size = max(1, min(batch_size, ELEMENTS_PER_CHUNK // images[0].numel()))
+    batch_size = max(1, min(batch_size, chunk_elements(images.device) // images[0].numel()))
     nll = torch.cat([-log_likelihood_iw(model, batch, samples, generator) for batch in images.split(batch_size)])
     stderr = nll.std().item() / math.sqrt(len(nll)) if len(nll) > 1 else math.nan
     return ImportanceWeighted(nll=nll.mean().item(), stderr=stderr, samples=samples)
