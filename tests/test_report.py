@@ -28,6 +28,7 @@ def test_run_writes_figures_and_report(trained):
         assert f"figures/{name}.png" in text
     assert f"{metrics['test_nll_iw']:.2f}" in text and f"K = {metrics['iw_samples']}" in text
     assert f"{metrics['active_units']} of 2" in text
+    assert "| of which reconstruction -log p(x\\|z) |" in text  # a pipe inside a cell is escaped
     assert "Jensen" in text  # docs/elbo.md is included
 
 
@@ -70,11 +71,12 @@ def test_observations_follow_the_numbers():
         "active_units": 2,
         "test_kl": 8.0,
         "mutual_information": 6.0,
+        "mutual_information_max": 9.21,
         "probe_accuracy": 0.8,
         "nll_kind": "not a likelihood: Bernoulli BCE on grey levels",
     }
     history = [{"val_neg_elbo": 101.0, "train_loss": 99.0, "beta": 1.0}, {"val_neg_elbo": 100.0, "train_loss": 98.0, "beta": 1.0}]
     text = "\n".join(report.observations(metrics, history))
     assert "4.50 nats looser" in text and "2 of 4 latent dimensions are active" in text
-    assert "z0 (5.00 nats), z2 (3.00 nats)" in text and "2 dimensions carry under 0.01 nats" in text
-    assert "2.00 nats, is the mismatch" in text and "still improving" in text and "not log-likelihoods" in text
+    assert "z1 (5.00 nats), z3 (3.00 nats)" in text and "2 dimensions carry under 0.01 nats" in text
+    assert "2.00 nats, is the mismatch" in text and "ceiling" not in text and "still improving" in text and "not log-likelihoods" in text

@@ -190,6 +190,7 @@ def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int,
         "active_mask": stats.active,
         "kl_per_dim": stats.kl_per_dim,
         "mutual_information": stats.mutual_information,
+        "mutual_information_max": math.log(len(mu)),
         "mutual_information_estimator": MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),
         "probe_accuracy": probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes),
     }

@@ -78,6 +78,7 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
             raise OutputError(f"run folder {run_dir} already exists; pass --resume to continue it, or choose --out")
         if saved.exists():
             _check_same_spec(spec, saved)
+        io.remove_stale_temporaries(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".vaezoo-write-test"
@@ -219,7 +220,7 @@ def load_run(run_dir: Path, device_name: str | None = None) -> tuple[ExperimentS
     device = resolve_device(device_name or spec.train.device)
     info = check_inputs(spec)
     model = build_model(spec.model, info.image_shape).to(device)
-    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    state = io.load_torch(checkpoint, device)
     model.load_state_dict(state["model"])
     return spec, model, datasets.load(spec.data, device), state["history"]
 

@@ -167,7 +167,7 @@ def save_checkpoint(path: Path, model: VAE, optimizer: torch.optim.Optimizer, st
 
 def load_checkpoint(path: Path, model: VAE, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> TrainState:
     """Restore a checkpoint written by save_checkpoint (loaded with weights_only=True: data, never code)."""
-    checkpoint = torch.load(path, map_location=generator.device, weights_only=True)
+    checkpoint = io.load_torch(path, generator.device)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
