@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from vaezoo.nn.layers import ACTIVATIONS, Activation, Kernel, Sizes, Stride, conv_padding, conv_sides, mlp
+from vaezoo.nn.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv_padding, conv_sides, mlp
 from vaezoo.registry import Registry
-from vaezoo.schema import StrictModel
 
 DECODERS: Registry[type[nn.Module]] = Registry("decoder")
 
-
-class MLPDecoderSpec(StrictModel):
-    kind: Literal["mlp"]
-    hidden: Sizes = [400]
-    activation: Activation = "relu"
 
 
 @DECODERS.register("mlp")
 class MLPDecoder(nn.Module):
     """Fully connected: hidden layers, then a linear layer to every pixel."""
 
-    Spec: ClassVar = MLPDecoderSpec
+    Spec: ClassVar = MLPSpec
 
     def __init__(
         self, *, image_shape: tuple[int, int, int], latent_dim: int, hidden: list[int], activation: Activation
@@ -38,13 +32,6 @@ class MLPDecoder(nn.Module):
         return self.net(z).unflatten(-1, self.image_shape)
 
 
-class ConvDecoderSpec(StrictModel):
-    kind: Literal["conv"]
-    channels: Sizes = [32, 64]
-    kernel: Kernel = 4
-    stride: Stride = 2
-    activation: Activation = "relu"
-
 
 @DECODERS.register("conv")
 class ConvDecoder(nn.Module):
@@ -55,7 +42,7 @@ class ConvDecoder(nn.Module):
     exactly and the output ends at the input size (28x28 for MNIST).
     """
 
-    Spec: ClassVar = ConvDecoderSpec
+    Spec: ClassVar = ConvSpec
 
     def __init__(
         self,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from vaezoo.nn.layers import ACTIVATIONS, Activation, Kernel, Sizes, Stride, conv_padding, conv_sides, mlp
+from vaezoo.nn.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv_padding, conv_sides, mlp
 from vaezoo.registry import Registry
-from vaezoo.schema import StrictModel
 
 
 class Encoder(nn.Module):
@@ -28,17 +27,12 @@ class Encoder(nn.Module):
 ENCODERS: Registry[type[Encoder]] = Registry("encoder")
 
 
-class MLPEncoderSpec(StrictModel):
-    kind: Literal["mlp"]
-    hidden: Sizes = [400]
-    activation: Activation = "relu"
-
 
 @ENCODERS.register("mlp")
 class MLPEncoder(Encoder):
     """Fully connected: flatten, hidden layers, then a linear head to (mu, logvar)."""
 
-    Spec: ClassVar = MLPEncoderSpec
+    Spec: ClassVar = MLPSpec
 
     def __init__(
         self, *, image_shape: tuple[int, int, int], latent_dim: int, hidden: list[int], activation: Activation
@@ -48,19 +42,12 @@ class MLPEncoder(Encoder):
         super().__init__(features, hidden[-1], latent_dim)
 
 
-class ConvEncoderSpec(StrictModel):
-    kind: Literal["conv"]
-    channels: Sizes = [32, 64]
-    kernel: Kernel = 4
-    stride: Stride = 2
-    activation: Activation = "relu"
-
 
 @ENCODERS.register("conv")
 class ConvEncoder(Encoder):
     """Strided convolutions (each followed by the activation), flattened into a linear head."""
 
-    Spec: ClassVar = ConvEncoderSpec
+    Spec: ClassVar = ConvSpec
 
     def __init__(
         self,

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 from torch import nn
 
+from vaezoo.schema import StrictModel
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "elu": nn.ELU,
@@ -21,6 +23,24 @@ LayerSize = Annotated[int, Field(ge=1, le=65536)]
 Sizes = Annotated[list[LayerSize], Field(min_length=1, max_length=16)]
 Kernel = Annotated[int, Field(ge=1, le=15)]
 Stride = Annotated[int, Field(ge=1, le=4)]
+
+
+class MLPSpec(StrictModel):
+    """Fully connected layers; an encoder reads `hidden` forwards, a decoder as given (list it mirrored)."""
+
+    kind: Literal["mlp"]
+    hidden: Sizes = [400]
+    activation: Activation = "relu"
+
+
+class ConvSpec(StrictModel):
+    """Strided convolutions through `channels`; the decoder runs the same list in reverse (a mirror)."""
+
+    kind: Literal["conv"]
+    channels: Sizes = [32, 64]
+    kernel: Kernel = 4
+    stride: Stride = 2
+    activation: Activation = "relu"
 
 
 def mlp(sizes: list[int], activation: str) -> nn.Sequential:
