@@ -45,7 +45,7 @@ def header(title: str, device: torch.device) -> list[str]:
         f"- device: {device_name(device)}",
         f"- versions: torch {torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- command: `python {shlex.join(sys.argv)}`",
+        f"- command: `python -m benchmarks.{Path(sys.argv[0]).stem} {shlex.join(sys.argv[1:])}`",
         "",
     ]
 

@@ -8,7 +8,7 @@ same machine state; each epoch's training-step time is measured alone (no valida
 median over epochs is reported with the ratio. After equal epochs both models are scored with
 the same evaluator on the same fixed binary test set.
 
-    VAEZOO_DATA=../shared/data python benchmarks/train_speed.py --epochs 5
+    VAEZOO_DATA=../shared/data python -m benchmarks.train_speed --epochs 5
 """
 
 from __future__ import annotations

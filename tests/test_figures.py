@@ -126,7 +126,9 @@ def test_write_run_figures_writes_every_applicable_figure(tmp_path, network, lik
     paths = figures.write_run_figures(model, images, labels, fake_history(), kl, active, mu, out)
     expected = {f"{kind}.png" for kind in figures.FIGURES if kind != "manifold" or latent_dim == 2}
     assert {path.name for path in paths} == expected
-    assert {path.name for path in out.iterdir()} == expected  # no temporary files left behind
+    assert {path.name for path in out.iterdir() if path.is_file()} == expected  # no temporary files left behind
+    strips = {path.stem: Image.open(path).size for path in (out / "strips").iterdir()}
+    assert set(strips) == set(figures.COMPARISON_KINDS) and len(set(strips.values())) == 1  # all one size
     for path in paths:
         assert_sane_png(path)
     assert model.training  # the caller's training flag is given back

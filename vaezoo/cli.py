@@ -55,7 +55,8 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         raise VaezooError("--jobs must be at least 1")
     sweep, points = load_sweep(Path(args.sweep), args.set)
     run_sweep(sweep, points, Path(args.out), jobs=args.jobs, console=Console(stderr=True))
-    Console().print(load_results_table(Path(args.out) / sweep.name))
+    # a log file or a pipe gets the whole table rather than 80 columns of truncated cells
+    Console(width=None if sys.stdout.isatty() else 200).print(load_results_table(Path(args.out) / sweep.name))
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:

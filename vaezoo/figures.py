@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
-from torchvision.utils import make_grid
+from torchvision.utils import make_grid, save_image
 
 from vaezoo import io
 from vaezoo.model import VAE
@@ -160,12 +160,12 @@ def reconstructions_grid(
     return _grid(torch.cat([chosen.to(recon.device), recon]), per_row=chosen.shape[0])
 
 
-def samples_grid(model: VAE, n: int = 64, seed: int = SAMPLES_SEED) -> torch.Tensor:
+def samples_grid(model: VAE, n: int = 64, seed: int = SAMPLES_SEED, per_row: int = 8) -> torch.Tensor:
     """Mean images of n prior draws z ~ N(0, I), 8 to a row."""
     # drawn on the CPU so that every device shows the same samples for the same seed
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
     with _evaluating(model):
-        return _grid(_decode_mean(model, z), per_row=8)
+        return _grid(_decode_mean(model, z), per_row=per_row)
 
 
 def interpolation_grid(
@@ -526,7 +526,29 @@ def write_run_figures(
     for kind in applicable_figures(model.latent_dim):
         paths.append(out_dir / f"{kind}.png")
         writers[kind](paths[-1])
+    write_strips(model, test_images, test_labels, kl_per_dim, out_dir / "strips")
     return paths
+
+
+def comparison_strips(
+    model: VAE, test_images: torch.Tensor, test_labels: torch.Tensor, kl_per_dim: Sequence[float]
+) -> dict[str, torch.Tensor]:
+    """Two-row, ten-column versions of the image figures, all the same size, for sweep comparisons."""
+    return {
+        "reconstructions": reconstructions_grid(model, test_images, n=10, labels=test_labels),
+        "samples": samples_grid(model, n=20, per_row=10),
+        "interpolation": interpolation_grid(model, test_images, test_labels, rows=2, steps=10),
+        "traversal": traversal_grid(model, test_images[0], kl_per_dim, dims=2, values=torch.linspace(-3, 3, 10)),
+    }
+
+
+def write_strips(
+    model: VAE, test_images: torch.Tensor, test_labels: torch.Tensor, kl_per_dim: Sequence[float], out_dir: Path
+) -> None:
+    """Each comparison strip as a bare PNG (no axes), read back by a sweep's comparison grids."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for kind, grid in comparison_strips(model, test_images, test_labels, kl_per_dim).items():
+        io.atomic_write(out_dir / f"{kind}.png", lambda handle, grid=grid: save_image(grid, handle, format="png"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -535,21 +557,31 @@ def write_run_figures(
 COMPARISON_KINDS: tuple[str, ...] = ("reconstructions", "samples", "interpolation", "traversal")
 
 
+STRIP_CAPTIONS = {
+    "reconstructions": "top: test digits 0-9; bottom: their reconstructions",
+    "samples": "20 decoded draws from the prior (the same z for every run of the same latent size)",
+    "interpolation": "two latent paths between test digits (0 to 1, 2 to 3)",
+    "traversal": "the two dimensions with the most KL, each from -3 to 3",
+}
+
+
 def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path) -> None:
-    """One labelled row per run: each run's own figures/<kind>.png, stacked on a shared width."""
-    found = [(name, run / "figures" / f"{kind}.png") for name, run in runs]
+    """One labelled row per run: each run's figures/strips/<kind>.png, on a shared scale."""
+    found = [(name, run / "figures" / "strips" / f"{kind}.png") for name, run in runs]
     found = [(name, png) for name, png in found if png.exists()]
-    fig = Figure(figsize=(10, 0.4 + 2.2 * max(1, len(found))), layout="constrained")
+    strips = [matplotlib.image.imread(png) for _, png in found]
+    aspect = max((s.shape[0] / s.shape[1] for s in strips), default=0.2)
+    fig = Figure(figsize=(10, 0.9 + 10 * aspect * max(1, len(found))), layout="constrained")
     axes = fig.subplots(max(1, len(found)), 1, squeeze=False)[:, 0]
-    for ax, (name, png) in zip(axes, found):
-        ax.imshow(matplotlib.image.imread(png))
+    for ax, (name, _), strip in zip(axes, found, strips):
+        ax.imshow(strip, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     if not found:
-        axes[0].text(0.5, 0.5, f"no run has a {kind} figure", ha="center", va="center")
+        axes[0].text(0.5, 0.5, f"no run has a {kind} strip", ha="center", va="center")
         axes[0].set_axis_off()
-    _titled(fig, f"{kind.replace('_', ' ').capitalize()}, one row per run")
+    _titled(fig, f"{kind.capitalize()}, one row per run", STRIP_CAPTIONS.get(kind))
     _save(fig, path)
 
 

@@ -280,7 +280,7 @@ def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -
             value = entry.get(metric)
             std = entry.get(f"{metric}_std")
             digits = 3 if metric == "probe_accuracy" else (0 if metric == "train_seconds" else 2)
-            text = fmt(float(value), digits) if value is not None else "—"
+            text = fmt(value if isinstance(value, int) else float(value), digits) if value is not None else "—"
             if std and entry.get("n", 1) > 1:
                 text += f" ± {fmt(std, digits)}"
             cells.append(text)
@@ -288,20 +288,67 @@ def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -
     return "\n".join(lines)
 
 
+BETTER = {
+    "test_nll_iw": "lower",
+    "test_neg_elbo": "lower",
+    "elbo_is_gap": "lower",
+    "active_units": "higher",
+    "mutual_information": "higher",
+    "probe_accuracy": "higher",
+}
+TRENDS = ("test_recon_nll", "test_kl", "test_nll_iw", "active_units")
+
+
 def sweep_observations(entries: list[dict[str, Any]], keys: list[str], headline: str) -> list[str]:
-    """Which setting wins on each metric, by how much, and whether the seed spread makes it real."""
+    """Which setting wins on each metric, by how much, and whether the seed spread makes it real;
+    with one numeric key varied, how the rate and distortion move along it."""
     if len(entries) < 2:
         return ["Only one point: nothing to compare."]
+    labels = dict(SCALARS)
     notes = []
-    for metric, label in SCALARS[:-1]:
+    for metric in sorted(BETTER, key=lambda m: m != headline):
         present = [e for e in entries if isinstance(e.get(metric), (int, float))]
         if len(present) < 2:
             continue
-        ranked = sorted(present, key=lambda e: e[metric], reverse=metric in HIGHER_IS_BETTER)
+        ranked = sorted(present, key=lambda e: e[metric], reverse=BETTER[metric] == "higher")
         best, second = ranked[0], ranked[1]
         gap = abs(best[metric] - second[metric])
-        note = f"**{label}**: best {_label(best, keys)} ({best[metric]:.3g}), ahead of {_label(second, keys)} by {gap:.3g}"
+        if gap == 0:
+            notes.append(f"**{labels[metric]}** ({BETTER[metric]} is better): {_label(best, keys)} and {_label(second, keys)} tie at {best[metric]:.4g}.")
+            continue
+        note = f"**{labels[metric]}** ({BETTER[metric]} is better): {_label(best, keys)} wins with {best[metric]:.4g}, ahead of {_label(second, keys)} by {gap:.3g}"
         notes.append(note + _significance(best, second, metric, gap) + ".")
+    notes += _trend_notes(entries, keys, labels)
+    if all(e.get("n", 1) < 2 for e in entries):
+        notes.append("One seed per point: these differences carry no seed-to-seed error bars (add `seeds:` to the sweep to get them).")
+    return notes
+
+
+def _trend_notes(entries: list[dict[str, Any]], keys: list[str], labels: dict[str, str]) -> list[str]:
+    """Along a single numeric varied key: each metric's values from its smallest to its largest setting."""
+    varied = [k for k in keys if k != "seed"]
+    if len(varied) != 1 or not all(isinstance(e.get(varied[0]), (int, float)) for e in entries):
+        return []
+    key = varied[0]
+    ordered = sorted(entries, key=lambda e: e[key])
+    notes = []
+    for metric in TRENDS:
+        values = [e.get(metric) for e in ordered]
+        if any(not isinstance(v, (int, float)) for v in values):
+            continue
+        steps = [b - a for a, b in zip(values, values[1:])]
+        shape = (
+            "rises steadily" if all(d > 0 for d in steps)
+            else "falls steadily" if all(d < 0 for d in steps)
+            else "never falls" if all(d >= 0 for d in steps)
+            else "never rises" if all(d <= 0 for d in steps)
+            else "is not monotonic"
+        )
+        notes.append(
+            f"As {key} goes from {ordered[0][key]} to {ordered[-1][key]}, {labels[metric]} {shape}: "
+            + ", ".join(f"{v:.4g}" for v in values)
+            + "."
+        )
     return notes
 
 
@@ -312,7 +359,7 @@ def _label(entry: dict[str, Any], keys: list[str]) -> str:
 def _significance(best: dict[str, Any], second: dict[str, Any], metric: str, gap: float) -> str:
     n1, n2 = best.get("n", 1), second.get("n", 1)
     if n1 < 2 or n2 < 2:
-        return " (one seed each: no estimate of the seed-to-seed spread)"
+        return ""
     se = (best[f"{metric}_std"] ** 2 / n1 + second[f"{metric}_std"] ** 2 / n2) ** 0.5
     verdict = "larger than" if gap > 2 * se else "within"
     return f"; the difference is {verdict} twice its standard error across seeds ({2 * se:.3g})"
