@@ -329,7 +329,8 @@ class SweepBoard:
     def finished(self, point: Point, metrics: dict[str, Any]) -> None:
         self.done += 1
         self._print(
-            f"  [{self.done}/{self.total}] {point.name}: test NLL (IS, K = {metrics['iw_samples']}) "
+            f"  [{self.done}/{self.total} done, {self.total - self.done} left] {point.name}: "
+            f"test NLL (IS, K = {metrics['iw_samples']}) "
             f"{metrics['test_nll_iw']:.2f}, -ELBO {metrics['test_neg_elbo']:.2f} nats/image "
             f"({metrics['train_seconds']:.0f} s training)"
         )
