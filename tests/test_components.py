@@ -9,14 +9,18 @@ import torch
 from vaezoo.kl import KL_WEIGHTINGS
 from vaezoo.likelihoods import LIKELIHOODS
 from vaezoo.nn import DECODERS, ENCODERS
+from vaezoo.objectives import OBJECTIVES
 from vaezoo.runner import build_kl_weighting, build_model
-from vaezoo.spec import DecoderSpec, EncoderSpec, ExperimentSpec, KLSpec, LikelihoodSpec
+from vaezoo.schema import build
+from vaezoo.spec import DecoderSpec, EncoderSpec, ExperimentSpec, KLSpec, LikelihoodSpec, ObjectiveSpec
 
 IMAGE = (1, 28, 28)
-COMBINATIONS = list(itertools.product(ENCODERS.names(), DECODERS.names(), LIKELIHOODS.names(), KL_WEIGHTINGS.names()))
+COMBINATIONS = list(
+    itertools.product(ENCODERS.names(), DECODERS.names(), LIKELIHOODS.names(), KL_WEIGHTINGS.names(), OBJECTIVES.names())
+)
 
 
-def small_spec(encoder: str, decoder: str, likelihood: str, kl: str, **likelihood_fields) -> ExperimentSpec:
+def small_spec(encoder: str, decoder: str, likelihood: str, kl: str, objective: str = "elbo", **likelihood_fields) -> ExperimentSpec:
     layers = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8]}}
     return ExperimentSpec.model_validate(
         {
@@ -28,18 +32,19 @@ def small_spec(encoder: str, decoder: str, likelihood: str, kl: str, **likelihoo
                 "likelihood": {"kind": likelihood, **likelihood_fields},
             },
             "kl": {"kind": kl},
+            "objective": {"kind": objective},
         }
     )
 
 
-@pytest.mark.parametrize(("encoder", "decoder", "likelihood", "kl"), COMBINATIONS)
-def test_every_combination_gives_a_finite_loss_and_gradients(encoder, decoder, likelihood, kl):
+@pytest.mark.parametrize(("encoder", "decoder", "likelihood", "kl", "objective"), COMBINATIONS)
+def test_every_combination_gives_a_finite_loss_and_gradients(encoder, decoder, likelihood, kl, objective):
     torch.manual_seed(0)
-    spec = small_spec(encoder, decoder, likelihood, kl)
+    spec = small_spec(encoder, decoder, likelihood, kl, objective)
     model = build_model(spec.model, IMAGE)
     x = torch.bernoulli(torch.full((5, *IMAGE), 0.3))
     beta = build_kl_weighting(spec).beta(step=7, total_steps=20)
-    terms = model.elbo(x, beta=beta)
+    terms = build(OBJECTIVES, spec.objective).terms(model, x, beta)
     assert terms.recon_nll.shape == terms.kl.shape == (5,)
     assert torch.isfinite(terms.loss).all() and (terms.kl >= 0).all()
     terms.loss.mean().backward()
@@ -77,7 +82,13 @@ def union_tags(union) -> list[str]:
 
 @pytest.mark.parametrize(
     ("union", "registry"),
-    [(EncoderSpec, ENCODERS), (DecoderSpec, DECODERS), (LikelihoodSpec, LIKELIHOODS), (KLSpec, KL_WEIGHTINGS)],
+    [
+        (EncoderSpec, ENCODERS),
+        (DecoderSpec, DECODERS),
+        (LikelihoodSpec, LIKELIHOODS),
+        (KLSpec, KL_WEIGHTINGS),
+        (ObjectiveSpec, OBJECTIVES),
+    ],
 )
 def test_union_tags_equal_registry_names(union, registry):
     assert union_tags(union) == registry.names()

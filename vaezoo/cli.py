@@ -95,6 +95,7 @@ def _cmd_list(args: argparse.Namespace) -> None:
     from vaezoo.kl import KL_WEIGHTINGS
     from vaezoo.likelihoods import LIKELIHOODS
     from vaezoo.nn import DECODERS, ENCODERS
+    from vaezoo.objectives import OBJECTIVES
 
     table = Table(title="vaezoo components (the `kind` in a spec)")
     for column in ("slot", "kind", "spec fields", "what it is"):
@@ -104,6 +105,7 @@ def _cmd_list(args: argparse.Namespace) -> None:
         ("model.decoder", DECODERS),
         ("model.likelihood", LIKELIHOODS),
         ("kl", KL_WEIGHTINGS),
+        ("objective", OBJECTIVES),
     ):
         for name, component in registry.items():
             table.add_row(slot, name, _spec_fields(component.Spec), _summary(component))

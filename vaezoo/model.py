@@ -25,11 +25,13 @@ class ELBOTerms:
     recon_nll: torch.Tensor
     kl: torch.Tensor
     beta: float
+    #: The objective's own per-image loss where it is not -log p(x|z) + beta * KL (IWAE's -L_K).
+    bound_loss: torch.Tensor | None = None
 
     @property
     def loss(self) -> torch.Tensor:
-        """The training objective per image: -log p(x|z) + beta * KL."""
-        return self.recon_nll + self.beta * self.kl
+        """The training objective per image: -log p(x|z) + beta * KL, unless the objective set its own."""
+        return self.bound_loss if self.bound_loss is not None else self.recon_nll + self.beta * self.kl
 
     @property
     def neg_elbo(self) -> torch.Tensor:
@@ -82,12 +84,23 @@ class VAE(nn.Module):
         Their logsumexp over k minus log(samples) is the importance-weighted bound L_K <= log p(x).
         Pass `posterior` = encode(x) to reuse it across chunks of samples.
         """
+        log_px_z, log_prior_ratio = self.weight_terms(x, samples, generator, posterior)
+        return log_px_z + log_prior_ratio
+
+    def weight_terms(
+        self,
+        x: torch.Tensor,
+        samples: int,
+        generator: torch.Generator | None = None,
+        posterior: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(x|z_k), log p(z_k) - log q(z_k|x)) for `samples` draws z_k ~ q(z|x), each (samples, B)."""
         mu, logvar = posterior if posterior is not None else self.encode(x)
         z = self.reparameterize(mu.expand(samples, *mu.shape), logvar.expand(samples, *logvar.shape), generator)
         log_px_z = self.likelihood.log_prob(x, self.decode(z))
         log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
         log_qz = -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
-        return log_px_z + log_pz - log_qz
+        return log_px_z, log_pz - log_qz
 
     @torch.inference_mode()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -22,6 +22,7 @@ from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
 from vaezoo.likelihoods import LIKELIHOODS
 from vaezoo.model import VAE
 from vaezoo.nn import DECODERS, ENCODERS
+from vaezoo.objectives import OBJECTIVES
 from vaezoo.report import write_run_report, write_sweep_report
 from vaezoo.schema import build
 from vaezoo.sweep import Point, SweepSpec
@@ -132,7 +133,8 @@ def run(spec: ExperimentSpec, out: Path, resume: bool = False, console: Console 
         seed=spec.seed,
         eval_batch_size=spec.eval.batch_size,
     )
-    state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console)
+    objective = build(OBJECTIVES, spec.objective)
+    state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective)
     metrics = evaluate_run(spec, model, data) | training_summary(model, data, state.history, device)
     render(run_dir, spec, model, data, state.history, metrics)
     io.write_json(metrics_path, metrics)  # last: its presence marks the run finished

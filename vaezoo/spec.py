@@ -15,6 +15,7 @@ from vaezoo.errors import SpecError
 from vaezoo.kl import KL_WEIGHTINGS
 from vaezoo.likelihoods import LIKELIHOODS
 from vaezoo.nn import DECODERS, ENCODERS
+from vaezoo.objectives import OBJECTIVES
 from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
 
@@ -29,7 +30,10 @@ EncoderSpec = tagged_union(ENCODERS)
 DecoderSpec = tagged_union(DECODERS)
 LikelihoodSpec = tagged_union(LIKELIHOODS)
 KLSpec = tagged_union(KL_WEIGHTINGS)
-COMPONENT_KINDS = {name for registry in (ENCODERS, DECODERS, LIKELIHOODS, KL_WEIGHTINGS) for name in registry.names()}
+ObjectiveSpec = tagged_union(OBJECTIVES)
+COMPONENT_KINDS = {
+    name for registry in (ENCODERS, DECODERS, LIKELIHOODS, KL_WEIGHTINGS, OBJECTIVES) for name in registry.names()
+}
 
 
 def _default_kinds(data: Any, defaults: dict[str, str]) -> Any:
@@ -73,13 +77,14 @@ class ExperimentSpec(StrictModel):
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     kl: KLSpec = Field(default_factory=lambda: KL_WEIGHTINGS.get("constant").Spec(kind="constant"))
+    objective: ObjectiveSpec = Field(default_factory=lambda: OBJECTIVES.get("elbo").Spec(kind="elbo"))
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
 
     @model_validator(mode="before")
     @classmethod
     def _kinds(cls, data: Any) -> Any:
-        return _default_kinds(data, {"kl": "constant"})
+        return _default_kinds(data, {"kl": "constant", "objective": "elbo"})
 
     def to_yaml(self) -> str:
         """The resolved spec (every default filled in) as YAML that loads back to an equal spec."""

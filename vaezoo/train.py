@@ -18,6 +18,7 @@ from vaezoo.errors import VaezooError
 from vaezoo.evaluate import elbo_means
 from vaezoo.kl import KLWeighting
 from vaezoo.model import VAE, ELBOTerms
+from vaezoo.objectives import ELBO, Objective
 
 POLL_EVERY = 25  # steps between (non-blocking) reads of the running losses
 
@@ -185,6 +186,7 @@ def fit(
     run_dir: Path,
     resume: bool,
     console: Console | None = None,
+    objective: Objective | None = None,
 ) -> TrainState:
     """Train to config.epochs, checkpointing after every epoch; with `resume`, continue from the checkpoint.
 
@@ -197,9 +199,10 @@ def fit(
     state = load_checkpoint(checkpoint, model, optimizer, generator) if resume and checkpoint.exists() else TrainState()
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
+    step = _Step(model, objective or ELBO(), kl_weighting, optimizer, total_steps)
     with ProgressView(console, total_steps, state.step) as view:
         for epoch in range(state.epoch, config.epochs):
-            row = _train_epoch(model, data, kl_weighting, optimizer, generator, config, state, epoch, total_steps, view)
+            row = _train_epoch(step, data, generator, config, state, epoch, view)
             row |= _validate(model, data, config)
             state.history.append(row)
             state.epoch = epoch + 1
@@ -209,30 +212,43 @@ def fit(
     return state
 
 
+@dataclass
+class _Step:
+    """Everything one optimizer step needs besides the batch."""
+
+    model: VAE
+    objective: Objective
+    kl_weighting: KLWeighting
+    optimizer: torch.optim.Optimizer
+    total_steps: int
+
+    def __call__(self, x: torch.Tensor, step: int) -> ELBOTerms:
+        terms = self.objective.terms(self.model, x, self.kl_weighting.beta(step, self.total_steps))
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.mean().backward()
+        self.optimizer.step()
+        return terms
+
+
 def _train_epoch(
-    model: VAE,
+    step: _Step,
     data: DeviceData,
-    kl_weighting: KLWeighting,
-    optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
     config: TrainConfig,
     state: TrainState,
     epoch: int,
-    total_steps: int,
     view: ProgressView,
 ) -> dict[str, Any]:
     """One pass over a fresh permutation of the training set; returns the epoch's history row."""
+    model = step.model
     model.train()
     running = RunningLoss(data.train_images.device)
     start = time.perf_counter()
     permutation = torch.randperm(data.n_train, generator=generator, device=generator.device)
     beta = 0.0
     for index in permutation.split(config.batch_size):
-        beta = kl_weighting.beta(state.step, total_steps)
-        terms = model.elbo(data.train_batch(index, generator), beta=beta)
-        optimizer.zero_grad(set_to_none=True)
-        terms.loss.mean().backward()
-        optimizer.step()
+        terms = step(data.train_batch(index, generator), state.step)
+        beta = terms.beta
         running.add(terms, state.step)
         state.step += 1
         if state.step % POLL_EVERY == 0:

@@ -158,3 +158,24 @@ def test_elbo_below_iwae_bounds_below_exact_log_likelihood():
     gap = per_image[100] - exact
     assert gap.mean().item() < 3 * gap.std().item() / math.sqrt(len(x))
     assert bounds[1] < exact.mean().item() and bounds[10] < exact.mean().item()
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 64))
+def test_iwae_objective_is_exact_with_the_exact_posterior(samples):
+    from vaezoo.objectives import IWAE
+
+    model, x, exact = linear_gaussian()
+    torch.manual_seed(samples)
+    assert torch.allclose(IWAE(samples=samples).terms(model, x, beta=1.0).loss, -exact, atol=1e-9)
+
+
+def test_iwae_objective_sits_between_the_elbo_and_the_exact_nll():
+    from vaezoo.objectives import ELBO, IWAE
+
+    model, x, exact = linear_gaussian(shift=0.6, inflate=3.0)
+    torch.manual_seed(0)
+    iwae = IWAE(samples=50).terms(model, x, beta=1.0).loss
+    elbo = ELBO().terms(model, x, beta=1.0).loss
+    se = (iwae + exact).std().item() / math.sqrt(len(x))
+    assert -exact.mean().item() - 3 * se < iwae.mean().item() < elbo.mean().item()
