@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from vaezoo.errors import SpecError
 from vaezoo.spec import ExperimentSpec, apply_overrides, load_spec, parse_yaml, read_mapping, validate
@@ -103,7 +104,7 @@ def test_exponent_floats_without_a_dot_are_numbers():
 
 def test_spec_is_frozen():
     spec = ExperimentSpec.model_validate({"name": "x"})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         spec.seed = 3  # type: ignore[misc]
 
 

@@ -3,7 +3,6 @@ Monte Carlo, or a model whose log p(x) is exact)."""
 
 import math
 
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
