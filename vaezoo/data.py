@@ -168,8 +168,12 @@ def check_files(spec: DataSpec) -> DatasetInfo:
 
 
 def load(spec: DataSpec, device: torch.device) -> DeviceData:
-    """Read the dataset through torchvision, split off validation, binarize and move to `device`."""
-    info = check_files(spec)
+    """Verify the dataset's files, then read them onto `device` (see read)."""
+    return read(check_files(spec), spec, device)
+
+
+def read(info: DatasetInfo, spec: DataSpec, device: torch.device) -> DeviceData:
+    """Read already verified files through torchvision, split off validation, binarize, move to `device`."""
     root = str(spec.resolved_root())
     train = info.torchvision_class(root=root, train=True, download=False)
     test = info.torchvision_class(root=root, train=False, download=False)

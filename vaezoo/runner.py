@@ -29,9 +29,6 @@ from vaezoo.sweep import Point, SweepSpec
 from vaezoo.spec import ExperimentSpec, ModelSpec, parse_yaml, validate
 from vaezoo.train import TrainConfig, fit
 
-FILES = ("spec.yaml", "checkpoint.pt", "history.jsonl", "metrics.json")
-
-
 def resolve_device(name: str) -> torch.device:
     """`auto` is CUDA when present, else the CPU; asking for CUDA without it is an error."""
     if name == "auto":
@@ -125,7 +122,7 @@ def run(spec: ExperimentSpec, out: Path, resume: bool = False, console: Console 
     device = resolve_device(spec.train.device)
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, info.image_shape).to(device)
-    data = datasets.load(spec.data, device)
+    data = datasets.read(info, spec.data, device)  # check_inputs verified the files
     config = TrainConfig(
         epochs=spec.train.epochs,
         batch_size=spec.train.batch_size,
@@ -224,7 +221,7 @@ def load_run(run_dir: Path, device_name: str | None = None) -> tuple[ExperimentS
     model = build_model(spec.model, info.image_shape).to(device)
     state = io.load_torch(checkpoint, device)
     model.load_state_dict(state["model"])
-    return spec, model, datasets.load(spec.data, device), state["history"]
+    return spec, model, datasets.read(info, spec.data, device), state["history"]
 
 
 def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -> dict[str, Any]:
