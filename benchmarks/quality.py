@@ -27,6 +27,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 PUBLISHED = {
     "paper-vae": (86.76, "Burda et al. 2015, VAE, 1 stochastic layer, k = 1", 86.5),
     "paper-iwae": (84.78, "Burda et al. 2015, IWAE, 1 stochastic layer, k = 50", 84.5),
+    "paper-conv": (81.08, "Kingma et al. 2016, ResNet VAE, 1 latent layer", 80.5),
 }
 
 

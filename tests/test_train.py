@@ -1,5 +1,6 @@
 """Training on the synthetic dataset: run folder contents, exact resume, and a diverging loss."""
 
+import dataclasses
 import json
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 from tests.conftest import tiny_spec
 from vaezoo import runner
-from vaezoo.model import VAE
+from vaezoo.objectives import ELBO
 from vaezoo.spec import validate
 from vaezoo.train import ProgressView, TrainingDiverged
 
@@ -82,17 +83,16 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path, synthetic_root, monkey
 def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, synthetic_root, monkeypatch):
     spec = spec_for(synthetic_root, train__epochs=3)
     calls = {"n": 0}
-    original = VAE.elbo
+    original = ELBO.terms
 
-    def poisoned(self, x, beta=1.0, generator=None):
-        terms = original(self, x, beta, generator)
-        if self.training:
-            calls["n"] += 1
-            if calls["n"] == 9:  # epoch 2 (7 steps per epoch), its 2nd step
-                return type(terms)(recon_nll=terms.recon_nll * float("nan"), kl=terms.kl, beta=beta)
+    def poisoned(self, model, x, beta, weighting):
+        terms = original(self, model, x, beta, weighting)
+        calls["n"] += 1
+        if calls["n"] == 9:  # epoch 2 (7 steps per epoch), its 2nd step
+            return dataclasses.replace(terms, loss=terms.loss * float("nan"))
         return terms
 
-    monkeypatch.setattr(VAE, "elbo", poisoned)
+    monkeypatch.setattr(ELBO, "terms", poisoned)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 9"):
         runner.run(spec, tmp_path)
     checkpoint = torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=True)

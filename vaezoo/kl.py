@@ -23,11 +23,22 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 class KLWeighting(Protocol):
-    """The weight beta_t of the KL term at a training step."""
+    """How the KL term enters the training loss: its weight beta_t, and the penalty it makes."""
 
     def beta(self, step: int, total_steps: int) -> float:
         """beta at 0-based `step` of a run of `total_steps` optimizer steps; always in [0, max beta]."""
         ...
+
+    def penalty(self, kl_per_dim: torch.Tensor, beta: float) -> torch.Tensor:
+        """The KL part of each image's loss, from the per-dimension KL of a batch (B, D): shape (B,)."""
+        ...
+
+
+class Weighted:
+    """The usual penalty: beta times the KL summed over dimensions, image by image."""
+
+    def penalty(self, kl_per_dim: torch.Tensor, beta: float) -> torch.Tensor:
+        return beta * kl_per_dim.sum(-1)
 
 
 KL_WEIGHTINGS: Registry[type[KLWeighting]] = Registry("KL weighting")
@@ -41,7 +52,7 @@ class ConstantSpec(StrictModel):
 
 
 @KL_WEIGHTINGS.register("constant")
-class Constant:
+class Constant(Weighted):
     """beta-VAE (Higgins et al. 2017): the same beta at every step; beta = 1 is the plain VAE."""
 
     Spec: ClassVar = ConstantSpec
@@ -60,7 +71,7 @@ class LinearSpec(StrictModel):
 
 
 @KL_WEIGHTINGS.register("linear")
-class Linear:
+class Linear(Weighted):
     """KL warm-up (Bowman et al. 2016): beta rises linearly from 0 at step 0 to beta at `warmup_steps`."""
 
     Spec: ClassVar = LinearSpec
@@ -81,7 +92,7 @@ class CyclicalSpec(StrictModel):
 
 
 @KL_WEIGHTINGS.register("cyclical")
-class Cyclical:
+class Cyclical(Weighted):
     """Cyclical annealing (Fu et al. 2019): the run is split into `cycles` equal periods; in each,
     beta rises linearly from 0 over the first `ratio` of the period, then stays at beta."""
 
@@ -100,3 +111,32 @@ class Cyclical:
         period = self.period(total_steps)
         phase = math.fmod(step, period) / period
         return self.max_beta * min(1.0, phase / self.ratio)
+
+
+class FreeBitsSpec(StrictModel):
+    kind: Literal["free_bits"]
+    beta: float = Beta
+    nats: float = Field(default=0.25, ge=0.0, le=100.0, description="KL floor per latent dimension, in nats")
+
+
+@KL_WEIGHTINGS.register("free_bits")
+class FreeBits:
+    """Free bits (Kingma et al. 2016): each dimension's KL, averaged over the batch, counts as at least
+    `nats`, so the optimizer gains nothing by pushing a dimension below it (against posterior collapse).
+
+    The penalty is beta * sum_d max(nats, mean_batch KL_d), the same for every image of the batch; the
+    reported KL stays the true one.
+    """
+
+    Spec: ClassVar = FreeBitsSpec
+
+    def __init__(self, *, beta: float, nats: float) -> None:
+        self.max_beta = beta
+        self.nats = nats
+
+    def beta(self, step: int, total_steps: int) -> float:
+        return self.max_beta
+
+    def penalty(self, kl_per_dim: torch.Tensor, beta: float) -> torch.Tensor:
+        floored = kl_per_dim.mean(0).clamp(min=self.nats).sum()
+        return (beta * floored).expand(kl_per_dim.shape[0])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vaezoo.kl import gaussian_kl
+from vaezoo.kl import gaussian_kl_per_dim
 from vaezoo.likelihoods import Likelihood
 
 LOG_2PI = math.log(2 * math.pi)
@@ -18,20 +18,21 @@ LOG_2PI = math.log(2 * math.pi)
 class ELBOTerms:
     """One ELBO evaluation, per image, in nats (summed over pixels and latent dimensions).
 
-    `recon_nll` = -log p(x|z) for one reparameterized z ~ q(z|x); `kl` = KL(q(z|x) || p(z)) in closed
-    form; `beta` weights the KL in the training loss.
+    `recon_nll` = -log p(x|z) for one reparameterized z ~ q(z|x); `kl_per_dim` = KL(q(z_d|x) || p(z_d))
+    in closed form, (B, D); `beta` weights the KL in the training loss.
     """
 
     recon_nll: torch.Tensor
-    kl: torch.Tensor
+    kl_per_dim: torch.Tensor
     beta: float
-    #: The objective's own per-image loss where it is not -log p(x|z) + beta * KL (IWAE's -L_K).
-    bound_loss: torch.Tensor | None = None
+    #: What training minimizes per image: -log p(x|z) + beta * KL for the plain ELBO; the objective's
+    #: own form otherwise (a free-bits floor on the KL, IWAE's -L_k).
+    loss: torch.Tensor
 
     @property
-    def loss(self) -> torch.Tensor:
-        """The training objective per image: -log p(x|z) + beta * KL, unless the objective set its own."""
-        return self.bound_loss if self.bound_loss is not None else self.recon_nll + self.beta * self.kl
+    def kl(self) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per image, summed over the latent dimensions."""
+        return self.kl_per_dim.sum(-1)
 
     @property
     def neg_elbo(self) -> torch.Tensor:
@@ -70,7 +71,8 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator)
         recon_nll = -self.likelihood.log_prob(x, self.decode(z))
-        return ELBOTerms(recon_nll=recon_nll, kl=gaussian_kl(mu, logvar), beta=beta)
+        kl_per_dim = gaussian_kl_per_dim(mu, logvar)
+        return ELBOTerms(recon_nll=recon_nll, kl_per_dim=kl_per_dim, beta=beta, loss=recon_nll + beta * kl_per_dim.sum(-1))
 
     def log_weights(
         self,

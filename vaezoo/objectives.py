@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import ClassVar, Literal, Protocol
 
 import torch
 from pydantic import Field
 
-from vaezoo.kl import gaussian_kl
+from vaezoo.kl import KLWeighting, Weighted, gaussian_kl_per_dim
 from vaezoo.model import VAE, ELBOTerms
 from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
 
 
 class Objective(Protocol):
-    def terms(self, model: VAE, x: torch.Tensor, beta: float) -> ELBOTerms:
+    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
         """The per-image terms of the objective on a batch; `.loss` is what training minimizes."""
+        ...
+
+    @classmethod
+    def accepts(cls, weighting: type[KLWeighting]) -> bool:
+        """Whether this objective can honour the KL weighting's penalty."""
         ...
 
 
@@ -33,8 +39,13 @@ class ELBO:
 
     Spec: ClassVar = ELBOSpec
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float) -> ELBOTerms:
-        return model.elbo(x, beta=beta)
+    @classmethod
+    def accepts(cls, weighting: type[KLWeighting]) -> bool:
+        return True
+
+    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+        terms = model.elbo(x, beta=beta)
+        return replace(terms, loss=terms.recon_nll + weighting.penalty(terms.kl_per_dim, beta))
 
 
 class IWAESpec(StrictModel):
@@ -46,17 +57,24 @@ class IWAESpec(StrictModel):
 class IWAE:
     """The importance-weighted bound L_k = E[log (1/k) sum_i w_i] (Burda et al. 2015); k = 1 is the ELBO.
 
-    With beta != 1 the prior ratio inside each weight is scaled by beta, so KL weightings still apply:
-    log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)).
+    With beta != 1 the prior ratio inside each weight is scaled by beta, so KL schedules still apply:
+    log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)). A per-dimension KL floor (free bits)
+    has no place inside the weights, so the spec refuses that combination.
     """
 
     Spec: ClassVar = IWAESpec
 
+    @classmethod
+    def accepts(cls, weighting: type[KLWeighting]) -> bool:
+        """Only weightings whose penalty is beta times the KL: that is what scaling the prior ratio does."""
+        return issubclass(weighting, Weighted)
+
     def __init__(self, *, samples: int) -> None:
         self.samples = samples
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float) -> ELBOTerms:
+    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
         mu, logvar = model.encode(x)
         log_px_z, log_prior_ratio = model.weight_terms(x, self.samples, posterior=(mu, logvar))
         bound = torch.logsumexp(log_px_z + beta * log_prior_ratio, dim=0) - math.log(self.samples)
-        return ELBOTerms(recon_nll=-log_px_z.mean(0), kl=gaussian_kl(mu, logvar), beta=beta, bound_loss=-bound)
+        kl_per_dim = gaussian_kl_per_dim(mu, logvar)
+        return ELBOTerms(recon_nll=-log_px_z.mean(0), kl_per_dim=kl_per_dim, beta=beta, loss=-bound)

@@ -86,6 +86,12 @@ class ExperimentSpec(StrictModel):
     def _kinds(cls, data: Any) -> Any:
         return _default_kinds(data, {"kl": "constant", "objective": "elbo"})
 
+    @model_validator(mode="after")
+    def _compatible(self) -> ExperimentSpec:
+        if not OBJECTIVES.get(self.objective.kind).accepts(KL_WEIGHTINGS.get(self.kl.kind)):
+            raise ValueError(f"objective {self.objective.kind} cannot use the KL weighting {self.kl.kind}")
+        return self
+
     def to_yaml(self) -> str:
         """The resolved spec (every default filled in) as YAML that loads back to an equal spec."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -223,7 +223,8 @@ class _Step:
     total_steps: int
 
     def __call__(self, x: torch.Tensor, step: int) -> ELBOTerms:
-        terms = self.objective.terms(self.model, x, self.kl_weighting.beta(step, self.total_steps))
+        beta = self.kl_weighting.beta(step, self.total_steps)
+        terms = self.objective.terms(self.model, x, beta, self.kl_weighting)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.mean().backward()
         self.optimizer.step()

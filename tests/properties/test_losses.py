@@ -10,7 +10,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from tests.linear_gaussian import linear_gaussian
 from vaezoo import evaluate
-from vaezoo.kl import gaussian_kl, gaussian_kl_per_dim
+from vaezoo.kl import Constant, FreeBits, gaussian_kl, gaussian_kl_per_dim
 from vaezoo.likelihoods import Bernoulli as BernoulliLikelihood
 from vaezoo.likelihoods import Gaussian
 from vaezoo.model import VAE
@@ -166,7 +166,7 @@ def test_iwae_objective_is_exact_with_the_exact_posterior(samples):
 
     model, x, exact = linear_gaussian()
     torch.manual_seed(samples)
-    assert torch.allclose(IWAE(samples=samples).terms(model, x, beta=1.0).loss, -exact, atol=1e-9)
+    assert torch.allclose(IWAE(samples=samples).terms(model, x, 1.0, Constant(beta=1.0)).loss, -exact, atol=1e-9)
 
 
 def test_iwae_objective_sits_between_the_elbo_and_the_exact_nll():
@@ -174,7 +174,24 @@ def test_iwae_objective_sits_between_the_elbo_and_the_exact_nll():
 
     model, x, exact = linear_gaussian(shift=0.6, inflate=3.0)
     torch.manual_seed(0)
-    iwae = IWAE(samples=50).terms(model, x, beta=1.0).loss
-    elbo = ELBO().terms(model, x, beta=1.0).loss
+    iwae = IWAE(samples=50).terms(model, x, 1.0, Constant(beta=1.0)).loss
+    elbo = ELBO().terms(model, x, 1.0, Constant(beta=1.0)).loss
     se = (iwae + exact).std().item() / math.sqrt(len(x))
     assert -exact.mean().item() - 3 * se < iwae.mean().item() < elbo.mean().item()
+
+
+@settings(max_examples=100, deadline=None)
+@given(posteriors(), st.floats(0.0, 3.0), st.floats(0.0, 10.0))
+def test_free_bits_floors_each_dimension_of_the_batch_mean_kl(posterior, nats, beta):
+    mu, logvar = posterior
+    kl_per_dim = gaussian_kl_per_dim(mu, logvar).double().requires_grad_(True)
+    penalty = FreeBits(beta=beta, nats=nats).penalty(kl_per_dim, beta)
+    mean_kl = kl_per_dim.detach().mean(0)
+    expected = beta * torch.maximum(mean_kl, torch.tensor(nats, dtype=torch.float64)).sum()
+    assert penalty.shape == (mu.shape[0],) and torch.allclose(penalty, expected.expand_as(penalty))
+    assert (penalty >= beta * nats * mu.shape[1] - 1e-9).all()
+    penalty.mean().backward()
+    below = mean_kl < nats  # dimensions under the floor get no gradient: nothing to gain there
+    assert (kl_per_dim.grad[:, below] == 0).all()
+    if nats == 0:
+        assert torch.allclose(penalty.mean(), beta * kl_per_dim.detach().sum(-1).mean())
