@@ -26,7 +26,7 @@ from benchmarks.common import classic_spec, header, median, write
 from vaezoo import data as vdata
 from vaezoo.evaluate import elbo_means
 from vaezoo.kl import Constant
-from vaezoo.runner import build_model
+from vaezoo.runner import build_model, resolve_device
 from vaezoo.train import TrainConfig, fit
 
 
@@ -38,12 +38,15 @@ def reference_loader(root: Path, batch_size: int) -> DataLoader:
     return DataLoader(subset, batch_size=batch_size, shuffle=True)
 
 
-def reference_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader) -> float:
+def reference_epoch(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, device: torch.device
+) -> float:
     """One epoch of the classic loop; returns its seconds."""
     model.train()
     start = time.perf_counter()
     train_loss = 0.0
     for x, _ in loader:
+        x = x.to(device)
         optimizer.zero_grad()
         loss = model.elbo(x).loss.sum()
         loss.backward()
@@ -58,24 +61,25 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sweep-batch-sizes", default="128,512,2048,4096", help="vaezoo only; empty to skip")
     parser.add_argument("--sweep-epochs", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
 
-    device = torch.device("cpu")
+    device = resolve_device(args.device)
     spec = classic_spec(batch_size=args.batch_size, epochs=args.epochs)
     data = vdata.load(spec.data, device)
     root = spec.data.resolved_root()
 
     torch.manual_seed(0)
-    reference = build_model(spec.model, (1, 28, 28))
+    reference = build_model(spec.model, (1, 28, 28)).to(device)
     ref_optimizer = torch.optim.Adam(reference.parameters(), lr=spec.train.lr)
     loader = reference_loader(root, args.batch_size)
     torch.manual_seed(0)
-    ours = build_model(spec.model, (1, 28, 28))
+    ours = build_model(spec.model, (1, 28, 28)).to(device)
 
     ref_rates, our_rates = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for epoch in range(1, args.epochs + 1):
-            ref_rates.append(50000 / reference_epoch(reference, ref_optimizer, loader))
+            ref_rates.append(50000 / reference_epoch(reference, ref_optimizer, loader, device))
             config = TrainConfig(epochs=epoch, batch_size=args.batch_size, lr=spec.train.lr, seed=0, eval_batch_size=1000)
             state = fit(ours, data, Constant(beta=1.0), config, Path(tmp), resume=True)
             our_rates.append(state.history[-1]["images_per_second"])
@@ -108,7 +112,7 @@ def main() -> None:
 def seed_spread(data: vdata.DeviceData, batch_size: int, epochs: int) -> float:
     """vaezoo's test -ELBO after the same epochs with another seed: the noise the comparison sits in."""
     torch.manual_seed(1)
-    model = build_model(classic_spec().model, (1, 28, 28))
+    model = build_model(classic_spec().model, (1, 28, 28)).to(data.train_images.device)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-3, seed=1, eval_batch_size=1000)
     with tempfile.TemporaryDirectory() as tmp:
         fit(model, data, Constant(beta=1.0), config, Path(tmp), resume=False)
@@ -125,7 +129,7 @@ def batch_size_sweep(data: vdata.DeviceData, sizes: list[int], epochs: int) -> l
     ]
     for size in sizes:
         torch.manual_seed(0)
-        model = build_model(classic_spec().model, (1, 28, 28))
+        model = build_model(classic_spec().model, (1, 28, 28)).to(data.train_images.device)
         config = TrainConfig(epochs=epochs, batch_size=size, lr=1e-3, seed=0, eval_batch_size=1000)
         with tempfile.TemporaryDirectory() as tmp:
             state = fit(model, data, Constant(beta=1.0), config, Path(tmp), resume=False)
