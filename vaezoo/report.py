@@ -215,10 +215,6 @@ def write_run_report(run_dir: Path, spec: ExperimentSpec, metrics: dict[str, Any
     return run_dir / "report.md"
 
 
-def load_metrics(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "metrics.json").read_text())
-
-
 # ---------------------------------------------------------------------------------------------
 # sweeps
 

@@ -26,7 +26,7 @@ from vaezoo.objectives import OBJECTIVES
 from vaezoo.report import write_run_report, write_sweep_report
 from vaezoo.schema import build
 from vaezoo.sweep import Point, SweepSpec
-from vaezoo.spec import ExperimentSpec, ModelSpec, parse_yaml, validate
+from vaezoo.spec import ExperimentSpec, ModelSpec, load_spec
 from vaezoo.train import TrainConfig, fit
 
 def resolve_device(name: str) -> torch.device:
@@ -70,12 +70,10 @@ def run_dir_for(spec: ExperimentSpec, out: Path) -> Path:
 
 def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
     """Create the run folder, or check that an existing one may be resumed with this very spec."""
-    saved = run_dir / "spec.yaml"
     if run_dir.exists() and any(run_dir.iterdir()):
         if not resume:
             raise OutputError(f"run folder {run_dir} already exists; pass --resume to continue it, or choose --out")
-        if saved.exists():
-            _check_same_spec(spec, saved)
+        check_saved_spec(spec, run_dir)
         io.remove_stale_temporaries(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,9 +84,13 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
         raise OutputError(f"cannot write output folder {run_dir}: {error.strerror or error}") from None
 
 
-def _check_same_spec(spec: ExperimentSpec, saved: Path) -> None:
-    """Resuming with a different spec would mix two experiments in one folder."""
-    old = validate(parse_yaml(saved.read_text(), str(saved)), str(saved))
+def check_saved_spec(spec: ExperimentSpec, run_dir: Path) -> None:
+    """A run folder either has no spec.yaml yet or holds a run of this very spec: resuming with a
+    different spec would mix two experiments in one folder."""
+    saved = run_dir / "spec.yaml"
+    if not saved.exists():
+        return
+    old = load_spec(saved)
     if old != spec:
         key = _first_difference(old.model_dump(), spec.model_dump())
         raise OutputError(f"{saved} differs from this spec at {key}; resume with the same spec or choose --out")
@@ -182,7 +184,7 @@ def rereport(run_dir: Path) -> Path:
         return report_sweep(run_dir)
     metrics = finished_metrics(run_dir)
     saved = run_dir / "spec.yaml"
-    spec = validate(parse_yaml(saved.read_text(), str(saved)), str(saved))
+    spec = load_spec(saved)
     return write_run_report(run_dir, spec, metrics, io.read_jsonl(run_dir / "history.jsonl"))
 
 
@@ -215,7 +217,7 @@ def load_run(run_dir: Path, device_name: str | None = None) -> tuple[ExperimentS
     for path in (saved, checkpoint):
         if not path.exists():
             raise OutputError(f"{run_dir} is not a trained run: {path.name} is missing")
-    spec = validate(parse_yaml(saved.read_text(), str(saved)), str(saved))
+    spec = load_spec(saved)
     device = resolve_device(device_name or spec.train.device)
     info = check_inputs(spec)
     model = build_model(spec.model, info.image_shape).to(device)
@@ -255,7 +257,7 @@ def run_sweep(
     except OSError as error:
         raise OutputError(f"cannot write output folder {sweep_dir}: {error.strerror or error}") from None
     for point in points:  # before any training, so that a resumed point with another spec stops the sweep
-        prepare_check(point.spec, sweep_dir / point.name)
+        check_saved_spec(point.spec, sweep_dir / point.name)
     io.write_json(
         sweep_dir / "sweep.json",
         {"name": sweep.name, "headline": sweep.headline, "points": [[p.name, p.varied] for p in points]},
@@ -284,13 +286,6 @@ def _run_parallel(todo: list[Point], sweep_dir: Path, jobs: int, board: SweepBoa
             board.running(point)
         for future in as_completed(futures):
             board.finished(futures[future], future.result())
-
-
-def prepare_check(spec: ExperimentSpec, run_dir: Path) -> None:
-    """A point's folder either does not exist or holds a run of this very spec."""
-    saved = run_dir / "spec.yaml"
-    if saved.exists():
-        _check_same_spec(spec, saved)
 
 
 def report_sweep(sweep_dir: Path) -> Path:
