@@ -99,3 +99,25 @@ def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkp
     assert checkpoint["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
     assert not (tmp_path / "tiny" / "metrics.json").exists()
+
+
+def test_checkpoints_every_n_epochs_and_a_kill_between_them_resumes_to_the_same_run(tmp_path, synthetic_root, monkeypatch):
+    spec = spec_for(synthetic_root, train__epochs=3, train__checkpoint_every=2, train__lr_schedule="cosine")
+    whole = runner.run(spec, tmp_path / "whole")
+    original = ProgressView.epoch_done
+
+    def die_after_epoch_1(self, row):
+        original(self, row)
+        if row["epoch"] == 1:
+            raise Killed
+
+    monkeypatch.setattr(ProgressView, "epoch_done", die_after_epoch_1)
+    with pytest.raises(Killed):
+        runner.run(spec, tmp_path / "killed")
+    monkeypatch.setattr(ProgressView, "epoch_done", original)
+    assert not (tmp_path / "killed" / "tiny" / "checkpoint.pt").exists()  # epoch 1 is not a checkpoint epoch
+    resumed = runner.run(spec, tmp_path / "killed", resume=True)
+    assert {k: v for k, v in resumed.items() if k not in TIMINGS} == {k: v for k, v in whole.items() if k not in TIMINGS}
+    history = [json.loads(r) for r in (tmp_path / "whole" / "tiny" / "history.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[0]["lr"] == 1e-3 > history[1]["lr"] > history[2]["lr"]  # cosine, set per epoch

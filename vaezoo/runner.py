@@ -125,13 +125,7 @@ def run(spec: ExperimentSpec, out: Path, resume: bool = False, console: Console 
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, info.image_shape).to(device)
     data = datasets.read(info, spec.data, device)  # check_inputs verified the files
-    config = TrainConfig(
-        epochs=spec.train.epochs,
-        batch_size=spec.train.batch_size,
-        lr=spec.train.lr,
-        seed=spec.seed,
-        eval_batch_size=spec.eval.batch_size,
-    )
+    config = TrainConfig.from_spec(spec)
     objective = build(OBJECTIVES, spec.objective)
     state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective)
     metrics = evaluate_run(spec, model, data) | training_summary(model, data, state.history, device)

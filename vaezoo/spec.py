@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from vaezoo.data import DataSpec
 from vaezoo.errors import SpecError
 from vaezoo.kl import KL_WEIGHTINGS
 from vaezoo.likelihoods import LIKELIHOODS
+from vaezoo.lr import LR_SCHEDULES
 from vaezoo.nn import DECODERS, ENCODERS
 from vaezoo.objectives import OBJECTIVES
 from vaezoo.registry import Registry
@@ -61,7 +62,18 @@ class TrainSpec(StrictModel):
     epochs: int = Field(default=10, ge=1, le=100000)
     batch_size: int = Field(default=128, ge=1, le=65536)
     lr: float = Field(default=1e-3, gt=0.0, le=10.0)
+    lr_schedule: str = Field(default="constant", description="learning-rate schedule, set per epoch: " + ", ".join(LR_SCHEDULES.names()))
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16: autocast the training step's matmuls")
+    cuda_graphs: bool = Field(default=True, description="on a GPU, replay the training step as a captured CUDA graph")
+    checkpoint_every: int = Field(default=1, ge=1, le=100000, description="epochs between checkpoints (and the last)")
+
+    @field_validator("lr_schedule")
+    @classmethod
+    def _known_schedule(cls, name: str) -> str:
+        if name not in LR_SCHEDULES:
+            raise ValueError(f"unknown learning-rate schedule {name!r}; known: {', '.join(LR_SCHEDULES.names())}")
+        return name
 
 
 class EvalSpec(StrictModel):

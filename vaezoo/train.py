@@ -6,19 +6,24 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from vaezoo import io
+from vaezoo.cuda_graphs import CapturedStep, StepRunner
 from vaezoo.data import DeviceData
 from vaezoo.errors import VaezooError
 from vaezoo.evaluate import elbo_means
 from vaezoo.kl import KLWeighting
-from vaezoo.model import VAE, ELBOTerms
+from vaezoo.lr import LR_SCHEDULES, set_lr
+from vaezoo.model import VAE
 from vaezoo.objectives import ELBO, Objective
+from vaezoo.progress import ProgressView, RunningLoss
+
+if TYPE_CHECKING:
+    from vaezoo.spec import ExperimentSpec
 
 POLL_EVERY = 25  # steps between (non-blocking) reads of the running losses
 
@@ -36,6 +41,25 @@ class TrainConfig:
     lr: float
     seed: int
     eval_batch_size: int
+    lr_schedule: str = "constant"
+    precision: str = "fp32"
+    cuda_graphs: bool = True
+    checkpoint_every: int = 1
+
+    @classmethod
+    def from_spec(cls, spec: ExperimentSpec) -> TrainConfig:
+        train = spec.train
+        return cls(
+            epochs=train.epochs,
+            batch_size=train.batch_size,
+            lr=train.lr,
+            seed=spec.seed,
+            eval_batch_size=spec.eval.batch_size,
+            lr_schedule=train.lr_schedule,
+            precision=train.precision,
+            cuda_graphs=train.cuda_graphs,
+            checkpoint_every=train.checkpoint_every,
+        )
 
 
 @dataclass
@@ -47,55 +71,27 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def make_optimizer(model: VAE, lr: float) -> torch.optim.Adam:
-    """Adam, fused where this torch and device support it (it is markedly faster on CPU and CUDA)."""
+def make_optimizer(model: VAE, lr: float, capturable: bool = False) -> torch.optim.Adam:
+    """Adam, fused where this torch and device support it (it is markedly faster on CPU and CUDA).
+
+    `capturable`: a CUDA graph replays the step, so the rate and the step count live on the device.
+    """
+    if capturable:
+        device = next(model.parameters()).device
+        return torch.optim.Adam(model.parameters(), lr=torch.tensor(lr, device=device), fused=True, capturable=True)
     try:
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.Adam(model.parameters(), lr=lr)
 
 
-class RunningLoss:
-    """Per-epoch sums of the step losses, kept on the device and read without waiting on it.
-
-    Every POLL_EVERY steps the sums are copied to the host asynchronously; the previous copy is used
-    only once its CUDA event has completed, so the step loop never blocks on the GPU.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.sums = torch.zeros(4, device=device)  # loss, recon, kl, images
-        self.first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
-        self._host = torch.zeros(5, dtype=torch.float64, pin_memory=device.type == "cuda")
-        self._event: torch.cuda.Event | None = None
-
-    def add(self, terms: ELBOTerms, step: int) -> None:
-        loss = terms.loss.detach()
-        batch = torch.stack([loss.sum(), terms.recon_nll.detach().sum(), terms.kl.detach().sum()])
-        self.sums[:3] += batch
-        self.sums[3] += loss.shape[0]
-        bad = ~torch.isfinite(batch).all() & (self.first_bad_step < 0)
-        self.first_bad_step = torch.where(bad, step, self.first_bad_step)
-
-    def snapshot(self) -> torch.Tensor:
-        """(loss, recon, kl, images, first bad step) as one float64 tensor on the device."""
-        return torch.cat([self.sums.double(), self.first_bad_step.double().unsqueeze(0)])
-
-    def poll(self) -> torch.Tensor | None:
-        """The latest completed host copy of the snapshot, or None while the previous copy is in flight."""
-        if self._event is not None and not self._event.query():
-            return None
-        previous = self._host.clone()
-        self._host.copy_(self.snapshot(), non_blocking=True)
-        if self.device.type != "cuda":
-            return self._host.clone()  # a CPU copy is already complete
-        self._event = torch.cuda.Event()
-        self._event.record()
-        return previous
-
-    def read(self) -> torch.Tensor:
-        """A synchronous read, for the end of an epoch."""
-        return self.snapshot().cpu()
+def _keep_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
+    """A loaded state dict brings its groups' settings; keep the ones this run's step needs."""
+    for group in optimizer.param_groups:
+        group["capturable"] = capturable
+        lr = float(group["lr"])
+        device = group["params"][0].device
+        group["lr"] = torch.tensor(lr, device=device) if capturable else lr
 
 
 def check_finite(values: torch.Tensor, epoch: int) -> None:
@@ -106,48 +102,6 @@ def check_finite(values: torch.Tensor, epoch: int) -> None:
             f"the loss became NaN or infinite at epoch {epoch + 1}, step {bad_step + 1} of the run; stopped, and the "
             f"checkpoint of epoch {epoch} is kept (try a lower train.lr)"
         )
-
-
-class ProgressView:
-    """A rich progress bar with live loss, recon, KL and beta; silent when there is no console."""
-
-    def __init__(self, console: Console | None, total_steps: int, done_steps: int) -> None:
-        self.console = console
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("loss {task.fields[loss]} recon {task.fields[recon]} KL {task.fields[kl]} beta {task.fields[beta]}"),
-            console=console,
-            disable=console is None,
-            transient=True,
-        )
-        self.task = self.progress.add_task("training", total=total_steps, completed=done_steps, loss="-", recon="-", kl="-", beta="-")
-
-    def __enter__(self) -> ProgressView:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def update(self, step: int, epoch: int, epochs: int, beta: float, values: torch.Tensor | None) -> None:
-        fields: dict[str, str] = {"beta": f"{beta:.3f}"}
-        if values is not None and values[3] > 0:
-            loss, recon, kl = (values[:3] / values[3]).tolist()
-            fields |= {"loss": f"{loss:.2f}", "recon": f"{recon:.2f}", "kl": f"{kl:.2f}"}
-        self.progress.update(self.task, completed=step, description=f"epoch {epoch + 1}/{epochs}", **fields)
-
-    def epoch_done(self, row: dict[str, Any]) -> None:
-        if self.console is not None:
-            val = row["val_neg_elbo"]
-            val_text = f"  val -ELBO {val:.2f}" if val is not None else ""
-            self.progress.console.print(
-                f"epoch {row['epoch']:>3}  loss {row['train_loss']:.2f}  recon {row['train_recon']:.2f}  "
-                f"KL {row['train_kl']:.2f}  beta {row['beta']:.3f}{val_text}  "
-                f"({row['seconds']:.1f} s, {row['images_per_second']:,.0f} img/s)"
-            )
 
 
 def save_checkpoint(path: Path, model: VAE, optimizer: torch.optim.Optimizer, state: TrainState, generator: torch.Generator) -> None:
@@ -194,63 +148,75 @@ def fit(
     """
     device = data.train_images.device
     generator = torch.Generator(device).manual_seed(config.seed)
-    optimizer = make_optimizer(model, config.lr)
+    graphed = config.cuda_graphs and device.type == "cuda"
+    optimizer = make_optimizer(model, config.lr, capturable=graphed)
     checkpoint = run_dir / "checkpoint.pt"
     state = load_checkpoint(checkpoint, model, optimizer, generator) if resume and checkpoint.exists() else TrainState()
+    _keep_capturable(optimizer, graphed)
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    step = _Step(model, objective or ELBO(), kl_weighting, optimizer, total_steps)
+    step = _Step(model, objective or ELBO(), kl_weighting, optimizer, data, generator, RunningLoss(device), config.precision)
+    runner: StepRunner = CapturedStep(step) if graphed else step
+    schedule = LR_SCHEDULES.get(config.lr_schedule)
     with ProgressView(console, total_steps, state.step) as view:
         for epoch in range(state.epoch, config.epochs):
-            row = _train_epoch(step, data, generator, config, state, epoch, view)
+            set_lr(optimizer, schedule(config.lr, epoch, config.epochs))
+            row = _train_epoch(runner, step, total_steps, config, state, epoch, view)
+            row["lr"] = schedule(config.lr, epoch, config.epochs)
             row |= _validate(model, data, config)
             state.history.append(row)
             state.epoch = epoch + 1
-            save_checkpoint(checkpoint, model, optimizer, state, generator)
-            io.write_jsonl(run_dir / "history.jsonl", state.history)
+            if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
+                save_checkpoint(checkpoint, model, optimizer, state, generator)
+                io.write_jsonl(run_dir / "history.jsonl", state.history)
             view.epoch_done(row)
     return state
 
 
 @dataclass
 class _Step:
-    """Everything one optimizer step needs besides the batch."""
+    """One optimizer step on the training images at `index`, its losses added to `running`."""
 
     model: VAE
     objective: Objective
     kl_weighting: KLWeighting
     optimizer: torch.optim.Optimizer
-    total_steps: int
+    data: DeviceData
+    generator: torch.Generator
+    running: RunningLoss
+    precision: str
 
-    def __call__(self, x: torch.Tensor, step: int) -> ELBOTerms:
-        beta = self.kl_weighting.beta(step, self.total_steps)
-        terms = self.objective.terms(self.model, x, beta, self.kl_weighting)
+    def __call__(self, index: torch.Tensor, step: int | torch.Tensor, beta: float | torch.Tensor) -> None:
+        x = self.data.train_batch(index, self.generator)
+        device_type = x.device.type
+        # cache off: a captured graph must recompute the weights' casts on every replay
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
+            terms = self.objective.terms(self.model, x, beta, self.kl_weighting)
         self.optimizer.zero_grad(set_to_none=True)
-        terms.loss.mean().backward()
+        terms.loss.float().mean().backward()
         self.optimizer.step()
-        return terms
+        self.running.add(terms, step)
 
 
 def _train_epoch(
+    runner: StepRunner,
     step: _Step,
-    data: DeviceData,
-    generator: torch.Generator,
+    total_steps: int,
     config: TrainConfig,
     state: TrainState,
     epoch: int,
     view: ProgressView,
 ) -> dict[str, Any]:
     """One pass over a fresh permutation of the training set; returns the epoch's history row."""
-    model = step.model
-    model.train()
-    running = RunningLoss(data.train_images.device)
+    step.model.train()
+    running, generator, n_train = step.running, step.generator, step.data.n_train
+    running.reset()
     start = time.perf_counter()
-    permutation = torch.randperm(data.n_train, generator=generator, device=generator.device)
+    permutation = torch.randperm(n_train, generator=generator, device=generator.device)
     beta = 0.0
     for index in permutation.split(config.batch_size):
-        terms = step(data.train_batch(index, generator), state.step)
-        beta = terms.beta
-        running.add(terms, state.step)
+        beta = step.kl_weighting.beta(state.step, total_steps)
+        runner(index, state.step, beta)
         state.step += 1
         if state.step % POLL_EVERY == 0:
             polled = running.poll()
@@ -269,7 +235,7 @@ def _train_epoch(
         "train_kl": kl,
         "beta": beta,
         "seconds": seconds,
-        "images_per_second": data.n_train / seconds,
+        "images_per_second": n_train / seconds,
     }
 
 

@@ -1,0 +1,135 @@
+"""The training step replayed from captured CUDA graphs.
+
+A small VAE's step is some hundred tiny kernels. Launched one by one from Python, a GPU spends
+most of the step waiting for the next launch; replayed from a graph, the launches cost one call.
+Replay runs the very kernels an eager step runs, with the same random streams (both generators
+are registered with the graph), so it trains the same model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+if TYPE_CHECKING:
+    from vaezoo.train import _Step
+
+WARMUP_STEPS = 3  # eager steps on a side stream before capture, as torch.cuda.graph requires
+
+
+class StepRunner(Protocol):
+    def __call__(self, index: torch.Tensor, step: int, beta: float) -> None:
+        """One optimizer step on the training images at `index`, the `step`-th of the run, with KL weight `beta`."""
+        ...
+
+
+@dataclass
+class _Graph:
+    graph: torch.cuda.CUDAGraph
+    index: torch.Tensor  # the static index buffer the graph reads its batch through
+
+
+@dataclass
+class _Snapshot:
+    """Everything a warm-up step changes, so that capturing leaves the run exactly where it was."""
+
+    model: dict[str, torch.Tensor]
+    optimizer: dict[torch.Tensor, dict[str, torch.Tensor]]
+    running: list[torch.Tensor]
+    data_rng: torch.Tensor
+    cuda_rng: torch.Tensor
+
+    @classmethod
+    def take(cls, step: _Step) -> _Snapshot:
+        optimizer_state = {
+            param: {key: value.clone() for key, value in state.items() if isinstance(value, torch.Tensor)}
+            for param, state in step.optimizer.state.items()
+        }
+        device = step.running.device
+        return cls(
+            model={key: value.clone() for key, value in step.model.state_dict().items()},
+            optimizer=optimizer_state,
+            running=[step.running.sums.clone(), step.running.first_bad_step.clone()],
+            data_rng=step.generator.get_state(),
+            cuda_rng=torch.cuda.get_rng_state(device),
+        )
+
+    def restore(self, step: _Step) -> None:
+        """Copy back in place: the graph holds these very tensors."""
+        with torch.no_grad():
+            for key, value in step.model.state_dict().items():
+                value.copy_(self.model[key])
+            for param, state in step.optimizer.state.items():
+                saved = self.optimizer.get(param, {})
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor):
+                        if key in saved:
+                            value.copy_(saved[key])
+                        else:  # the warm-up created this state: zeros are Adam's fresh state
+                            value.zero_()
+            step.running.sums.copy_(self.running[0])
+            step.running.first_bad_step.copy_(self.running[1])
+        step.generator.set_state(self.data_rng)
+        torch.cuda.set_rng_state(self.cuda_rng, step.running.device)
+
+
+class CapturedStep:
+    """Runs `step` by replaying a CUDA graph, one captured per batch size on first use.
+
+    The step number and beta reach the graph through device scalars, the batch through a static
+    index buffer. If a component cannot be captured (it syncs with the host, say), the run warns
+    once and goes on eagerly.
+    """
+
+    def __init__(self, step: _Step) -> None:
+        self.step = step
+        device = step.running.device
+        self.step_t = torch.zeros((), dtype=torch.long, device=device)
+        self.beta_t = torch.zeros((), dtype=torch.float32, device=device)
+        self._beta: float | None = None
+        self.graphs: dict[int, _Graph] = {}
+        self.eager = False
+
+    def __call__(self, index: torch.Tensor, step: int, beta: float) -> None:
+        if self.eager:
+            self.step(index, step, beta)
+            return
+        if beta != self._beta:
+            self.beta_t.fill_(beta)
+            self._beta = beta
+        self.step_t.fill_(step)
+        captured = self.graphs.get(len(index)) or self._capture(len(index))
+        if captured is None:
+            self.step(index, step, beta)
+            return
+        captured.index.copy_(index)
+        captured.graph.replay()
+
+    def _capture(self, size: int) -> _Graph | None:
+        step = self.step
+        index = torch.zeros(size, dtype=torch.long, device=self.step_t.device)
+        snapshot = _Snapshot.take(step)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(WARMUP_STEPS):
+                    step(index, self.step_t, self.beta_t)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            graph.register_generator_state(step.generator)
+            step.optimizer.zero_grad(set_to_none=True)
+            with torch.cuda.graph(graph):
+                step(index, self.step_t, self.beta_t)
+        except RuntimeError as error:
+            warnings.warn(f"CUDA graph capture failed ({str(error).splitlines()[0]}); training eagerly", stacklevel=2)
+            torch.cuda.synchronize()
+            snapshot.restore(step)
+            self.eager = True
+            return None
+        snapshot.restore(step)
+        self.graphs[size] = _Graph(graph, index)
+        return self.graphs[size]

@@ -1,0 +1,107 @@
+"""What a training run shows while it runs: device-side running losses read without stalling the
+GPU, and the rich progress bar with one line per epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from vaezoo.model import ELBOTerms
+
+
+class RunningLoss:
+    """Per-epoch sums of the step losses, kept on the device and read without waiting on it.
+
+    Every POLL_EVERY steps the sums are copied to the host asynchronously; the previous copy is used
+    only once its CUDA event has completed, so the step loop never blocks on the GPU.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums = torch.zeros(4, device=device)  # loss, recon, kl, images
+        self.first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
+        self._host = torch.zeros(5, dtype=torch.float64, pin_memory=device.type == "cuda")
+        self._host[4] = -1  # what the first poll reports, before any copy has completed: no bad step
+        self._event: torch.cuda.Event | None = None
+
+    def reset(self) -> None:
+        """Start a new epoch (in place: a captured graph holds these tensors)."""
+        self.sums.zero_()
+        self.first_bad_step.fill_(-1)
+        # the last epoch ended with a synchronous read, so no copy into the host buffer is in flight
+        self._host.zero_()
+        self._host[4] = -1
+        self._event = None
+
+    def add(self, terms: ELBOTerms, step: int | torch.Tensor) -> None:
+        loss = terms.loss.detach().float()
+        batch = torch.stack([loss.sum(), terms.recon_nll.detach().float().sum(), terms.kl.detach().float().sum()])
+        self.sums[:3] += batch
+        self.sums[3] += loss.shape[0]
+        bad = ~torch.isfinite(batch).all() & (self.first_bad_step < 0)
+        self.first_bad_step.copy_(torch.where(bad, step, self.first_bad_step))
+
+    def snapshot(self) -> torch.Tensor:
+        """(loss, recon, kl, images, first bad step) as one float64 tensor on the device."""
+        return torch.cat([self.sums.double(), self.first_bad_step.double().unsqueeze(0)])
+
+    def poll(self) -> torch.Tensor | None:
+        """The latest completed host copy of the snapshot, or None while the previous copy is in flight."""
+        if self._event is not None and not self._event.query():
+            return None
+        previous = self._host.clone()
+        self._host.copy_(self.snapshot(), non_blocking=True)
+        if self.device.type != "cuda":
+            return self._host.clone()  # a CPU copy is already complete
+        self._event = torch.cuda.Event()
+        self._event.record()
+        return previous
+
+    def read(self) -> torch.Tensor:
+        """A synchronous read, for the end of an epoch."""
+        return self.snapshot().cpu()
+
+
+class ProgressView:
+    """A rich progress bar with live loss, recon, KL and beta; silent when there is no console."""
+
+    def __init__(self, console: Console | None, total_steps: int, done_steps: int) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("loss {task.fields[loss]} recon {task.fields[recon]} KL {task.fields[kl]} beta {task.fields[beta]}"),
+            console=console,
+            disable=console is None,
+            transient=True,
+        )
+        self.task = self.progress.add_task("training", total=total_steps, completed=done_steps, loss="-", recon="-", kl="-", beta="-")
+
+    def __enter__(self) -> ProgressView:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, step: int, epoch: int, epochs: int, beta: float, values: torch.Tensor | None) -> None:
+        fields: dict[str, str] = {"beta": f"{beta:.3f}"}
+        if values is not None and values[3] > 0:
+            loss, recon, kl = (values[:3] / values[3]).tolist()
+            fields |= {"loss": f"{loss:.2f}", "recon": f"{recon:.2f}", "kl": f"{kl:.2f}"}
+        self.progress.update(self.task, completed=step, description=f"epoch {epoch + 1}/{epochs}", **fields)
+
+    def epoch_done(self, row: dict[str, Any]) -> None:
+        if self.console is not None:
+            val = row["val_neg_elbo"]
+            val_text = f"  val -ELBO {val:.2f}" if val is not None else ""
+            self.progress.console.print(
+                f"epoch {row['epoch']:>3}  loss {row['train_loss']:.2f}  recon {row['train_recon']:.2f}  "
+                f"KL {row['train_kl']:.2f}  beta {row['beta']:.3f}{val_text}  "
+                f"({row['seconds']:.1f} s, {row['images_per_second']:,.0f} img/s)"
+            )
