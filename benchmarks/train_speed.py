@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--sweep-batch-sizes", default="128,512,2048,4096", help="vaezoo only; empty to skip")
     parser.add_argument("--sweep-epochs", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--variant-epochs", type=int, default=3, help="GPU only: epochs of each step variant")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -90,22 +91,26 @@ def main() -> None:
 
     lines = header("Training throughput: vaezoo vs the classic PyTorch loop (784-400-20 Bernoulli VAE)", device)
     lines += [
-        f"Batch {args.batch_size}, Adam lr 1e-3, dynamic binarization, {args.epochs} epochs each, alternating; "
-        "median of the per-epoch training-step throughput (50,000 images an epoch).",
+        (f"Batch {args.batch_size}, Adam lr 1e-3, dynamic binarization, {args.epochs} epochs each, alternating; "
+        "median of the per-epoch training-step throughput (50,000 images an epoch)."),
         "",
         "| loop | median images/s | per-epoch images/s | test -ELBO after the epochs (nats/image) |",
         "|---|---|---|---|",
-        f"| classic (DataLoader + ToTensor, `.item()` per step) | {median(ref_rates):,.0f} | "
-        f"{', '.join(f'{r:,.0f}' for r in ref_rates)} | {ref_elbo:.2f} |",
-        f"| vaezoo `fit` (device-resident uint8, fused Adam) | {median(our_rates):,.0f} | "
-        f"{', '.join(f'{r:,.0f}' for r in our_rates)} | {our_elbo:.2f} |",
+        (f"| classic (DataLoader + ToTensor, `.item()` per step) | {median(ref_rates):,.0f} | "
+        f"{', '.join(f'{r:,.0f}' for r in ref_rates)} | {ref_elbo:.2f} |"),
+        (f"| vaezoo `fit` (device-resident uint8, fused Adam) | {median(our_rates):,.0f} | "
+        f"{', '.join(f'{r:,.0f}' for r in our_rates)} | {our_elbo:.2f} |"),
         "",
-        f"**Ratio: {median(our_rates) / median(ref_rates):.2f}x** the classic loop's throughput; "
+        (f"**Ratio: {median(our_rates) / median(ref_rates):.2f}x** the classic loop's throughput; "
         f"test -ELBO difference {our_elbo - ref_elbo:+.2f} nats (single-sample ELBO on the fixed binary test set); "
-        f"for scale, vaezoo with seed 1 instead of 0 ends at {other_seed:.2f} ({other_seed - our_elbo:+.2f} nats).",
+        f"for scale, vaezoo with seed 1 instead of 0 ends at {other_seed:.2f} ({other_seed - our_elbo:+.2f} nats)."),
     ]
+    if device.type == "cuda":
+        lines += ["", *step_variants(data, args.batch_size, args.variant_epochs)]
     if args.sweep_batch_sizes:
         lines += ["", *batch_size_sweep(data, [int(b) for b in args.sweep_batch_sizes.split(",")], args.sweep_epochs)]
+    if device.type == "cuda":
+        lines += ["", *top_kernels(data, args.batch_size, graphed=False), "", *top_kernels(data, args.batch_size, graphed=True)]
     write(f"train_speed_{device.type}.md", lines)
 
 
@@ -119,6 +124,70 @@ def seed_spread(data: vdata.DeviceData, batch_size: int, epochs: int) -> float:
     return elbo_means(model, data.test_images, 1000).neg_elbo
 
 
+def train_classic(data: vdata.DeviceData, epochs: int, tmp: str, **options: object) -> tuple[torch.nn.Module, list[dict]]:
+    """vaezoo's fit on the classic model, seed 0, with TrainConfig `options`; returns the model and history."""
+    torch.manual_seed(0)
+    model = build_model(classic_spec().model, (1, 28, 28)).to(data.train_images.device)
+    config = TrainConfig(epochs=epochs, lr=1e-3, seed=0, eval_batch_size=1000, **options)  # type: ignore[arg-type]
+    state = fit(model, data, Constant(beta=1.0), config, Path(tmp), resume=True)
+    return model, state.history
+
+
+def step_variants(data: vdata.DeviceData, batch_size: int, epochs: int) -> list[str]:
+    """On a GPU: the step launched eagerly or replayed from a CUDA graph, in fp32 or bf16 autocast."""
+    variants = {
+        "eager launches, fp32": {"cuda_graphs": False},
+        "CUDA graph replay, fp32": {},
+        "eager launches, bf16 autocast": {"cuda_graphs": False, "precision": "bf16"},
+        "CUDA graph replay, bf16 autocast": {"precision": "bf16"},
+    }
+    lines = [
+        f"## The step on the GPU: launches and precision (batch {batch_size}, {epochs} epochs each, seed 0)",
+        "",
+        "| step | median images/s | test -ELBO (nats/image) |",
+        "|---|---|---|",
+    ]
+    for name, options in variants.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            model, history = train_classic(data, epochs, tmp, batch_size=batch_size, **options)
+        rate = median([row["images_per_second"] for row in history])
+        lines.append(f"| {name} | {rate:,.0f} | {elbo_means(model, data.test_images, 1000).neg_elbo:.2f} |")
+        print(lines[-1])
+    return lines
+
+
+def top_kernels(data: vdata.DeviceData, batch_size: int, graphed: bool, rows: int = 8) -> list[str]:
+    """What limits the step: the profiler's top kernels over one epoch, and the GPU's busy share of it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train_classic(data, 1, tmp, batch_size=batch_size, cuda_graphs=graphed)  # capture outside the profile
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            _, history = train_classic(data, 2, tmp, batch_size=batch_size, cuda_graphs=graphed)
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy = sum(e.self_device_time_total for e in kernels) / 1e6
+    wall = history[-1]["seconds"]
+    steps = -(-data.n_train // batch_size)
+    title = "CUDA graph replay" if graphed else "eager launches"
+    lines = [
+        f"### Top kernels, {title}, batch {batch_size} (one epoch, {steps} steps, torch.profiler)",
+        "",
+        (f"GPU busy {busy:.3f} s of the epoch's {wall:.3f} s wall ({busy / wall:.0%}); "
+        f"{sum(e.count for e in kernels) / steps:.0f} kernels per step."),
+        "",
+        "| kernel | calls | total ms | share of GPU time | mean µs |",
+        "|---|---|---|---|---|",
+    ]
+    for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:rows]:
+        name = e.key if len(e.key) < 70 else e.key[:67] + "..."
+        lines.append(
+            f"| `{name}` | {e.count} | {e.self_device_time_total / 1e3:.1f} | "
+            f"{e.self_device_time_total / 1e6 / busy:.0%} | {e.self_device_time_total / e.count:.1f} |"
+        )
+    print("\n".join(lines))
+    return lines
+
+
 def batch_size_sweep(data: vdata.DeviceData, sizes: list[int], epochs: int) -> list[str]:
     """vaezoo's throughput and test -ELBO per batch size, after the same number of epochs."""
     lines = [
@@ -128,12 +197,9 @@ def batch_size_sweep(data: vdata.DeviceData, sizes: list[int], epochs: int) -> l
         "|---|---|---|",
     ]
     for size in sizes:
-        torch.manual_seed(0)
-        model = build_model(classic_spec().model, (1, 28, 28)).to(data.train_images.device)
-        config = TrainConfig(epochs=epochs, batch_size=size, lr=1e-3, seed=0, eval_batch_size=1000)
         with tempfile.TemporaryDirectory() as tmp:
-            state = fit(model, data, Constant(beta=1.0), config, Path(tmp), resume=False)
-        rate = median([row["images_per_second"] for row in state.history])
+            model, history = train_classic(data, epochs, tmp, batch_size=size)
+        rate = median([row["images_per_second"] for row in history])
         lines.append(f"| {size} | {rate:,.0f} | {elbo_means(model, data.test_images, 1000).neg_elbo:.2f} |")
         print(lines[-1])
     return lines
