@@ -3,8 +3,10 @@
 import torch
 from torch import nn
 
-from vaezoo.likelihoods import Gaussian
 from vaezoo.model import VAE
+from vaezoo.parts.likelihoods import Gaussian
+from vaezoo.parts.posteriors import GaussianPosterior
+from vaezoo.parts.priors import StandardNormal
 
 SHAPE = (1, 2, 3)  # 6 "pixels"
 LATENT = 2
@@ -28,7 +30,7 @@ class AffineEncoder(nn.Module):
 
     def forward(self, x):
         mu = (x.flatten(1) - self.b) @ self.a.T + self.shift
-        return mu, self.logvar.expand_as(mu)
+        return torch.cat([mu, self.logvar.expand_as(mu)], dim=-1)  # the posterior's head is the identity
 
 
 def linear_gaussian(shift=0.0, inflate=1.0, sigma=0.5):
@@ -41,7 +43,10 @@ def linear_gaussian(shift=0.0, inflate=1.0, sigma=0.5):
     m_diag = 1 + (w * w).sum(0) / sigma**2
     a = (w / sigma**2 / m_diag).T
     likelihood = Gaussian(image_shape=SHAPE, sigma="fixed", value=sigma, per_pixel=False, min_sigma=1e-3).double()
-    model = VAE(AffineEncoder(a, b, 1 / m_diag, shift, inflate), LinearDecoder(w, b), likelihood, LATENT)
+    posterior = GaussianPosterior(in_features=2 * LATENT, latent_dim=LATENT)
+    posterior.head = nn.Identity()
+    encoder = AffineEncoder(a, b, 1 / m_diag, shift, inflate)
+    model = VAE(encoder, posterior, StandardNormal(latent_dim=LATENT), LinearDecoder(w, b), likelihood, LATENT)
     marginal = torch.distributions.MultivariateNormal(b, w @ w.T + sigma**2 * torch.eye(6, dtype=torch.float64))
     x = marginal.sample((400,)).unflatten(-1, SHAPE)
     return model, x, marginal.log_prob(x.flatten(1))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets import MNIST
 
-from vaezoo.acquire import md5_file, write_idx
 from vaezoo.data import DATASETS, DatasetInfo
+from vaezoo.data.idx import md5_file, write_idx
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

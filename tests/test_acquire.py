@@ -1,4 +1,4 @@
-"""Tests of vaezoo.acquire: IDX files, checksums, the restricted unpickler, pkl -> IDX conversion.
+"""Tests of vaezoo.data.acquire: IDX files, checksums, the restricted unpickler, pkl -> IDX conversion.
 
 No network: the download routes themselves are exercised by hand (see the module docstring).
 """
@@ -18,16 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.extra import numpy as hnp
 
-from vaezoo import acquire
-from vaezoo.acquire import (
-    MNIST_MD5,
-    md5_file,
-    pkl_to_idx,
-    read_idx,
-    restricted_load,
-    verify_files,
-    write_idx,
-)
+from vaezoo.data import acquire
+from vaezoo.data.acquire import MNIST_MD5, verify_files
+from vaezoo.data.idx import md5_file, read_idx, write_idx
+from vaezoo.data.mnisthub import pkl_to_idx, restricted_load
 from vaezoo.errors import DataError
 
 # --------------------------------------------------------------------------- IDX

@@ -7,6 +7,8 @@ import torch
 
 from tests.linear_gaussian import linear_gaussian
 from vaezoo import evaluate
+from vaezoo.runner import build_model
+from vaezoo.spec import validate
 
 
 @pytest.mark.parametrize("samples", [1, 10, 100])
@@ -39,7 +41,8 @@ def test_active_units_and_kl_per_dim():
     g = torch.Generator().manual_seed(0)
     mu = torch.randn(1000, 4, generator=g) * torch.tensor([1.0, 0.5, 0.05, 0.0])
     logvar = torch.zeros(1000, 4)
-    stats = evaluate.latent_stats(mu, logvar, batch_size=256)
+    model = build_model(validate({"name": "x", "model": {"latent_dim": 4}}, "t").model, (1, 28, 28))
+    stats = evaluate.latent_stats(model, mu, logvar, batch_size=256)
     assert stats.active == [True, True, False, False]
     expected = 0.5 * mu.square().mean(0)
     assert stats.kl_per_dim == pytest.approx(expected.tolist(), rel=1e-5)

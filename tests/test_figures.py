@@ -11,8 +11,8 @@ from PIL import Image  # Pillow comes with torchvision
 
 from vaezoo import figures
 from vaezoo.evaluate import posterior_params
-from vaezoo.likelihoods import LIKELIHOODS
-from vaezoo.nn import DECODERS, ENCODERS
+from vaezoo.parts import DECODERS, ENCODERS, PRIORS
+from vaezoo.parts.likelihoods import LIKELIHOODS
 from vaezoo.runner import build_model
 from vaezoo.spec import validate
 
@@ -23,30 +23,32 @@ LAYERS = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8]}}  # small, so th
 # kind), so a new encoder, decoder or likelihood joins these tests by registering.
 NETWORKS = sorted(set(ENCODERS.names()) | set(DECODERS.names()))
 LATENT_DIMS = (2, 5)  # 2 adds the manifold
-CASES = list(itertools.product(NETWORKS, LIKELIHOODS.names(), LATENT_DIMS))
+CASES = [(*case, prior) for case in itertools.product(NETWORKS, LIKELIHOODS.names(), LATENT_DIMS) for prior in PRIORS.names()]
 
 
-def covering_cases() -> list[tuple[str, str, int]]:
+def covering_cases() -> list[tuple[str, str, int, str]]:
     """Fewest cases in which every network kind, likelihood and latent size appears at least once.
 
     Rendering PNGs costs about 3 s a run on a small CPU, whatever the model; the full product of
     component kinds is covered by the (cheap) grid-builder test instead.
     """
-    count = max(len(NETWORKS), len(LIKELIHOODS.names()), len(LATENT_DIMS))
-    likelihoods = LIKELIHOODS.names()
+    likelihoods, priors = LIKELIHOODS.names(), PRIORS.names()
+    count = max(len(NETWORKS), len(likelihoods), len(LATENT_DIMS), len(priors))
     return [
-        (NETWORKS[i % len(NETWORKS)], likelihoods[i % len(likelihoods)], LATENT_DIMS[i % len(LATENT_DIMS)])
+        (NETWORKS[i % len(NETWORKS)], likelihoods[i % len(likelihoods)], LATENT_DIMS[i % len(LATENT_DIMS)], priors[i % len(priors)])
         for i in range(count)
     ]
 
 
-def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim: int = 5):
+def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim: int = 5, prior: str = "standard"):
     encoder = network if network in ENCODERS.names() else "mlp"
     decoder = network if network in DECODERS.names() else "mlp"
     spec = validate(
         {
             "name": "figures",
+            "data": {"binarize": LIKELIHOODS.get(likelihood).needs_binarize or "dynamic"},
             "model": {
+                "prior": {"kind": prior},
                 "latent_dim": latent_dim,
                 "encoder": {"kind": encoder, **LAYERS.get(encoder, {})},
                 "decoder": {"kind": decoder, **LAYERS.get(decoder, {})},
@@ -98,9 +100,9 @@ def assert_sane_png(path: Path) -> None:
     assert mode in ("RGB", "RGBA")
 
 
-@pytest.mark.parametrize(("network", "likelihood", "latent_dim"), CASES)
-def test_grid_builders_work_for_every_component_kind(network, likelihood, latent_dim):
-    model = small_model(network, likelihood, latent_dim)
+@pytest.mark.parametrize(("network", "likelihood", "latent_dim", "prior"), CASES)
+def test_grid_builders_work_for_every_component_kind(network, likelihood, latent_dim, prior):
+    model = small_model(network, likelihood, latent_dim, prior)
     images, labels = fake_data()
     grids = [
         figures.reconstructions_grid(model, images, labels=labels),
@@ -114,9 +116,9 @@ def test_grid_builders_work_for_every_component_kind(network, likelihood, latent
         assert grid.shape[0] == 3 and torch.isfinite(grid).all() and grid.min() >= 0 and grid.max() <= 1
 
 
-@pytest.mark.parametrize(("network", "likelihood", "latent_dim"), covering_cases())
-def test_write_run_figures_writes_every_applicable_figure(tmp_path, network, likelihood, latent_dim):
-    model = small_model(network, likelihood, latent_dim)
+@pytest.mark.parametrize(("network", "likelihood", "latent_dim", "prior"), covering_cases())
+def test_write_run_figures_writes_every_applicable_figure(tmp_path, network, likelihood, latent_dim, prior):
+    model = small_model(network, likelihood, latent_dim, prior)
     images, labels = fake_data()
     kl = torch.rand(latent_dim, generator=torch.Generator().manual_seed(1)).tolist()
     active = [value > 0.5 for value in kl]

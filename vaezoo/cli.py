@@ -92,23 +92,15 @@ def _run_dir(text: str) -> Path:
 
 def _cmd_list(args: argparse.Namespace) -> None:
     from vaezoo.data import BINARIZATIONS, DATASETS
-    from vaezoo.kl import KL_WEIGHTINGS
-    from vaezoo.likelihoods import LIKELIHOODS
-    from vaezoo.nn import DECODERS, ENCODERS
-    from vaezoo.objectives import OBJECTIVES
+    from vaezoo.spec import SLOTS
 
-    table = Table(title="vaezoo components (the `kind` in a spec)")
+    table = Table(title="vaezoo components (the `kind` in a spec; * marks the default)")
     for column in ("slot", "kind", "spec fields", "what it is"):
         table.add_column(column)
-    for slot, registry in (
-        ("model.encoder", ENCODERS),
-        ("model.decoder", DECODERS),
-        ("model.likelihood", LIKELIHOODS),
-        ("kl", KL_WEIGHTINGS),
-        ("objective", OBJECTIVES),
-    ):
-        for name, component in registry.items():
-            table.add_row(slot, name, _spec_fields(component.Spec), _summary(component))
+    for slot in SLOTS:
+        for name, component in slot.registry.items():
+            kind = f"{name} *" if name == slot.default else name
+            table.add_row(slot.path, kind, _spec_fields(component.Spec), _summary(component))
     for name, info in DATASETS.items():
         table.add_row("data.dataset", name, f"{info.image_shape}, {info.classes} classes", "")
     for name, binarization in BINARIZATIONS.items():
@@ -129,8 +121,7 @@ def _summary(obj: Any) -> str:
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
-    from vaezoo import acquire
-    from vaezoo.data import DATASETS, default_root
+    from vaezoo.data import DATASETS, acquire, default_root
 
     if args.dataset not in DATASETS:
         raise VaezooError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS.names())}")

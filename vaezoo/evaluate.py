@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from vaezoo.data import DeviceData
-from vaezoo.kl import gaussian_kl_per_dim
-from vaezoo.model import LOG_2PI, VAE
+from vaezoo.distributions import DiagonalGaussian, gaussian_log_density
+from vaezoo.model import VAE
 
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
@@ -78,12 +78,12 @@ def log_likelihood_iw(model: VAE, x: torch.Tensor, samples: int, generator: torc
     logsumexp, so K = 5000 fits in memory whatever the batch.
     """
     model.eval()
-    posterior = model.encode(x)
+    features = model.encoder(x)
     pixels = x[0].numel()
     chunk = max(1, min(samples, chunk_elements(x.device) // (x.shape[0] * pixels)))
     total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
     for start in range(0, samples, chunk):
-        weights = model.log_weights(x, min(chunk, samples - start), generator, posterior)
+        weights = model.log_weights(x, min(chunk, samples - start), generator, features)
         total = torch.logaddexp(total, torch.logsumexp(weights.double(), dim=0))
     return total - math.log(samples)
 
@@ -106,12 +106,26 @@ def posterior_params(model: VAE, images: torch.Tensor, batch_size: int) -> tuple
 
 
 @torch.inference_mode()
-def latent_stats(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> LatentStats:
+def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL per latent dimension over a dataset's posteriors, (D,).
+
+    In closed form where the prior has one (they then sum to the KL); otherwise KL(q(z_d|x) || p_d)
+    against each dimension's prior marginal, estimated with one sample per image: a per-dimension
+    diagnostic that need not sum to the KL of a prior whose dimensions are dependent.
+    """
+    q = DiagonalGaussian(mu, logvar)
+    if model.closed_form_kl:
+        return model.prior.kl(q).mean(0)
+    z = q.rsample(generator=_generator(mu.device))
+    return (gaussian_log_density(z, mu, logvar) - model.prior.marginal_log_prob(z)).mean(0)
+
+
+@torch.inference_mode()
+def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> LatentStats:
     """KL per dimension, active units, and I(x; z) under q, from the posteriors of a dataset."""
-    kl_per_dim = gaussian_kl_per_dim(mu, logvar).mean(0)
     active = mu.double().var(0, correction=1 if len(mu) > 1 else 0) > ACTIVE_UNIT_THRESHOLD
     return LatentStats(
-        kl_per_dim=kl_per_dim.tolist(),
+        kl_per_dim=kl_per_dim(model, mu, logvar).tolist(),
         active=active.tolist(),
         mutual_information=mutual_information(mu, logvar, batch_size),
     )
@@ -125,17 +139,16 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) 
     over the same N images and one z per image. Both log-densities are taken at the same z, so their
     noise cancels where it can (I = 0 exactly when every posterior is the same); at most log N.
     """
-    generator = _generator(mu.device)
-    z = VAE.reparameterize(mu, logvar, generator)
-    log_q_own = -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+    own = DiagonalGaussian(mu, logvar)
+    z = own.rsample(generator=_generator(mu.device))
+    log_q_own = own.log_prob(z)
     log_qz = torch.cat([_log_mixture(z_batch, mu, logvar) for z_batch in z.split(max(1, batch_size // 4))])
     return (log_q_own.double() - log_qz).mean().item()
 
 
 def _log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log (1/N) sum_n N(z; mu_n, exp(logvar_n)) for each row of z."""
-    diff = z[:, None, :] - mu[None]
-    log_q = -0.5 * (diff.square() * torch.exp(-logvar)[None] + logvar[None] + LOG_2PI).sum(-1)
+    log_q = gaussian_log_density(z[:, None, :], mu[None], logvar[None]).sum(-1)
     return torch.logsumexp(log_q.double(), dim=1) - math.log(mu.shape[0])
 
 
@@ -173,7 +186,7 @@ def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int,
     iw = importance_weighted_nll(model, data.test_images, iw_samples, batch_size)
     iw_seconds = time.perf_counter() - start
     mu, logvar = posterior_params(model, data.test_images, batch_size)
-    stats = latent_stats(mu, logvar, batch_size)
+    stats = latent_stats(model, mu, logvar, batch_size)
     train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
     pixels = data.test_images[0].numel()
     return {
@@ -189,6 +202,7 @@ def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int,
         "active_units": sum(stats.active),
         "active_mask": stats.active,
         "kl_per_dim": stats.kl_per_dim,
+        "kl_estimate": model.kl_estimate,
         "mutual_information": stats.mutual_information,
         "mutual_information_max": math.log(len(mu)),
         "mutual_information_estimator": MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),

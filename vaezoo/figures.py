@@ -161,9 +161,9 @@ def reconstructions_grid(
 
 
 def samples_grid(model: VAE, n: int = 64, seed: int = SAMPLES_SEED, per_row: int = 8) -> torch.Tensor:
-    """Mean images of n prior draws z ~ N(0, I), 8 to a row."""
+    """Mean images of n draws z ~ p(z) from the model's prior, 8 to a row."""
     # drawn on the CPU so that every device shows the same samples for the same seed
-    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = model.prior.sample(n, torch.Generator().manual_seed(seed))
     with _evaluating(model):
         return _grid(_decode_mean(model, z), per_row=per_row)
 
@@ -190,26 +190,31 @@ def traversal_grid(
 ) -> torch.Tensor:
     """Rows: the `dims` latent dims with the most KL (most first); columns: that dim set to each value.
 
-    The other dimensions stay at the posterior mean of `image`.
+    The other dimensions stay at the posterior mean of `image`; the values are in standard deviations
+    of the dimension's prior marginal, from its mean (for N(0, I), z_d itself).
     """
     chosen = top_kl_dims(kl_per_dim, min(dims, model.latent_dim))
     with _evaluating(model):
         mu = _encode_mean(model, image.reshape(1, *image.shape[-3:])).cpu()
         z = mu.repeat(len(chosen) * len(values), 1)
+        mean, std = (t.cpu() for t in model.prior.marginal_moments())
         for row, d in enumerate(chosen):
-            z[row * len(values) : (row + 1) * len(values), d] = values
+            z[row * len(values) : (row + 1) * len(values), d] = mean[d] + values * std[d]
         return _grid(_decode_mean(model, z), per_row=len(values))
 
 
 def manifold_grid(model: VAE, n: int = 20) -> torch.Tensor:
-    """For a 2-d latent: decodes an n x n grid of Gaussian quantiles; z1 grows rightward, z2 upward."""
+    """For a 2-d latent: decodes an n x n grid of Gaussian quantiles, scaled by each dimension's prior
+    marginal (mean + q * std; N(0, I)'s own quantiles for the standard prior); z1 grows rightward, z2 upward."""
     if model.latent_dim != 2:
         raise ValueError(f"the manifold figure needs latent_dim 2, not {model.latent_dim}")
     q = manifold_values(n)
     # row-major order: top row is the highest z2, as on a plot's y axis
     z2, z1 = torch.meshgrid(q.flip(0), q, indexing="ij")
+    mean, std = (t.cpu() for t in model.prior.marginal_moments())
+    z = mean + torch.stack([z1, z2], dim=-1).reshape(-1, 2) * std
     with _evaluating(model):
-        return _grid(_decode_mean(model, torch.stack([z1, z2], dim=-1).reshape(-1, 2)), per_row=n)
+        return _grid(_decode_mean(model, z), per_row=n)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -324,7 +329,7 @@ def save_traversal(
     ax.set_yticks(_cell_centers(len(chosen), side), [f"z{d + 1} ({kl_per_dim[d]:.1f})" for d in chosen])
     # rounded, and + 0.0 turns -0.0 into 0: linspace's middle value is -1.2e-07, not 0
     ax.set_xticks(_cell_centers(len(values), side), [f"{round(v, 2) + 0.0:g}" for v in values.tolist()])
-    ax.set_xlabel("value of z_d (prior standard deviations)")
+    ax.set_xlabel("value of z_d (standard deviations of its prior marginal, from its mean)")
     ax.set_ylabel("latent dim (KL nats)")
     subtitle = f"the {len(chosen)} dims with the most KL, most first; the others at one test image's posterior mean"
     _titled(ax, "Latent traversals", subtitle)
@@ -341,8 +346,8 @@ def save_manifold(model: VAE, path: Path, n: int = 20) -> None:
     # every column named (up to 20): small type, so that neighbours' labels do not touch
     ax.set_xticks([centers[i] for i in shown], [f"{q[i]:.2f}" for i in shown], fontsize=7)
     ax.set_yticks([centers[i] for i in shown], [f"{q[n - 1 - i]:.2f}" for i in shown], fontsize=8)
-    ax.set_xlabel("z1 quantile value")
-    ax.set_ylabel("z2 quantile value")
+    ax.set_xlabel("z1 = mean + q std of its prior marginal (q shown; z1 itself for N(0, I))")
+    ax.set_ylabel("z2 = mean + q std (q shown)")
     _titled(ax, "Decoded latent manifold", f"mean of decode(z) on a {n} x {n} grid of N(0, 1) quantiles 0.05..0.95")
     _save(fig, path)
 

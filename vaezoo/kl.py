@@ -1,4 +1,4 @@
-"""The closed-form Gaussian KL and the KL weightings (beta schedules) that scale it during training."""
+"""KL weightings: the schedule of beta and the penalty the KL makes in the training loss."""
 
 from __future__ import annotations
 
@@ -12,16 +12,6 @@ from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
 
 
-def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) for each latent dimension, in nats: shape of `mu`."""
-    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(q(z|x) || N(0, I)) per image, summed over the latent dimensions (last axis), in nats."""
-    return gaussian_kl_per_dim(mu, logvar).sum(-1)
-
-
 class KLWeighting(Protocol):
     """How the KL term enters the training loss: its weight beta_t, and the penalty it makes."""
 
@@ -29,16 +19,22 @@ class KLWeighting(Protocol):
         """beta at 0-based `step` of a run of `total_steps` optimizer steps; always in [0, max beta]."""
         ...
 
-    def penalty(self, kl_per_dim: torch.Tensor, beta: float) -> torch.Tensor:
-        """The KL part of each image's loss, from the per-dimension KL of a batch (B, D): shape (B,)."""
+    #: True when the penalty reads the KL per dimension, which only a closed-form KL has.
+    needs_kl_per_dim: ClassVar[bool]
+
+    def penalty(self, kl: torch.Tensor, kl_per_dim: torch.Tensor | None, beta: float) -> torch.Tensor:
+        """The KL part of each image's loss, from the batch's KL per image (B,) and, where the prior
+        has a closed form, per dimension (B, D): shape (B,)."""
         ...
 
 
 class Weighted:
     """The usual penalty: beta times the KL summed over dimensions, image by image."""
 
-    def penalty(self, kl_per_dim: torch.Tensor, beta: float) -> torch.Tensor:
-        return beta * kl_per_dim.sum(-1)
+    needs_kl_per_dim = False
+
+    def penalty(self, kl: torch.Tensor, kl_per_dim: torch.Tensor | None, beta: float) -> torch.Tensor:
+        return beta * kl
 
 
 KL_WEIGHTINGS: Registry[type[KLWeighting]] = Registry("KL weighting")
@@ -137,6 +133,10 @@ class FreeBits:
     def beta(self, step: int, total_steps: int) -> float:
         return self.max_beta
 
-    def penalty(self, kl_per_dim: torch.Tensor, beta: float) -> torch.Tensor:
+    needs_kl_per_dim = True
+
+    def penalty(self, kl: torch.Tensor, kl_per_dim: torch.Tensor | None, beta: float) -> torch.Tensor:
+        if kl_per_dim is None:
+            raise ValueError("free bits needs the KL per dimension, which only a closed-form KL gives")
         floored = kl_per_dim.mean(0).clamp(min=self.nats).sum()
         return (beta * floored).expand(kl_per_dim.shape[0])

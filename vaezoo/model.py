@@ -1,38 +1,35 @@
-"""The VAE: encode -> reparameterize -> decode, and its ELBO as typed per-image terms."""
+"""The VAE assembled from its parts: encode -> posterior sample -> decode, and its ELBO as typed
+per-image terms. Nothing here assumes N(0, I) or a Gaussian posterior: the prior and posterior do."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from vaezoo.kl import gaussian_kl_per_dim
-from vaezoo.likelihoods import Likelihood
-
-LOG_2PI = math.log(2 * math.pi)
+from vaezoo.distributions import DiagonalGaussian
+from vaezoo.parts.likelihoods import Likelihood
+from vaezoo.parts.posteriors import Posterior, PosteriorSample
+from vaezoo.parts.priors import Prior
 
 
 @dataclass(frozen=True)
 class ELBOTerms:
     """One ELBO evaluation, per image, in nats (summed over pixels and latent dimensions).
 
-    `recon_nll` = -log p(x|z) for one reparameterized z ~ q(z|x); `kl_per_dim` = KL(q(z_d|x) || p(z_d))
-    in closed form, (B, D); `beta` weights the KL in the training loss.
+    `recon_nll` = -log p(x|z) for one reparameterized z ~ q(z|x); `kl` = KL(q(z|x) || p(z)), in closed
+    form where the prior has one (then also `kl_per_dim`, (B, D)), else log q(z|x) - log p(z) at the
+    same z; `beta` weights the KL in the training loss.
     """
 
     recon_nll: torch.Tensor
-    kl_per_dim: torch.Tensor
-    beta: float
+    kl: torch.Tensor
+    kl_per_dim: torch.Tensor | None
+    beta: float | torch.Tensor
     #: What training minimizes per image: -log p(x|z) + beta * KL for the plain ELBO; the objective's
     #: own form otherwise (a free-bits floor on the KL, IWAE's -L_k).
     loss: torch.Tensor
-
-    @property
-    def kl(self) -> torch.Tensor:
-        """KL(q(z|x) || p(z)) per image, summed over the latent dimensions."""
-        return self.kl_per_dim.sum(-1)
 
     @property
     def neg_elbo(self) -> torch.Tensor:
@@ -41,52 +38,70 @@ class ELBOTerms:
 
 
 class VAE(nn.Module):
-    """A Gaussian-posterior VAE with prior N(0, I) and any encoder, decoder and likelihood."""
+    """p(z) p(x|z) with inference q(z|x), from an encoder, posterior, prior, decoder and likelihood."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, latent_dim: int) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        posterior: Posterior,
+        prior: Prior,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.posterior = posterior
+        self.prior = prior
         self.decoder = decoder
         self.likelihood = likelihood
         self.latent_dim = latent_dim
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z|x) as (mu, logvar), each (B, latent_dim)."""
-        return self.encoder(x)
+    @property
+    def closed_form_kl(self) -> bool:
+        """True when KL(q(z|x) || p(z)) has a closed form: a Gaussian posterior and a prior that has one."""
+        return self.prior.closed_form_kl and self.posterior.is_base_gaussian
+
+    @property
+    def kl_estimate(self) -> str:
+        """How the ELBO's KL is computed: `closed-form` or `monte-carlo` (one sample)."""
+        return "closed-form" if self.closed_form_kl else "monte-carlo"
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        """The posterior's base diagonal Gaussian for each image; unpacks as (mu, logvar), (B, D) each."""
+        return self.posterior.distribution(self.encoder(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The likelihood's parameters for each z, shaped (*z.shape[:-1], C, H, W)."""
+        """The likelihood's parameters for each z, shaped (*z.shape[:-1], P * C, H, W)."""
         return self.decoder(z)
 
-    @staticmethod
-    def reparameterize(
-        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """z = mu + exp(logvar / 2) * eps with eps ~ N(0, I): differentiable in mu and logvar."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+    def kl_terms(self, draw: PosteriorSample) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(KL per image, KL per dimension or None): closed-form where it exists, else one sample's."""
+        if self.closed_form_kl:
+            per_dim = self.prior.kl(draw.base)
+            return per_dim.sum(-1), per_dim
+        return draw.log_q - self.prior.log_prob(draw.z), None
 
-    def elbo(self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> ELBOTerms:
+    def elbo(self, x: torch.Tensor, beta: float | torch.Tensor = 1.0, generator: torch.Generator | None = None) -> ELBOTerms:
         """The ELBO's terms for a batch, one z sample per image."""
-        mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar, generator)
-        recon_nll = -self.likelihood.log_prob(x, self.decode(z))
-        kl_per_dim = gaussian_kl_per_dim(mu, logvar)
-        return ELBOTerms(recon_nll=recon_nll, kl_per_dim=kl_per_dim, beta=beta, loss=recon_nll + beta * kl_per_dim.sum(-1))
+        draw = self.posterior.rsample(self.encoder(x), generator=generator)
+        recon_nll = -self.likelihood.log_prob(x, self.decode(draw.z))
+        kl, kl_per_dim = self.kl_terms(draw)
+        return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=recon_nll + beta * kl)
 
     def log_weights(
         self,
         x: torch.Tensor,
         samples: int,
         generator: torch.Generator | None = None,
-        posterior: tuple[torch.Tensor, torch.Tensor] | None = None,
+        features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """log p(x, z_k) - log q(z_k|x) for `samples` draws z_k ~ q(z|x): shape (samples, B).
 
         Their logsumexp over k minus log(samples) is the importance-weighted bound L_K <= log p(x).
-        Pass `posterior` = encode(x) to reuse it across chunks of samples.
+        Pass `features` = encoder(x) to reuse them across chunks of samples.
         """
-        log_px_z, log_prior_ratio = self.weight_terms(x, samples, generator, posterior)
+        log_px_z, log_prior_ratio = self.weight_terms(x, samples, generator, features)
         return log_px_z + log_prior_ratio
 
     def weight_terms(
@@ -94,19 +109,16 @@ class VAE(nn.Module):
         x: torch.Tensor,
         samples: int,
         generator: torch.Generator | None = None,
-        posterior: tuple[torch.Tensor, torch.Tensor] | None = None,
+        features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x|z_k), log p(z_k) - log q(z_k|x)) for `samples` draws z_k ~ q(z|x), each (samples, B)."""
-        mu, logvar = posterior if posterior is not None else self.encode(x)
-        z = self.reparameterize(mu.expand(samples, *mu.shape), logvar.expand(samples, *logvar.shape), generator)
-        log_px_z = self.likelihood.log_prob(x, self.decode(z))
-        log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
-        log_qz = -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
-        return log_px_z, log_pz - log_qz
+        features = self.encoder(x) if features is None else features
+        draw = self.posterior.rsample(features, samples, generator)
+        log_px_z = self.likelihood.log_prob(x, self.decode(draw.z))
+        return log_px_z, self.prior.log_prob(draw.z) - draw.log_q
 
     @torch.inference_mode()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Images decoded from n draws of the prior: the likelihood's mean, (n, C, H, W)."""
         device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return self.likelihood.mean(self.decode(z))
+        return self.likelihood.mean(self.decode(self.prior.sample(n, generator).to(device)))

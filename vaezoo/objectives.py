@@ -9,7 +9,7 @@ from typing import ClassVar, Literal, Protocol
 import torch
 from pydantic import Field
 
-from vaezoo.kl import KLWeighting, Weighted, gaussian_kl_per_dim
+from vaezoo.kl import KLWeighting, Weighted
 from vaezoo.model import VAE, ELBOTerms
 from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
@@ -45,7 +45,7 @@ class ELBO:
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
         terms = model.elbo(x, beta=beta)
-        return replace(terms, loss=terms.recon_nll + weighting.penalty(terms.kl_per_dim, beta))
+        return replace(terms, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta))
 
 
 class IWAESpec(StrictModel):
@@ -73,8 +73,10 @@ class IWAE:
         self.samples = samples
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
-        mu, logvar = model.encode(x)
-        log_px_z, log_prior_ratio = model.weight_terms(x, self.samples, posterior=(mu, logvar))
+        features = model.encoder(x)
+        log_px_z, log_prior_ratio = model.weight_terms(x, self.samples, features=features)
         bound = torch.logsumexp(log_px_z + beta * log_prior_ratio, dim=0) - math.log(self.samples)
-        kl_per_dim = gaussian_kl_per_dim(mu, logvar)
-        return ELBOTerms(recon_nll=-log_px_z.mean(0), kl_per_dim=kl_per_dim, beta=beta, loss=-bound)
+        # reported beside the loss: the closed-form KL where it exists, else the k samples' mean
+        kl_per_dim = model.prior.kl(model.posterior.distribution(features)) if model.closed_form_kl else None
+        kl = kl_per_dim.sum(-1) if kl_per_dim is not None else -log_prior_ratio.mean(0)
+        return ELBOTerms(recon_nll=-log_px_z.mean(0), kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=-bound)

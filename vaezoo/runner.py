@@ -19,15 +19,15 @@ from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import evaluate_all, posterior_params
 from vaezoo.figures import write_run_figures
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
-from vaezoo.likelihoods import LIKELIHOODS
 from vaezoo.model import VAE
-from vaezoo.nn import DECODERS, ENCODERS
 from vaezoo.objectives import OBJECTIVES
+from vaezoo.parts import DECODERS, ENCODERS, LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.report import write_run_report, write_sweep_report
 from vaezoo.schema import build
-from vaezoo.sweep import Point, SweepSpec
 from vaezoo.spec import ExperimentSpec, ModelSpec, load_spec
+from vaezoo.sweep import Point, SweepSpec
 from vaezoo.train import TrainConfig, fit
+
 
 def resolve_device(name: str) -> torch.device:
     """`auto` is CUDA when present, else the CPU; asking for CUDA without it is an error."""
@@ -39,15 +39,26 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
-    """The VAE the spec describes; an impossible shape (a conv stack too deep) is a SpecError."""
-    context = {"image_shape": image_shape, "latent_dim": spec.latent_dim}
+    """The VAE the spec describes; an impossible shape (a conv stack too deep) is a SpecError.
+
+    The likelihood is built first, since it says how many values per pixel the decoder must give;
+    the prior last, so that the networks' initial weights do not depend on which prior is chosen.
+    """
+    likelihood = build(LIKELIHOODS, spec.likelihood, image_shape=image_shape)
     try:
-        encoder = build(ENCODERS, spec.encoder, **context)
-        decoder = build(DECODERS, spec.decoder, **context)
+        encoder = build(ENCODERS, spec.encoder, image_shape=image_shape)
+        posterior = build(POSTERIORS, spec.posterior, in_features=encoder.out_features, latent_dim=spec.latent_dim)
+        decoder = build(
+            DECODERS,
+            spec.decoder,
+            image_shape=image_shape,
+            latent_dim=spec.latent_dim,
+            params_per_pixel=likelihood.params_per_pixel,
+        )
     except ValueError as error:
         raise SpecError(f"model: {error}") from None
-    likelihood = build(LIKELIHOODS, spec.likelihood, image_shape=image_shape)
-    return VAE(encoder, decoder, likelihood, spec.latent_dim)
+    prior = build(PRIORS, spec.prior, latent_dim=spec.latent_dim)
+    return VAE(encoder, posterior, prior, decoder, likelihood, spec.latent_dim)
 
 
 def build_kl_weighting(spec: ExperimentSpec) -> KLWeighting:
@@ -56,11 +67,7 @@ def build_kl_weighting(spec: ExperimentSpec) -> KLWeighting:
 
 def nll_kind(spec: ExperimentSpec) -> str:
     """What the reported NLL is: a discrete log-likelihood, a continuous density, or neither."""
-    if not LIKELIHOODS.get(spec.model.likelihood.kind).discrete:
-        return "continuous density (nats)"
-    if spec.data.binarize == "none":
-        return "not a likelihood: Bernoulli BCE on grey levels"
-    return "log-likelihood of binary images (nats)"
+    return LIKELIHOODS.get(spec.model.likelihood.kind).nll_kind(spec.data.binarize)
 
 
 def run_dir_for(spec: ExperimentSpec, out: Path) -> Path:

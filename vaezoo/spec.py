@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -13,10 +14,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from vaezoo.data import DataSpec
 from vaezoo.errors import SpecError
 from vaezoo.kl import KL_WEIGHTINGS
-from vaezoo.likelihoods import LIKELIHOODS
 from vaezoo.lr import LR_SCHEDULES
-from vaezoo.nn import DECODERS, ENCODERS
 from vaezoo.objectives import OBJECTIVES
+from vaezoo.parts import DECODERS, ENCODERS, LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
 
@@ -27,35 +27,68 @@ def tagged_union(registry: Registry[Any]) -> Any:
     return Annotated[Union[specs], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple)
 
 
+@dataclass(frozen=True)
+class Slot:
+    """A place in the spec that a registered component fills: its dotted path, registry and default kind."""
+
+    path: str
+    registry: Registry[Any]
+    default: str
+
+    @property
+    def key(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+
+#: Every component slot of the spec: the one table that the spec, `vaezoo list` and the tests read.
+SLOTS = (
+    Slot("model.encoder", ENCODERS, "mlp"),
+    Slot("model.posterior", POSTERIORS, "gaussian"),
+    Slot("model.prior", PRIORS, "standard"),
+    Slot("model.decoder", DECODERS, "mlp"),
+    Slot("model.likelihood", LIKELIHOODS, "bernoulli"),
+    Slot("kl", KL_WEIGHTINGS, "constant"),
+    Slot("objective", OBJECTIVES, "elbo"),
+)
+SLOT = {slot.path: slot for slot in SLOTS}
 EncoderSpec = tagged_union(ENCODERS)
+PosteriorSpec = tagged_union(POSTERIORS)
+PriorSpec = tagged_union(PRIORS)
 DecoderSpec = tagged_union(DECODERS)
 LikelihoodSpec = tagged_union(LIKELIHOODS)
 KLSpec = tagged_union(KL_WEIGHTINGS)
 ObjectiveSpec = tagged_union(OBJECTIVES)
-COMPONENT_KINDS = {
-    name for registry in (ENCODERS, DECODERS, LIKELIHOODS, KL_WEIGHTINGS, OBJECTIVES) for name in registry.names()
-}
+COMPONENT_KINDS = {name for slot in SLOTS for name in slot.registry.names()}
 
 
-def _default_kinds(data: Any, defaults: dict[str, str]) -> Any:
+def _slot_field(path: str) -> Any:
+    """The spec field of a slot: a discriminated union of its components' Specs, defaulting to the default kind."""
+    slot = SLOT[path]
+    return Field(default_factory=lambda: slot.registry.get(slot.default).Spec(kind=slot.default))
+
+
+def _default_kinds(data: Any, prefix: str) -> Any:
     """A component mapping without `kind` is the slot's default component (so `--set kl.beta=4` works)."""
     if isinstance(data, dict):
-        for slot, kind in defaults.items():
-            if isinstance(data.get(slot), dict) and "kind" not in data[slot]:
-                data = {**data, slot: {"kind": kind, **data[slot]}}
+        for slot in SLOTS:
+            parent, _, key = slot.path.rpartition(".")
+            if parent == prefix and isinstance(data.get(key), dict) and "kind" not in data[key]:
+                data = {**data, key: {"kind": slot.default, **data[key]}}
     return data
 
 
 class ModelSpec(StrictModel):
     latent_dim: int = Field(default=20, ge=1, le=4096)
-    encoder: EncoderSpec = Field(default_factory=lambda: ENCODERS.get("mlp").Spec(kind="mlp"))
-    decoder: DecoderSpec = Field(default_factory=lambda: DECODERS.get("mlp").Spec(kind="mlp"))
-    likelihood: LikelihoodSpec = Field(default_factory=lambda: LIKELIHOODS.get("bernoulli").Spec(kind="bernoulli"))
+    encoder: EncoderSpec = _slot_field("model.encoder")
+    posterior: PosteriorSpec = _slot_field("model.posterior")
+    prior: PriorSpec = _slot_field("model.prior")
+    decoder: DecoderSpec = _slot_field("model.decoder")
+    likelihood: LikelihoodSpec = _slot_field("model.likelihood")
 
     @model_validator(mode="before")
     @classmethod
     def _kinds(cls, data: Any) -> Any:
-        return _default_kinds(data, {"encoder": "mlp", "decoder": "mlp", "likelihood": "bernoulli"})
+        return _default_kinds(data, "model")
 
 
 class TrainSpec(StrictModel):
@@ -88,20 +121,32 @@ class ExperimentSpec(StrictModel):
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
-    kl: KLSpec = Field(default_factory=lambda: KL_WEIGHTINGS.get("constant").Spec(kind="constant"))
-    objective: ObjectiveSpec = Field(default_factory=lambda: OBJECTIVES.get("elbo").Spec(kind="elbo"))
+    kl: KLSpec = _slot_field("kl")
+    objective: ObjectiveSpec = _slot_field("objective")
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
 
     @model_validator(mode="before")
     @classmethod
     def _kinds(cls, data: Any) -> Any:
-        return _default_kinds(data, {"kl": "constant", "objective": "elbo"})
+        return _default_kinds(data, "")
 
     @model_validator(mode="after")
     def _compatible(self) -> ExperimentSpec:
-        if not OBJECTIVES.get(self.objective.kind).accepts(KL_WEIGHTINGS.get(self.kl.kind)):
+        weighting = KL_WEIGHTINGS.get(self.kl.kind)
+        if not OBJECTIVES.get(self.objective.kind).accepts(weighting):
             raise ValueError(f"objective {self.objective.kind} cannot use the KL weighting {self.kl.kind}")
+        closed_form = PRIORS.get(self.model.prior.kind).closed_form_kl and POSTERIORS.get(self.model.posterior.kind).is_base_gaussian
+        if weighting.needs_kl_per_dim and not closed_form:
+            raise ValueError(
+                f"the KL weighting {self.kl.kind} needs the KL per dimension, which the prior {self.model.prior.kind} "
+                f"with the posterior {self.model.posterior.kind} has no closed form for"
+            )
+        needs = LIKELIHOODS.get(self.model.likelihood.kind).needs_binarize
+        if needs is not None and self.data.binarize != needs:
+            raise ValueError(
+                f"the likelihood {self.model.likelihood.kind} models data binarized as {needs!r}; set data.binarize: {needs}"
+            )
         return self
 
     def to_yaml(self) -> str:
@@ -123,7 +168,7 @@ _Loader.add_implicit_resolver(
 def parse_yaml(text: str, source: str) -> Any:
     """yaml.safe_load with numeric exponents, turning syntax errors into one-line SpecErrors."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -184,9 +229,7 @@ def yaml_path(data: Any, loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     node = data
     for item in loc:
-        if isinstance(node, dict) and item in node:
-            node = node[item]
-        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        if isinstance(node, dict) and item in node or isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
             node = node[item]
         elif isinstance(node, dict) and item in COMPONENT_KINDS and node.get("kind", item) == item:
             continue  # the tag of a discriminated union (given, or the slot's default)

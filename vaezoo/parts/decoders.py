@@ -1,4 +1,5 @@
-"""Decoders p(x|z): a latent batch in, one likelihood parameter per pixel out, shaped like the images."""
+"""Decoders: a latent batch in, the likelihood's parameters out: `params_per_pixel` values for every
+pixel, stacked on the channel axis as (..., params_per_pixel * C, H, W)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from vaezoo.nn.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv_padding, conv_sides, mlp
+from vaezoo.parts.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv_padding, conv_sides, mlp
 from vaezoo.registry import Registry
 
 DECODERS: Registry[type[nn.Module]] = Registry("decoder")
@@ -16,20 +17,27 @@ DECODERS: Registry[type[nn.Module]] = Registry("decoder")
 
 @DECODERS.register("mlp")
 class MLPDecoder(nn.Module):
-    """Fully connected: hidden layers, then a linear layer to every pixel."""
+    """Fully connected: hidden layers, then a linear layer to every parameter of every pixel."""
 
     Spec: ClassVar = MLPSpec
 
     def __init__(
-        self, *, image_shape: tuple[int, int, int], latent_dim: int, hidden: list[int], activation: Activation
+        self,
+        *,
+        image_shape: tuple[int, int, int],
+        latent_dim: int,
+        params_per_pixel: int,
+        hidden: list[int],
+        activation: Activation,
     ) -> None:
         super().__init__()
-        n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
-        self.net = nn.Sequential(mlp([latent_dim, *hidden], activation), nn.Linear(hidden[-1], n_pixels))
-        self.image_shape = image_shape
+        channels, height, width = image_shape
+        self.out_shape = (params_per_pixel * channels, height, width)
+        n_out = self.out_shape[0] * height * width
+        self.net = nn.Sequential(mlp([latent_dim, *hidden], activation), nn.Linear(hidden[-1], n_out))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).unflatten(-1, self.image_shape)
+        return self.net(z).unflatten(-1, self.out_shape)
 
 
 
@@ -49,13 +57,15 @@ class ConvDecoder(nn.Module):
         *,
         image_shape: tuple[int, int, int],
         latent_dim: int,
+        params_per_pixel: int,
         channels: list[int],
         kernel: int,
         stride: int,
         activation: Activation,
     ) -> None:
         super().__init__()
-        out_channels, side, _ = image_shape
+        image_channels, side, _ = image_shape
+        out_channels = params_per_pixel * image_channels
         sides = conv_sides(side, len(channels), kernel, stride)[::-1]  # smallest first
         widths = [*channels[::-1], out_channels]
         self.start_shape = (widths[0], sides[0], sides[0])

@@ -15,10 +15,19 @@ from vaezoo.schema import StrictModel
 
 
 class Likelihood(nn.Module):
-    """p(x|z) given the decoder's output `params` (one value per pixel)."""
+    """p(x|z) given the decoder's output `params`: `params_per_pixel` values for every pixel, stacked
+    along the channel axis as (..., params_per_pixel * C, H, W)."""
 
-    #: True when log_prob is a probability mass (binary data), so bits/dim is a real code length.
+    #: True when log_prob is a probability mass, so bits/dim is a real code length.
     discrete: ClassVar[bool]
+    #: The binarization the likelihood needs (None: any); the spec refuses other data.
+    needs_binarize: ClassVar[str | None] = None
+    params_per_pixel: int = 1
+
+    @classmethod
+    def nll_kind(cls, binarize: str) -> str:
+        """What -log p(x|z) is on data binarized as `binarize`: a mass, a density, or neither."""
+        return "log-likelihood of binary images (nats)" if binarize != "none" else "log-likelihood of 8-bit images (nats)"
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image in nats, summed over every pixel: shape = the leading batch axes.
@@ -32,7 +41,7 @@ class Likelihood(nn.Module):
         raise NotImplementedError
 
 
-def _sum_pixels(values: torch.Tensor) -> torch.Tensor:
+def sum_pixels(values: torch.Tensor) -> torch.Tensor:
     """Sum over the image axes (channel, height, width), keeping every leading axis."""
     return values.sum(dim=(-3, -2, -1))
 
@@ -51,13 +60,19 @@ class Bernoulli(Likelihood):
     Spec: ClassVar = BernoulliSpec
     discrete = True
 
+    @classmethod
+    def nll_kind(cls, binarize: str) -> str:
+        if binarize == "none":
+            return "not a likelihood: Bernoulli BCE on grey levels"
+        return super().nll_kind(binarize)
+
     def __init__(self, *, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         # binary_cross_entropy_with_logits wants equal shapes; x is shared by every importance sample
         x = x.expand_as(params)
-        return -_sum_pixels(F.binary_cross_entropy_with_logits(params, x, reduction="none"))
+        return -sum_pixels(F.binary_cross_entropy_with_logits(params, x, reduction="none"))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
@@ -81,6 +96,10 @@ class Gaussian(Likelihood):
 
     Spec: ClassVar = GaussianSpec
     discrete = False
+
+    @classmethod
+    def nll_kind(cls, binarize: str) -> str:
+        return "continuous density (nats)"
 
     def __init__(
         self,
@@ -106,7 +125,7 @@ class Gaussian(Likelihood):
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         log_sigma = self._log_sigma()
         z = (x - params) * torch.exp(-log_sigma)
-        return -_sum_pixels(0.5 * z.square() + log_sigma + 0.5 * math.log(2 * math.pi))
+        return -sum_pixels(0.5 * z.square() + log_sigma + 0.5 * math.log(2 * math.pi))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params.clamp(0.0, 1.0)

@@ -1,4 +1,4 @@
-"""Encoders q(z|x): an image batch in, the Gaussian posterior's mean and log-variance out."""
+"""Encoders: an image batch in, a feature vector per image out; the posterior reads the features."""
 
 from __future__ import annotations
 
@@ -7,21 +7,20 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from vaezoo.nn.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv_padding, conv_sides, mlp
+from vaezoo.parts.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv_padding, conv_sides, mlp
 from vaezoo.registry import Registry
 
 
 class Encoder(nn.Module):
-    """Maps x of shape (B, C, H, W) to (mu, logvar), each (B, latent_dim)."""
+    """Maps x of shape (B, C, H, W) to features (B, out_features)."""
 
-    def __init__(self, features: nn.Module, n_features: int, latent_dim: int) -> None:
+    def __init__(self, features: nn.Module, out_features: int) -> None:
         super().__init__()
         self.features = features
-        self.head = nn.Linear(n_features, 2 * latent_dim)
+        self.out_features = out_features
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.features(x)).chunk(2, dim=-1)
-        return mu, logvar
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
 
 
 ENCODERS: Registry[type[Encoder]] = Registry("encoder")
@@ -30,22 +29,22 @@ ENCODERS: Registry[type[Encoder]] = Registry("encoder")
 
 @ENCODERS.register("mlp")
 class MLPEncoder(Encoder):
-    """Fully connected: flatten, hidden layers, then a linear head to (mu, logvar)."""
+    """Fully connected: flatten, then the hidden layers."""
 
     Spec: ClassVar = MLPSpec
 
     def __init__(
-        self, *, image_shape: tuple[int, int, int], latent_dim: int, hidden: list[int], activation: Activation
+        self, *, image_shape: tuple[int, int, int], hidden: list[int], activation: Activation
     ) -> None:
         n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
         features = nn.Sequential(nn.Flatten(), mlp([n_pixels, *hidden], activation))
-        super().__init__(features, hidden[-1], latent_dim)
+        super().__init__(features, hidden[-1])
 
 
 
 @ENCODERS.register("conv")
 class ConvEncoder(Encoder):
-    """Strided convolutions (each followed by the activation), flattened into a linear head."""
+    """Strided convolutions (each followed by the activation), flattened."""
 
     Spec: ClassVar = ConvSpec
 
@@ -53,7 +52,6 @@ class ConvEncoder(Encoder):
         self,
         *,
         image_shape: tuple[int, int, int],
-        latent_dim: int,
         channels: list[int],
         kernel: int,
         stride: int,
@@ -65,4 +63,4 @@ class ConvEncoder(Encoder):
         for c_in, c_out in zip([in_channels, *channels], channels):
             layers += [nn.Conv2d(c_in, c_out, kernel, stride, conv_padding(kernel)), ACTIVATIONS[activation]()]
         features = nn.Sequential(*layers, nn.Flatten())
-        super().__init__(features, channels[-1] * last_side * last_side, latent_dim)
+        super().__init__(features, channels[-1] * last_side * last_side)

@@ -1,0 +1,75 @@
+"""The dataset registry: where each dataset's files live, their checksums and how to fetch them.
+
+DatasetInfo, the DATASETS registry (MNIST and Fashion-MNIST through torchvision's classes),
+DataSpec (the ``data`` section of an experiment spec) and default_root.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from vaezoo.data import acquire
+from vaezoo.registry import Registry
+from vaezoo.schema import StrictModel
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Where a dataset lives (torchvision's class and folder layout), its checksums and how to fetch it."""
+
+    name: str
+    torchvision_class: Callable[..., object]
+    md5: dict[str, str]
+    fetch: Callable[[Path, Callable[[str], None]], None]
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    classes: int = 10
+
+    def raw_dir(self, root: Path) -> Path:
+        """torchvision's layout: <root>/<ClassName>/raw."""
+        return root / self.torchvision_class.__name__ / "raw"
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+
+def _register_torchvision_datasets() -> None:
+    from torchvision.datasets import MNIST, FashionMNIST
+
+    DATASETS.register("mnist")(DatasetInfo("mnist", MNIST, acquire.MNIST_MD5, acquire.fetch_mnist))
+    DATASETS.register("fashion-mnist")(
+        DatasetInfo("fashion-mnist", FashionMNIST, acquire.FASHION_MNIST_MD5, acquire.fetch_fashion_mnist)
+    )
+
+
+_register_torchvision_datasets()
+
+
+def default_root() -> Path:
+    """$VAEZOO_DATA, else the user's cache folder."""
+    if env := os.environ.get("VAEZOO_DATA"):
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "vaezoo" / "data"
+
+
+class DataSpec(StrictModel):
+    dataset: str = Field(default="mnist", description="a registered dataset (see `vaezoo list`)")
+    root: str | None = Field(default=None, description="data folder; default $VAEZOO_DATA, else the user cache")
+    binarize: Literal["none", "dynamic", "static"] = "dynamic"
+    val_size: int = Field(default=10000, ge=0, le=59000, description="last N training images held out")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
+        return name
+
+    def resolved_root(self) -> Path:
+        return Path(self.root).expanduser() if self.root else default_root()

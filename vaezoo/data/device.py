@@ -1,0 +1,72 @@
+"""Datasets held on the training device as uint8, and batches sliced from a permutation.
+
+DeviceData (a dataset's splits on one device), check_files (verify the raw files), and
+load / read (verify, then read the files through torchvision, split and binarize).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vaezoo.data import acquire
+from vaezoo.data.binarize import BINARIZATIONS, Binarization
+from vaezoo.data.datasets import DATASETS, DatasetInfo, DataSpec
+from vaezoo.errors import DataError
+
+
+@dataclass
+class DeviceData:
+    """A dataset's splits on one device: training images as uint8, evaluation splits as floats."""
+
+    binarization: Binarization
+    train_images: torch.Tensor  # (N, C, H, W) uint8
+    train_labels: torch.Tensor
+    val_images: torch.Tensor  # (V, C, H, W) float, fixed
+    val_labels: torch.Tensor
+    test_images: torch.Tensor  # (T, C, H, W) float, fixed
+    test_labels: torch.Tensor
+    image_shape: tuple[int, int, int]
+
+    @property
+    def n_train(self) -> int:
+        return self.train_images.shape[0]
+
+    def train_batch(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The training images at `index` (a slice of the epoch's permutation), binarized as specified."""
+        return self.binarization.train_batch(self.train_images[index], generator)
+
+
+def check_files(spec: DataSpec) -> DatasetInfo:
+    """Verify the dataset's raw files (presence and MD5) without loading them; DataError if not right."""
+    info = DATASETS.get(spec.dataset)
+    acquire.verify_files(info.raw_dir(spec.resolved_root()), info.md5, info.name)
+    return info
+
+
+def load(spec: DataSpec, device: torch.device) -> DeviceData:
+    """Verify the dataset's files, then read them onto `device` (see read)."""
+    return read(check_files(spec), spec, device)
+
+
+def read(info: DatasetInfo, spec: DataSpec, device: torch.device) -> DeviceData:
+    """Read already verified files through torchvision, split off validation, binarize, move to `device`."""
+    root = str(spec.resolved_root())
+    train = info.torchvision_class(root=root, train=True, download=False)
+    test = info.torchvision_class(root=root, train=False, download=False)
+    images, labels = train.data.unsqueeze(1), train.targets
+    n_train = images.shape[0] - spec.val_size
+    if n_train < 1:
+        raise DataError(f"data.val_size {spec.val_size} leaves no training images out of {images.shape[0]}")
+    binarization = BINARIZATIONS.get(spec.binarize)()
+    return DeviceData(
+        binarization=binarization,
+        train_images=binarization.prepare_train(images[:n_train].to(device)),
+        train_labels=labels[:n_train].to(device),
+        val_images=binarization.eval_set(images[n_train:].to(device), "val"),
+        val_labels=labels[n_train:].to(device),
+        test_images=binarization.eval_set(test.data.unsqueeze(1).to(device), "test"),
+        test_labels=test.targets.to(device),
+        image_shape=info.image_shape,
+    )

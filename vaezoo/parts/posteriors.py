@@ -1,0 +1,74 @@
+"""Posteriors q(z|x): the encoder's features in, samples z and their log q(z|x) out, together.
+
+A posterior also exposes its base diagonal Gaussian (`distribution`): the posterior itself for
+`gaussian`, the distribution a flow starts from for flows. Samples and log-densities always come
+from `rsample`, so that a flow can add its log-determinant there, reading the features as context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from vaezoo.distributions import DiagonalGaussian
+from vaezoo.registry import Registry
+from vaezoo.schema import StrictModel
+
+
+@dataclass(frozen=True)
+class PosteriorSample:
+    """z ~ q(z|x) with log q(z|x) at it; `base` is the diagonal Gaussian the sample started from."""
+
+    z: torch.Tensor  # (B, D) or (samples, B, D)
+    log_q: torch.Tensor  # z's leading shape
+    base: DiagonalGaussian
+
+
+class Posterior(nn.Module):
+    """q(z|x) from the encoder's features."""
+
+    #: True when z ~ `distribution(features)` exactly, so a prior's closed-form KL against it holds.
+    is_base_gaussian: ClassVar[bool]
+
+    def distribution(self, features: torch.Tensor) -> DiagonalGaussian:
+        """The base diagonal Gaussian for each image, (B, D) each."""
+        raise NotImplementedError
+
+    def rsample(
+        self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None
+    ) -> PosteriorSample:
+        """Reparameterized draws: one per image, or `samples` per image along a new leading axis."""
+        raise NotImplementedError
+
+
+POSTERIORS: Registry[type[Posterior]] = Registry("posterior")
+
+
+class GaussianSpec(StrictModel):
+    kind: Literal["gaussian"]
+
+
+@POSTERIORS.register("gaussian")
+class GaussianPosterior(Posterior):
+    """A diagonal Gaussian whose mean and log-variance are a linear function of the features."""
+
+    Spec: ClassVar = GaussianSpec
+    is_base_gaussian = True
+
+    def __init__(self, *, in_features: int, latent_dim: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(in_features, 2 * latent_dim)
+
+    def distribution(self, features: torch.Tensor) -> DiagonalGaussian:
+        mu, logvar = self.head(features).chunk(2, dim=-1)
+        return DiagonalGaussian(mu, logvar)
+
+    def rsample(
+        self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None
+    ) -> PosteriorSample:
+        q = self.distribution(features)
+        z = q.rsample(samples, generator)
+        return PosteriorSample(z=z, log_q=q.log_prob(z), base=q)
