@@ -13,7 +13,8 @@ BASE = {"name": "x", "model": {"encoder": {"kind": "mlp", "hidden": [400]}}}
 
 
 def spec_files():
-    return [p for p in EXPERIMENTS if "base" not in parse_yaml(p.read_text(), str(p))]
+    """The run specs (full, or a base plus changes); sweeps have a grid, variants or seeds."""
+    return [p for p in EXPERIMENTS if not {"grid", "variants", "seeds"} & parse_yaml(p.read_text(), str(p)).keys()]
 
 
 @pytest.mark.parametrize("path", spec_files(), ids=lambda p: p.name)
@@ -114,3 +115,19 @@ def test_a_component_without_kind_is_the_slot_default():
     assert spec.model.encoder.kind == "mlp" and spec.model.encoder.hidden == [64]
     with pytest.raises(SpecError, match="kl.warmup_steps: unknown key"):
         validate({"name": "x", "kl": {"warmup_steps": 4}}, "test")
+
+
+def test_a_spec_can_be_a_base_plus_only_its_changes(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\nmodel: {latent_dim: 5}\ntrain: {epochs: 3}\n")
+    (tmp_path / "middle.yaml").write_text("base: base.yaml\nname: middle\nset: {train.epochs: 4}\n")
+    (tmp_path / "top.yaml").write_text("base: middle.yaml\nname: top\nset: {model.prior: {kind: mixture}}\n")
+    spec = load_spec(tmp_path / "top.yaml", ["model.latent_dim=6"])
+    assert spec.name == "top" and spec.train.epochs == 4 and spec.model.prior.kind == "mixture"
+    assert spec.model.latent_dim == 6  # command-line overrides come last
+
+
+def test_a_base_chain_that_comes_back_to_itself_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\n")
+    with pytest.raises(SpecError, match="base chain comes back to itself"):
+        load_spec(tmp_path / "a.yaml")

@@ -260,7 +260,25 @@ def validate(data: dict[str, Any], source: str) -> ExperimentSpec:
         raise SpecError(f"{source}: {describe(error, data)}") from None
 
 
-def load_spec(path: Path, overrides: list[str] | None = None) -> ExperimentSpec:
-    """Read, override and validate a spec file."""
-    data = apply_overrides(read_mapping(path), overrides or [])
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> ExperimentSpec:
+    """Read, override and validate a spec file (a full spec, or a base spec plus changes)."""
+    path = Path(path)
+    data = apply_overrides(read_spec_data(path), overrides or [])
     return validate(data, str(path))
+
+
+def read_spec_data(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A spec file's data with its `base` resolved: the base spec (a file beside this one, itself
+    possibly based on another), then `set` (dotted key -> value), then this file's other keys."""
+    data = read_mapping(path)
+    if "base" not in data:
+        return data
+    if path.resolve() in seen:
+        raise SpecError(f"{path}: its base chain comes back to itself")
+    base, changes = data.pop("base"), data.pop("set", {})
+    if not isinstance(base, str) or not isinstance(changes, dict):
+        raise SpecError(f"{path}: base must be a spec file's name and set a mapping of dotted keys to values")
+    result = read_spec_data(path.parent / base, (*seen, path.resolve()))
+    for key, value in changes.items():
+        set_dotted(result, str(key), value)
+    return result | data

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from vaezoo.errors import SpecError
 from vaezoo.schema import StrictModel
-from vaezoo.spec import ExperimentSpec, apply_overrides, describe, read_mapping, set_dotted, validate
+from vaezoo.spec import ExperimentSpec, apply_overrides, describe, read_mapping, read_spec_data, set_dotted, validate
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$"
 
@@ -69,7 +69,7 @@ def load_sweep(path: Path, overrides: list[str] | None = None) -> tuple[SweepSpe
         sweep = SweepSpec.model_validate(data)
     except ValidationError as error:
         raise SpecError(f"{path}: {describe(error, data)}") from None
-    base = sweep.base if isinstance(sweep.base, dict) else read_mapping(path.parent / sweep.base)
+    base = sweep.base if isinstance(sweep.base, dict) else read_spec_data(path.parent / sweep.base)
     return sweep, expand(sweep, base, overrides or [], str(path))
 
 
