@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--cpu-check", type=int, default=0, metavar="N", help="also compare with the CPU on N images")
     args = parser.parse_args()
 
-    spec, model, data, _ = load_run(Path(args.run), args.device)
+    loaded = load_run(Path(args.run), args.device)
+    spec, model, data = loaded.spec, loaded.model, loaded.data
     device = data.test_images.device
     images = data.test_images[: args.images]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

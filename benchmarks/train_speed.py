@@ -26,6 +26,7 @@ from benchmarks.common import classic_spec, header, median, write
 from vaezoo import data as vdata
 from vaezoo.evaluate import elbo_means
 from vaezoo.kl import Constant
+from vaezoo.metrics import HistoryRow
 from vaezoo.runner import build_model, resolve_device
 from vaezoo.train import TrainConfig, fit
 
@@ -83,7 +84,7 @@ def main() -> None:
             ref_rates.append(50000 / reference_epoch(reference, ref_optimizer, loader, device))
             config = TrainConfig(epochs=epoch, batch_size=args.batch_size, lr=spec.train.lr, seed=0, eval_batch_size=1000)
             state = fit(ours, data, Constant(beta=1.0), config, Path(tmp), resume=True)
-            our_rates.append(state.history[-1]["images_per_second"])
+            our_rates.append(state.history[-1].images_per_second)
             print(f"epoch {epoch}: reference {ref_rates[-1]:,.0f} img/s, vaezoo {our_rates[-1]:,.0f} img/s")
     ref_elbo = elbo_means(reference, data.test_images, 1000).neg_elbo
     our_elbo = elbo_means(ours, data.test_images, 1000).neg_elbo
@@ -124,7 +125,7 @@ def seed_spread(data: vdata.DeviceData, batch_size: int, epochs: int) -> float:
     return elbo_means(model, data.test_images, 1000).neg_elbo
 
 
-def train_classic(data: vdata.DeviceData, epochs: int, tmp: str, **options: object) -> tuple[torch.nn.Module, list[dict]]:
+def train_classic(data: vdata.DeviceData, epochs: int, tmp: str, **options: object) -> tuple[torch.nn.Module, list[HistoryRow]]:
     """vaezoo's fit on the classic model, seed 0, with TrainConfig `options`; returns the model and history."""
     torch.manual_seed(0)
     model = build_model(classic_spec().model, (1, 28, 28)).to(data.train_images.device)
@@ -150,7 +151,7 @@ def step_variants(data: vdata.DeviceData, batch_size: int, epochs: int) -> list[
     for name, options in variants.items():
         with tempfile.TemporaryDirectory() as tmp:
             model, history = train_classic(data, epochs, tmp, batch_size=batch_size, **options)
-        rate = median([row["images_per_second"] for row in history])
+        rate = median([row.images_per_second for row in history])
         lines.append(f"| {name} | {rate:,.0f} | {elbo_means(model, data.test_images, 1000).neg_elbo:.2f} |")
         print(lines[-1])
     return lines
@@ -166,7 +167,7 @@ def top_kernels(data: vdata.DeviceData, batch_size: int, graphed: bool, rows: in
             _, history = train_classic(data, 2, tmp, batch_size=batch_size, cuda_graphs=graphed)
     kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
     busy = sum(e.self_device_time_total for e in kernels) / 1e6
-    wall = history[-1]["seconds"]
+    wall = history[-1].seconds
     steps = -(-data.n_train // batch_size)
     title = "CUDA graph replay" if graphed else "eager launches"
     lines = [
@@ -199,7 +200,7 @@ def batch_size_sweep(data: vdata.DeviceData, sizes: list[int], epochs: int) -> l
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             model, history = train_classic(data, epochs, tmp, batch_size=size)
-        rate = median([row["images_per_second"] for row in history])
+        rate = median([row.images_per_second for row in history])
         lines.append(f"| {size} | {rate:,.0f} | {elbo_means(model, data.test_images, 1000).neg_elbo:.2f} |")
         print(lines[-1])
     return lines

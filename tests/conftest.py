@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import synthetic
+from vaezoo import runner
 
 SHARED_MNIST = Path(os.environ.get("VAEZOO_DATA", "/nonexistent")) / "MNIST" / "raw"
 
@@ -17,6 +20,18 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
     synthetic.register(root)
     return root
+
+
+@pytest.fixture
+def no_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs and sweeps started from the command line skip their figures, as runner's figures=False does."""
+    skip_figures(monkeypatch.setattr)
+
+
+def skip_figures(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Make runner.run and runner.run_sweep default to figures=False (the CLI looks them up when called)."""
+    patch(runner, "run", functools.partial(runner.run, figures=False))
+    patch(runner, "run_sweep", functools.partial(runner.run_sweep, figures=False))
 
 
 def tiny_spec(root: Path, **changes: Any) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def test_unwritable_output_folder(tmp_path, capsys, synthetic_root):
     assert blocker.read_text() == "not a folder"
 
 
-def test_existing_run_is_not_overwritten_without_resume(tmp_path, capsys, synthetic_root):
+def test_existing_run_is_not_overwritten_without_resume(tmp_path, capsys, synthetic_root, no_figures):
     path = write_spec(tmp_path / "s.yaml", tiny_spec(synthetic_root))
     out = tmp_path / "runs"
     assert run_cli(capsys, "run", str(path), "--out", str(out), "--quiet")[0] == 0

@@ -32,11 +32,11 @@ def cuda_spec(root, graphs: bool, **changes):
 def test_graph_replay_trains_what_eager_steps_train(tmp_path, synthetic_root, variant):
     changes = VARIANTS[variant]
     spec_graph, spec_eager = cuda_spec(synthetic_root, True, **changes), cuda_spec(synthetic_root, False, **changes)
-    graphed = runner.run(spec_graph, tmp_path / "graph")
-    eager = runner.run(spec_eager, tmp_path / "eager")
+    graphed = runner.run(spec_graph, tmp_path / "graph", figures=False)
+    eager = runner.run(spec_eager, tmp_path / "eager", figures=False)
     # the same kernels on the same random streams; only the capturable Adam's device-side bias
     # correction differs from the eager one's host-side arithmetic, by rounding
-    assert graphed["test_neg_elbo"] == pytest.approx(eager["test_neg_elbo"], rel=1e-4)
+    assert graphed.test_neg_elbo == pytest.approx(eager.test_neg_elbo, rel=1e-4)
     a = torch.load(tmp_path / "graph" / "tiny" / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "eager" / "tiny" / "checkpoint.pt", weights_only=True)["model"]
     for key in a:
@@ -44,18 +44,18 @@ def test_graph_replay_trains_what_eager_steps_train(tmp_path, synthetic_root, va
 
 
 def test_graph_replay_resumes_exactly(tmp_path, synthetic_root):
-    whole = runner.run(cuda_spec(synthetic_root, True), tmp_path / "whole")
+    whole = runner.run(cuda_spec(synthetic_root, True), tmp_path / "whole", figures=False)
     first = validate(tiny_spec(synthetic_root, train__device="cuda", train__epochs=3), "test").model_dump()
     first["train"]["epochs"] = 1
-    runner.run(validate(first, "test"), tmp_path / "split")
+    runner.run(validate(first, "test"), tmp_path / "split", figures=False)
     (tmp_path / "split" / "tiny" / "metrics.json").unlink()
     (tmp_path / "split" / "tiny" / "spec.yaml").unlink()
-    resumed = runner.run(cuda_spec(synthetic_root, True), tmp_path / "split", resume=True)
-    assert resumed["test_neg_elbo"] == whole["test_neg_elbo"]
+    resumed = runner.run(cuda_spec(synthetic_root, True), tmp_path / "split", resume=True, figures=False)
+    assert resumed.test_neg_elbo == whole.test_neg_elbo
 
 
 def test_progress_polls_read_only_completed_copies(tmp_path, synthetic_root, monkeypatch):
     """Polled every step, the asynchronous reads never report a divergence that did not happen."""
     monkeypatch.setattr("vaezoo.train.POLL_EVERY", 1)
-    metrics = runner.run(cuda_spec(synthetic_root, True), tmp_path)
-    assert metrics["epochs"] == 3
+    metrics = runner.run(cuda_spec(synthetic_root, True), tmp_path, figures=False)
+    assert metrics.epochs == 3

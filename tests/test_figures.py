@@ -9,15 +9,15 @@ import pytest
 import torch
 from PIL import Image  # Pillow comes with torchvision
 
-from vaezoo import figures
 from vaezoo.evaluate import posterior_params
+from vaezoo.outputs import figures, grids, plots
 from vaezoo.parts import DECODERS, ENCODERS, PRIORS
 from vaezoo.parts.likelihoods import LIKELIHOODS
 from vaezoo.runner import build_model
 from vaezoo.spec import validate
 
 IMAGE = (1, 28, 28)
-CELL = 28 + figures.PADDING
+CELL = 28 + grids.PADDING
 LAYERS = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8]}}  # small, so the file runs in seconds
 # Each network kind is tried as both encoder and decoder (the other side mlp, if it has no such
 # kind), so a new encoder, decoder or likelihood joins these tests by registering.
@@ -104,15 +104,15 @@ def assert_sane_png(path: Path) -> None:
 def test_grid_builders_work_for_every_component_kind(network, likelihood, latent_dim, prior):
     model = small_model(network, likelihood, latent_dim, prior)
     images, labels = fake_data()
-    grids = [
-        figures.reconstructions_grid(model, images, labels=labels),
-        figures.samples_grid(model, n=16),
-        figures.interpolation_grid(model, images, labels, rows=2, steps=4),
-        figures.traversal_grid(model, images[0], list(range(latent_dim)), dims=3),
+    built = [
+        grids.reconstructions_grid(model, images, labels=labels),
+        grids.samples_grid(model, n=16),
+        grids.interpolation_grid(model, images, labels, rows=2, steps=4),
+        grids.traversal_grid(model, images[0], list(range(latent_dim)), dims=3),
     ]
     if latent_dim == 2:
-        grids.append(figures.manifold_grid(model, n=5))
-    for grid in grids:
+        built.append(grids.manifold_grid(model, n=5))
+    for grid in built:
         assert grid.shape[0] == 3 and torch.isfinite(grid).all() and grid.min() >= 0 and grid.max() <= 1
 
 
@@ -126,11 +126,11 @@ def test_write_run_figures_writes_every_applicable_figure(tmp_path, network, lik
     mu, _ = posterior_params(model, images, batch_size=25)
     model.train()
     paths = figures.write_run_figures(model, images, labels, fake_history(), kl, active, mu, out)
-    expected = {f"{kind}.png" for kind in figures.FIGURES if kind != "manifold" or latent_dim == 2}
+    expected = {f"{kind}.png" for kind in figures.FIGURES.names() if kind != "manifold" or latent_dim == 2}
     assert {path.name for path in paths} == expected
     assert {path.name for path in out.iterdir() if path.is_file()} == expected  # no temporary files left behind
     strips = {path.stem: Image.open(path).size for path in (out / "strips").iterdir()}
-    assert set(strips) == set(figures.COMPARISON_KINDS) and len(set(strips.values())) == 1  # all one size
+    assert set(strips) == set(figures.comparison_kinds()) and len(set(strips.values())) == 1  # all one size
     for path in paths:
         assert_sane_png(path)
     assert model.training  # the caller's training flag is given back
@@ -139,77 +139,77 @@ def test_write_run_figures_writes_every_applicable_figure(tmp_path, network, lik
 def test_grid_shapes_and_values():
     model = small_model(latent_dim=2)
     images, labels = fake_data()
-    grids = {
-        "reconstructions": (figures.reconstructions_grid(model, images, n=10, labels=labels), (2, 10)),
-        "samples": (figures.samples_grid(model, n=64), (8, 8)),
-        "samples-partial-row": (figures.samples_grid(model, n=10), (2, 8)),
-        "interpolation": (figures.interpolation_grid(model, images, labels, rows=5, steps=10), (5, 10)),
-        "traversal": (figures.traversal_grid(model, images[0], [0.5, 2.0], dims=8), (2, 11)),
-        "manifold": (figures.manifold_grid(model, n=20), (20, 20)),
+    shapes = {
+        "reconstructions": (grids.reconstructions_grid(model, images, n=10, labels=labels), (2, 10)),
+        "samples": (grids.samples_grid(model, n=64), (8, 8)),
+        "samples-partial-row": (grids.samples_grid(model, n=10), (2, 8)),
+        "interpolation": (grids.interpolation_grid(model, images, labels, rows=5, steps=10), (5, 10)),
+        "traversal": (grids.traversal_grid(model, images[0], [0.5, 2.0], dims=8), (2, 11)),
+        "manifold": (grids.manifold_grid(model, n=20), (20, 20)),
     }
-    for name, (grid, (rows, columns)) in grids.items():
-        assert grid.shape == (3, rows * CELL + figures.PADDING, columns * CELL + figures.PADDING), name
+    for name, (grid, (rows, columns)) in shapes.items():
+        assert grid.shape == (3, rows * CELL + grids.PADDING, columns * CELL + grids.PADDING), name
         assert grid.dtype == torch.float32 and grid.min() >= 0 and grid.max() <= 1, name
 
 
 def test_reconstructions_show_the_test_images_in_the_top_row():
     model = small_model()
     images, _ = fake_data(12)
-    grid = figures.reconstructions_grid(model, images, n=3)
+    grid = grids.reconstructions_grid(model, images, n=3)
     for i in range(3):
-        x = figures.PADDING + i * CELL
-        assert torch.equal(grid[0, figures.PADDING : figures.PADDING + 28, x : x + 28], images[i, 0])
+        x = grids.PADDING + i * CELL
+        assert torch.equal(grid[0, grids.PADDING : grids.PADDING + 28, x : x + 28], images[i, 0])
 
 
 def test_manifold_needs_a_two_dimensional_latent():
     with pytest.raises(ValueError, match="latent_dim 2"):
-        figures.manifold_grid(small_model(latent_dim=5))
+        grids.manifold_grid(small_model(latent_dim=5))
 
 
 def test_figures_are_deterministic():
     model = small_model()
     images, labels = fake_data()
-    assert torch.equal(figures.samples_grid(model, seed=3), figures.samples_grid(model, seed=3))
-    assert not torch.equal(figures.samples_grid(model, seed=3), figures.samples_grid(model, seed=4))
-    first = figures.interpolation_grid(model, images, labels)
-    assert torch.equal(first, figures.interpolation_grid(model, images, labels))
+    assert torch.equal(grids.samples_grid(model, seed=3), grids.samples_grid(model, seed=3))
+    assert not torch.equal(grids.samples_grid(model, seed=3), grids.samples_grid(model, seed=4))
+    first = grids.interpolation_grid(model, images, labels)
+    assert torch.equal(first, grids.interpolation_grid(model, images, labels))
 
 
 def test_pick_examples_takes_the_first_image_of_each_class_then_the_rest():
     labels = torch.tensor([3, 3, 1, 0, 1, 2, 0])
-    assert figures.pick_examples(labels, 4, 7) == [3, 2, 5, 0]
-    assert figures.pick_examples(labels, 6, 7) == [3, 2, 5, 0, 1, 4]
-    assert figures.pick_examples(None, 4, 7) == [0, 1, 2, 3]
-    assert figures.pick_examples(labels, 50, 7) == [3, 2, 5, 0, 1, 4, 6]
+    assert grids.pick_examples(labels, 4, 7) == [3, 2, 5, 0]
+    assert grids.pick_examples(labels, 6, 7) == [3, 2, 5, 0, 1, 4]
+    assert grids.pick_examples(None, 4, 7) == [0, 1, 2, 3]
+    assert grids.pick_examples(labels, 50, 7) == [3, 2, 5, 0, 1, 4, 6]
 
 
 def test_interpolation_pairs_join_different_classes():
     labels = torch.tensor([5, 1, 1, 0, 5, 0, 2])
-    pairs = figures.interpolation_pairs(labels, rows=4)
+    pairs = grids.interpolation_pairs(labels, rows=4)
     assert all(labels[a] != labels[b] for a, b in pairs)
     assert pairs[:2] == [(3, 1), (6, 0)]  # classes (0, 1), then (2, 5)
     with pytest.raises(ValueError, match="two classes"):
-        figures.interpolation_pairs(torch.zeros(5, dtype=torch.long), rows=1)
+        grids.interpolation_pairs(torch.zeros(5, dtype=torch.long), rows=1)
 
 
 def test_traversal_rows_follow_kl_descending_with_ties_in_index_order():
-    assert figures.top_kl_dims([0.1, 5.0, 2.0, 5.0, 0.0], 3) == [1, 3, 2]
-    assert figures.top_kl_dims([1.0, 2.0], 8) == [1, 0]
+    assert grids.top_kl_dims([0.1, 5.0, 2.0, 5.0, 0.0], 3) == [1, 3, 2]
+    assert grids.top_kl_dims([1.0, 2.0], 8) == [1, 0]
 
 
 def test_traversal_row_varies_only_the_chosen_dimension():
     model = small_model(latent_dim=3)
     image = fake_data(1)[0][0]
     values = torch.tensor([-1.0, 0.0, 1.0])
-    grid = figures.traversal_grid(model, image, [0.0, 3.0, 1.0], dims=1, values=values)
+    grid = grids.traversal_grid(model, image, [0.0, 3.0, 1.0], dims=1, values=values)
     with torch.inference_mode():
         mu = model.encode(image.unsqueeze(0))[0]
         z = mu.repeat(3, 1)
         z[:, 1] = values  # the dimension with the most KL
         expected = model.likelihood.mean(model.decode(z))
     for column in range(3):
-        x = figures.PADDING + column * CELL
-        cell = grid[0, figures.PADDING : figures.PADDING + 28, x : x + 28]
+        x = grids.PADDING + column * CELL
+        cell = grid[0, grids.PADDING : grids.PADDING + 28, x : x + 28]
         torch.testing.assert_close(cell, expected[column, 0])
 
 
@@ -217,16 +217,16 @@ def test_traversal_row_varies_only_the_chosen_dimension():
 def test_latent_scatter_for_any_latent_size(tmp_path, dim):
     mu = torch.randn(6000, dim, generator=torch.Generator().manual_seed(0))
     path = tmp_path / "scatter.png"
-    figures.save_latent_scatter(mu, torch.arange(6000) % 10, path)
+    plots.save_latent_scatter(mu, torch.arange(6000) % 10, path)
     assert_sane_png(path)
 
 
 def test_curves_with_one_epoch_and_no_validation(tmp_path):
     path = tmp_path / "curves.png"
-    figures.save_curves(fake_history(epochs=1, val=False), path)
+    plots.save_curves(fake_history(epochs=1, val=False), path)
     assert_sane_png(path)
 
 
 def test_kl_per_dim_checks_the_mask_length(tmp_path):
     with pytest.raises(ValueError, match="active-unit flags"):
-        figures.save_kl_per_dim([1.0, 2.0], tmp_path / "kl.png", active=[True])
+        plots.save_kl_per_dim([1.0, 2.0], tmp_path / "kl.png", active=[True])

@@ -6,9 +6,10 @@ import re
 import pytest
 
 from tests.conftest import tiny_spec
-from vaezoo import report, runner
+from vaezoo import runner
 from vaezoo.cli import main
-from vaezoo.figures import FIGURES
+from vaezoo.outputs import report
+from vaezoo.outputs.figures import FIGURES
 from vaezoo.spec import validate
 
 
@@ -22,12 +23,12 @@ def trained(tmp_path_factory, synthetic_root):
 
 def test_run_writes_figures_and_report(trained):
     run_dir, _, metrics = trained
-    assert {p.stem for p in (run_dir / "figures").glob("*.png")} == set(FIGURES)  # latent 2: manifold too
+    assert {p.stem for p in (run_dir / "figures").glob("*.png")} == set(FIGURES.names())  # latent 2: manifold too
     text = (run_dir / "report.md").read_text()
-    for name in FIGURES:
+    for name in FIGURES.names():
         assert f"figures/{name}.png" in text
-    assert f"{metrics['test_nll_iw']:.2f}" in text and f"K = {metrics['iw_samples']}" in text
-    assert f"{metrics['active_units']} of 2" in text
+    assert f"{metrics.test_nll_iw:.2f}" in text and f"K = {metrics.iw_samples}" in text
+    assert f"{metrics.active_units} of 2" in text
     assert "| of which reconstruction -log p(x\\|z) |" in text  # a pipe inside a cell is escaped
     assert "Jensen" in text  # docs/elbo.md is included
 
@@ -41,6 +42,15 @@ def test_html_is_self_contained(trained):
     assert '<span class="math">' in page and "<table>" in page
 
 
+def test_a_run_without_figures_still_gets_a_report_that_leaves_them_out(tmp_path, synthetic_root):
+    spec = validate(tiny_spec(synthetic_root, train__epochs=1), "test")
+    runner.run(spec, tmp_path, figures=False)
+    run_dir = tmp_path / spec.name
+    assert not (run_dir / "figures").exists()
+    assert "figures/" not in (run_dir / "report.md").read_text()
+    assert "<img" not in (run_dir / "report.html").read_text()
+
+
 def test_report_and_eval_commands_rebuild_from_the_saved_run(trained, capsys):
     run_dir, _, metrics = trained
     (run_dir / "report.md").unlink()
@@ -48,7 +58,7 @@ def test_report_and_eval_commands_rebuild_from_the_saved_run(trained, capsys):
     assert (run_dir / "report.md").exists()
     assert main(["eval", str(run_dir), "--iw-samples", "16"]) == 0
     updated = json.loads((run_dir / "metrics.json").read_text())
-    assert updated["iw_samples"] == 16 and updated["train_seconds"] == metrics["train_seconds"]
+    assert updated["iw_samples"] == 16 and updated["train_seconds"] == metrics.train_seconds
     assert "K = 16" in (run_dir / "report.md").read_text()
     assert "test NLL (IS, K = 16)" in capsys.readouterr().out
 

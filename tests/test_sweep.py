@@ -86,29 +86,29 @@ class Killed(Exception):
 
 def test_an_interrupted_point_resumes_and_finished_points_are_kept(tmp_path, synthetic_root, monkeypatch):
     path = sweep_file(tmp_path, synthetic_root, seeds=None)
-    whole = runner.run_sweep(*load_sweep(path), tmp_path / "whole")
+    whole = runner.run_sweep(*load_sweep(path), tmp_path / "whole", figures=False)
 
     epochs_seen = []
     original = ProgressView.epoch_done
 
     def die_in_second_point(self, row):
         original(self, row)
-        epochs_seen.append(row["epoch"])
+        epochs_seen.append(row.epoch)
         if len(epochs_seen) == 3:  # point 1 done (2 epochs), point 2 after its first epoch
             raise Killed
 
     monkeypatch.setattr(ProgressView, "epoch_done", die_in_second_point)
     with pytest.raises(Killed):
-        runner.run_sweep(*load_sweep(path), tmp_path / "killed")
+        runner.run_sweep(*load_sweep(path), tmp_path / "killed", figures=False)
     killed = tmp_path / "killed" / "abl"
     assert (killed / "beta=0.5" / "metrics.json").exists() and not (killed / "beta=2.0" / "metrics.json").exists()
     assert (killed / "beta=2.0" / "checkpoint.pt").exists()
     kept = (killed / "beta=0.5" / "metrics.json").read_bytes()
     monkeypatch.setattr(ProgressView, "epoch_done", original)
-    resumed = runner.run_sweep(*load_sweep(path), tmp_path / "killed")
+    resumed = runner.run_sweep(*load_sweep(path), tmp_path / "killed", figures=False)
     assert (killed / "beta=0.5" / "metrics.json").read_bytes() == kept
     timing = {"train_seconds", "train_images_per_second", "iw_seconds"}
-    strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
+    strip = lambda ms: [{k: v for k, v in m.to_json().items() if k not in timing} for m in ms]
     assert strip(resumed) == strip(whole)
 
 

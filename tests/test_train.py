@@ -20,7 +20,7 @@ def spec_for(root, **changes):
 
 
 def test_run_writes_its_folder(tmp_path, synthetic_root):
-    metrics = runner.run(spec_for(synthetic_root), tmp_path)
+    metrics = runner.run(spec_for(synthetic_root), tmp_path, figures=False)
     run_dir = tmp_path / "tiny"
     assert {p.name for p in run_dir.iterdir()} >= {"spec.yaml", "checkpoint.pt", "history.jsonl", "metrics.json"}
     assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*"))
@@ -28,18 +28,19 @@ def test_run_writes_its_folder(tmp_path, synthetic_root):
     assert [row["epoch"] for row in history] == [1, 2]
     assert {"train_loss", "train_recon", "train_kl", "beta", "val_neg_elbo", "seconds"} <= history[0].keys()
     assert history[1]["beta"] == 1.0 and 0 < history[0]["beta"] < 1.0  # linear warm-up over 10 steps
-    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
-    assert metrics["test_neg_elbo"] == pytest.approx(metrics["test_recon_nll"] + metrics["test_kl"])
-    assert metrics["epochs"] == 2 and metrics["binarize"] == "dynamic" and metrics["device"] == "cpu"
-    assert metrics["params"] == sum(p.numel() for p in runner.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters())
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics.to_json()
+    assert metrics.test_neg_elbo == pytest.approx(metrics.test_recon_nll + metrics.test_kl)
+    assert metrics.epochs == 2 and metrics.binarize == "dynamic" and metrics.device == "cpu"
+    assert metrics.kl_estimate == "closed-form" and metrics.discrete and metrics.test_bits_per_dim is not None
+    assert metrics.params == sum(p.numel() for p in runner.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters())
     assert validate(__import__("yaml").safe_load((run_dir / "spec.yaml").read_text()), "saved") == spec_for(synthetic_root)
 
 
 def test_same_seed_same_result_and_other_seed_differs(tmp_path, synthetic_root):
-    a = runner.run(spec_for(synthetic_root), tmp_path / "a")
-    b = runner.run(spec_for(synthetic_root), tmp_path / "b")
-    c = runner.run(spec_for(synthetic_root, seed=1), tmp_path / "c")
-    assert a["test_neg_elbo"] == b["test_neg_elbo"] != c["test_neg_elbo"]
+    a = runner.run(spec_for(synthetic_root), tmp_path / "a", figures=False)
+    b = runner.run(spec_for(synthetic_root), tmp_path / "b", figures=False)
+    c = runner.run(spec_for(synthetic_root, seed=1), tmp_path / "c", figures=False)
+    assert a.test_neg_elbo == b.test_neg_elbo != c.test_neg_elbo
 
 
 class Killed(Exception):
@@ -49,23 +50,23 @@ class Killed(Exception):
 @pytest.mark.parametrize("binarize", ["dynamic", "static", "none"])
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, synthetic_root, monkeypatch, binarize):
     spec = spec_for(synthetic_root, train__epochs=3, data__binarize=binarize, kl={"kind": "cyclical", "cycles": 2})
-    whole = runner.run(spec, tmp_path / "whole")
+    whole = runner.run(spec, tmp_path / "whole", figures=False)
 
     original = ProgressView.epoch_done
 
     def die_after_epoch_1(self, row):
         original(self, row)
-        if row["epoch"] == 1:
+        if row.epoch == 1:
             raise Killed
 
     monkeypatch.setattr(ProgressView, "epoch_done", die_after_epoch_1)
     with pytest.raises(Killed):
-        runner.run(spec, tmp_path / "killed")
+        runner.run(spec, tmp_path / "killed", figures=False)
     monkeypatch.setattr(ProgressView, "epoch_done", original)
     assert not (tmp_path / "killed" / "tiny" / "metrics.json").exists()
-    resumed = runner.run(spec, tmp_path / "killed", resume=True)
+    resumed = runner.run(spec, tmp_path / "killed", resume=True, figures=False)
 
-    assert {k: v for k, v in resumed.items() if k not in TIMINGS} == {k: v for k, v in whole.items() if k not in TIMINGS}
+    assert {k: v for k, v in resumed.to_json().items() if k not in TIMINGS} == {k: v for k, v in whole.to_json().items() if k not in TIMINGS}
     weights = [torch.load(tmp_path / d / "tiny" / "checkpoint.pt", weights_only=True)["model"] for d in ("whole", "killed")]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     histories = [(tmp_path / d / "tiny" / "history.jsonl").read_text().splitlines() for d in ("whole", "killed")]
@@ -75,9 +76,9 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, synthetic_roo
 
 def test_resuming_a_finished_run_trains_nothing(tmp_path, synthetic_root, monkeypatch):
     spec = spec_for(synthetic_root)
-    first = runner.run(spec, tmp_path)
+    first = runner.run(spec, tmp_path, figures=False)
     monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
-    assert runner.run(spec, tmp_path, resume=True) == first
+    assert runner.run(spec, tmp_path, resume=True, figures=False) == first
 
 
 def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, synthetic_root, monkeypatch):
@@ -94,7 +95,7 @@ def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkp
 
     monkeypatch.setattr(ELBO, "terms", poisoned)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 9"):
-        runner.run(spec, tmp_path)
+        runner.run(spec, tmp_path, figures=False)
     checkpoint = torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
@@ -103,21 +104,21 @@ def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkp
 
 def test_checkpoints_every_n_epochs_and_a_kill_between_them_resumes_to_the_same_run(tmp_path, synthetic_root, monkeypatch):
     spec = spec_for(synthetic_root, train__epochs=3, train__checkpoint_every=2, train__lr_schedule="cosine")
-    whole = runner.run(spec, tmp_path / "whole")
+    whole = runner.run(spec, tmp_path / "whole", figures=False)
     original = ProgressView.epoch_done
 
     def die_after_epoch_1(self, row):
         original(self, row)
-        if row["epoch"] == 1:
+        if row.epoch == 1:
             raise Killed
 
     monkeypatch.setattr(ProgressView, "epoch_done", die_after_epoch_1)
     with pytest.raises(Killed):
-        runner.run(spec, tmp_path / "killed")
+        runner.run(spec, tmp_path / "killed", figures=False)
     monkeypatch.setattr(ProgressView, "epoch_done", original)
     assert not (tmp_path / "killed" / "tiny" / "checkpoint.pt").exists()  # epoch 1 is not a checkpoint epoch
-    resumed = runner.run(spec, tmp_path / "killed", resume=True)
-    assert {k: v for k, v in resumed.items() if k not in TIMINGS} == {k: v for k, v in whole.items() if k not in TIMINGS}
+    resumed = runner.run(spec, tmp_path / "killed", resume=True, figures=False)
+    assert {k: v for k, v in resumed.to_json().items() if k not in TIMINGS} == {k: v for k, v in whole.to_json().items() if k not in TIMINGS}
     history = [json.loads(r) for r in (tmp_path / "whole" / "tiny" / "history.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert history[0]["lr"] == 1e-3 > history[1]["lr"] > history[2]["lr"]  # cosine, set per epoch

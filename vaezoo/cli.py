@@ -6,12 +6,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
 
 from vaezoo.errors import VaezooError
+
+if TYPE_CHECKING:
+    from vaezoo.metrics import RunMetrics
 
 EXIT_USER_ERROR = 2
 
@@ -29,25 +32,41 @@ def _cmd_run(args: argparse.Namespace) -> None:
     spec = load_spec(Path(args.spec), args.set)
     console = None if args.quiet else Console(stderr=True)
     metrics = run(spec, Path(args.out), resume=args.resume, console=console)
-    _print_metrics(spec.name, metrics)
+    _print_metrics(spec.name, metrics, Path(args.out) / spec.name)
 
 
-def _print_metrics(name: str, metrics: dict[str, Any]) -> None:
-    table = Table(title=f"{name}: test set, per image, nats summed over pixels and latents (beta = 1)")
-    for column in ("-ELBO", "recon NLL", "KL", "images/s", "device"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        f"{metrics['test_neg_elbo']:.2f}",
-        f"{metrics['test_recon_nll']:.2f}",
-        f"{metrics['test_kl']:.2f}",
-        f"{metrics['train_images_per_second']:,.0f}",
-        metrics["device"],
+#: what the console shows after a run, in this order (labels, units and digits come from the metric table)
+CONSOLE_METRICS = (
+    "test_nll_iw",
+    "test_neg_elbo",
+    "test_recon_nll",
+    "test_kl",
+    "test_bits_per_dim",
+    "active_units",
+    "probe_accuracy",
+    "train_images_per_second",
+)
+
+
+def _print_metrics(name: str, metrics: RunMetrics, run_dir: Path) -> None:
+    from vaezoo.metrics import METRIC
+
+    table = Table(
+        title=f"{name}: test set ({metrics.split}), per image, summed over pixels and latents (beta = 1); "
+        f"IS with K = {metrics.iw_samples}; {metrics.nll_kind}",
+        caption=f"report: {run_dir / 'report.html'}",
     )
+    shown = [METRIC[key] for key in CONSOLE_METRICS if metrics.value(key) is not None]
+    for metric in shown:
+        table.add_column(metric.heading(), justify="right")
+    cells = [metric.format(metrics.value(metric.key)) for metric in shown]
+    cells[0] += f" ± {METRIC['test_nll_iw'].format(metrics.test_nll_iw_stderr)}"
+    table.add_row(*cells)
     Console().print(table)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    from vaezoo.report import load_results_table
+    from vaezoo.outputs.sweep_report import load_results_table
     from vaezoo.runner import run_sweep
     from vaezoo.sweep import load_sweep
 
@@ -64,9 +83,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
     metrics = reevaluate(_run_dir(args.run_dir), args.iw_samples, args.device)
     print(
-        f"test NLL (IS, K = {metrics['iw_samples']}) {metrics['test_nll_iw']:.2f} ± {metrics['test_nll_iw_stderr']:.2f} "
-        f"nats/image in {metrics['iw_seconds']:.1f} s; -ELBO {metrics['test_neg_elbo']:.2f}; "
-        f"active units {metrics['active_units']}; probe accuracy {100 * metrics['probe_accuracy']:.1f} %"
+        f"test NLL (IS, K = {metrics.iw_samples}) {metrics.test_nll_iw:.2f} ± {metrics.test_nll_iw_stderr:.2f} "
+        f"nats/image in {metrics.iw_seconds:.1f} s; -ELBO {metrics.test_neg_elbo:.2f}; "
+        f"active units {metrics.active_units}; probe accuracy {100 * metrics.probe_accuracy:.1f} %"
     )
 
 

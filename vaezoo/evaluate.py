@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from vaezoo.data import DeviceData
 from vaezoo.distributions import DiagonalGaussian, gaussian_log_density
+from vaezoo.metrics import TestMetrics
 from vaezoo.model import VAE
 
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
@@ -179,8 +179,8 @@ def probe_accuracy(
         return (linear(x_test).argmax(1) == test_labels).double().mean().item()
 
 
-def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int, classes: int) -> dict[str, Any]:
-    """Every test-set metric of a trained model (nats per image, beta = 1), for metrics.json."""
+def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int, classes: int) -> TestMetrics:
+    """Every test-set metric of a trained model (nats per image, beta = 1)."""
     elbo = elbo_means(model, data.test_images, batch_size)
     start = time.perf_counter()
     iw = importance_weighted_nll(model, data.test_images, iw_samples, batch_size)
@@ -189,25 +189,25 @@ def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int,
     stats = latent_stats(model, mu, logvar, batch_size)
     train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
     pixels = data.test_images[0].numel()
-    return {
-        "test_neg_elbo": elbo.neg_elbo,
-        "test_recon_nll": elbo.recon_nll,
-        "test_kl": elbo.kl,
-        "test_nll_iw": iw.nll,
-        "test_nll_iw_stderr": iw.stderr,
-        "iw_samples": iw.samples,
-        "iw_seconds": iw_seconds,
-        "elbo_is_gap": elbo.neg_elbo - iw.nll,
-        "test_bits_per_dim": iw.nll / (pixels * math.log(2)),
-        "active_units": sum(stats.active),
-        "active_mask": stats.active,
-        "kl_per_dim": stats.kl_per_dim,
-        "kl_estimate": model.kl_estimate,
-        "mutual_information": stats.mutual_information,
-        "mutual_information_max": math.log(len(mu)),
-        "mutual_information_estimator": MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),
-        "probe_accuracy": probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes),
-    }
+    return TestMetrics(
+        test_neg_elbo=elbo.neg_elbo,
+        test_recon_nll=elbo.recon_nll,
+        test_kl=elbo.kl,
+        kl_estimate=model.kl_estimate,
+        test_nll_iw=iw.nll,
+        test_nll_iw_stderr=iw.stderr,
+        iw_samples=iw.samples,
+        iw_seconds=iw_seconds,
+        elbo_is_gap=elbo.neg_elbo - iw.nll,
+        test_bits_per_dim=iw.nll / (pixels * math.log(2)) if model.likelihood.discrete else None,
+        active_units=sum(stats.active),
+        active_mask=stats.active,
+        kl_per_dim=stats.kl_per_dim,
+        mutual_information=stats.mutual_information,
+        mutual_information_max=math.log(len(mu)),
+        mutual_information_estimator=MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),
+        probe_accuracy=probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes),
+    )
 
 
 MI_ESTIMATOR = (

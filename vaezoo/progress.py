@@ -3,12 +3,11 @@ GPU, and the rich progress bar with one line per epoch."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from vaezoo.metrics import HistoryRow
 from vaezoo.model import ELBOTerms
 
 
@@ -96,12 +95,11 @@ class ProgressView:
             fields |= {"loss": f"{loss:.2f}", "recon": f"{recon:.2f}", "kl": f"{kl:.2f}"}
         self.progress.update(self.task, completed=step, description=f"epoch {epoch + 1}/{epochs}", **fields)
 
-    def epoch_done(self, row: dict[str, Any]) -> None:
+    def epoch_done(self, row: HistoryRow) -> None:
         if self.console is not None:
-            val = row["val_neg_elbo"]
-            val_text = f"  val -ELBO {val:.2f}" if val is not None else ""
+            val_text = f"  val -ELBO {row.val_neg_elbo:.2f}" if row.val_neg_elbo is not None else ""
             self.progress.console.print(
-                f"epoch {row['epoch']:>3}  loss {row['train_loss']:.2f}  recon {row['train_recon']:.2f}  "
-                f"KL {row['train_kl']:.2f}  beta {row['beta']:.3f}{val_text}  "
-                f"({row['seconds']:.1f} s, {row['images_per_second']:,.0f} img/s)"
+                f"epoch {row.epoch:>3}  loss {row.train_loss:.2f}  recon {row.train_recon:.2f}  "
+                f"KL {row.train_kl:.2f}  beta {row.beta:.3f}{val_text}  "
+                f"({row.seconds:.1f} s, {row.images_per_second:,.0f} img/s)"
             )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,14 @@ from vaezoo import data as datasets
 from vaezoo import io
 from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import evaluate_all, posterior_params
-from vaezoo.figures import write_run_figures
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
+from vaezoo.metrics import HistoryRow, RunMetrics, TestMetrics
 from vaezoo.model import VAE
 from vaezoo.objectives import OBJECTIVES
+from vaezoo.outputs.figures import write_run_figures
+from vaezoo.outputs.report import write_run_report
+from vaezoo.outputs.sweep_report import write_sweep_report
 from vaezoo.parts import DECODERS, ENCODERS, LIKELIHOODS, POSTERIORS, PRIORS
-from vaezoo.report import write_run_report, write_sweep_report
 from vaezoo.schema import build
 from vaezoo.spec import ExperimentSpec, ModelSpec, load_spec
 from vaezoo.sweep import Point, SweepSpec
@@ -119,14 +123,19 @@ def check_inputs(spec: ExperimentSpec) -> datasets.DatasetInfo:
     return info
 
 
-def run(spec: ExperimentSpec, out: Path, resume: bool = False, console: Console | None = None) -> dict[str, Any]:
-    """Train and evaluate `spec` in out/<name>; returns its metrics. A finished run is not retrained."""
+def run(
+    spec: ExperimentSpec, out: Path, resume: bool = False, console: Console | None = None, figures: bool = True
+) -> RunMetrics:
+    """Train and evaluate `spec` in out/<name>; returns its metrics. A finished run is not retrained.
+
+    With `figures` False the run's figures are not drawn (its report leaves them out): for tests.
+    """
     run_dir = run_dir_for(spec, out)
     metrics_path = run_dir / "metrics.json"
     info = check_inputs(spec)
     prepare_run_dir(spec, run_dir, resume)
     if metrics_path.exists():
-        return json.loads(metrics_path.read_text())
+        return finished_metrics(run_dir)
     io.write_text(run_dir / "spec.yaml", spec.to_yaml())
     device = resolve_device(spec.train.device)
     torch.manual_seed(spec.seed)
@@ -135,9 +144,13 @@ def run(spec: ExperimentSpec, out: Path, resume: bool = False, console: Console 
     config = TrainConfig.from_spec(spec)
     objective = build(OBJECTIVES, spec.objective)
     state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective)
-    metrics = evaluate_run(spec, model, data) | training_summary(model, data, state.history, device)
-    render(run_dir, spec, model, data, state.history, metrics)
-    io.write_json(metrics_path, metrics)  # last: its presence marks the run finished
+    metrics = RunMetrics(
+        **dataclasses.asdict(evaluate_run(spec, model, data)),
+        **labels(spec, data),
+        **training_summary(model, data, state.history, device),
+    )
+    render(run_dir, spec, model, data, state.history, metrics, figures)
+    io.write_json(metrics_path, metrics.to_json())  # last: its presence marks the run finished
     return metrics
 
 
@@ -146,37 +159,53 @@ def render(
     spec: ExperimentSpec,
     model: VAE,
     data: datasets.DeviceData,
-    history: list[dict[str, Any]],
-    metrics: dict[str, Any],
+    history: list[HistoryRow],
+    metrics: RunMetrics,
+    figures: bool = True,
 ) -> None:
-    """Every figure of a trained run, then its report."""
-    mu, _ = posterior_params(model, data.test_images, spec.eval.batch_size)
-    write_run_figures(
-        model,
-        data.test_images,
-        data.test_labels,
-        history,
-        metrics["kl_per_dim"],
-        metrics["active_mask"],
-        mu,
-        run_dir / "figures",
-    )
-    write_run_report(run_dir, spec, metrics, history)
+    """Every figure of a trained run (unless `figures` is False), then its report."""
+    if figures:
+        mu, _ = posterior_params(model, data.test_images, spec.eval.batch_size)
+        write_run_figures(
+            model,
+            data.test_images,
+            data.test_labels,
+            [row.to_json() for row in history],
+            metrics.kl_per_dim,
+            metrics.active_mask,
+            mu,
+            run_dir / "figures",
+        )
+    write_run_report(run_dir, spec, metrics.to_json(), [row.to_json() for row in history])
 
 
-def finished_metrics(run_dir: Path) -> dict[str, Any]:
-    """metrics.json of a finished run; OutputError if the run has not finished."""
+def finished_metrics(run_dir: Path) -> RunMetrics:
+    """metrics.json of a finished run; OutputError if the run has not finished or the file is damaged."""
     path = run_dir / "metrics.json"
     if not path.exists():
         raise OutputError(f"{run_dir} has no metrics.json: the run has not finished (run it, or --resume it)")
-    return json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise OutputError(f"{path} cannot be read: {error}") from None
+    return RunMetrics.from_json(data, str(path))
+
+
+def read_history(run_dir: Path) -> list[HistoryRow]:
+    """history.jsonl of a run as typed rows; OutputError when it is damaged."""
+    path = run_dir / "history.jsonl"
+    try:
+        rows = io.read_jsonl(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise OutputError(f"{path} cannot be read: {error}") from None
+    return [HistoryRow.from_json(row, str(path)) for row in rows]
 
 
 def refigure(run_dir: Path, device_name: str | None = None) -> None:
     """Redraw a finished run's figures and report from its checkpoint, without training."""
     metrics = finished_metrics(run_dir)
-    spec, model, data, history = load_run(run_dir, device_name)
-    render(run_dir, spec, model, data, history, metrics)
+    loaded = load_run(run_dir, device_name)
+    render(run_dir, loaded.spec, loaded.model, loaded.data, loaded.history, metrics)
 
 
 def rereport(run_dir: Path) -> Path:
@@ -186,23 +215,28 @@ def rereport(run_dir: Path) -> Path:
     metrics = finished_metrics(run_dir)
     saved = run_dir / "spec.yaml"
     spec = load_spec(saved)
-    return write_run_report(run_dir, spec, metrics, io.read_jsonl(run_dir / "history.jsonl"))
+    return write_run_report(run_dir, spec, metrics.to_json(), [row.to_json() for row in read_history(run_dir)])
 
 
-def evaluate_run(spec: ExperimentSpec, model: VAE, data: datasets.DeviceData, iw_samples: int | None = None) -> dict[str, Any]:
-    """The test metrics of a trained run, labelled with what kind of number the NLL is."""
+def evaluate_run(spec: ExperimentSpec, model: VAE, data: datasets.DeviceData, iw_samples: int | None = None) -> TestMetrics:
+    """The test metrics of a trained run (K = `iw_samples`, else the spec's)."""
     info = datasets.DATASETS.get(spec.data.dataset)
-    metrics = evaluate_all(model, data, iw_samples or spec.eval.iw_samples, spec.eval.batch_size, info.classes)
-    return metrics | {
+    return evaluate_all(model, data, iw_samples or spec.eval.iw_samples, spec.eval.batch_size, info.classes)
+
+
+def labels(spec: ExperimentSpec, data: datasets.DeviceData) -> dict[str, Any]:
+    """What the run's numbers are: the kind of NLL, the binarization and the split."""
+    return {
         "nll_kind": nll_kind(spec),
+        "discrete": LIKELIHOODS.get(spec.model.likelihood.kind).discrete,
         "binarize": spec.data.binarize,
         "split": f"{data.n_train}/{data.val_images.shape[0]}/{data.test_images.shape[0]} train/val/test",
     }
 
 
-def training_summary(model: VAE, data: datasets.DeviceData, history: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
+def training_summary(model: VAE, data: datasets.DeviceData, history: list[HistoryRow], device: torch.device) -> dict[str, Any]:
     """What the run cost: epochs, parameters, seconds and throughput of the training steps alone."""
-    train_seconds = sum(row["seconds"] for row in history)
+    train_seconds = sum(row.seconds for row in history)
     return {
         "epochs": len(history),
         "params": sum(p.numel() for p in model.parameters()),
@@ -212,7 +246,17 @@ def training_summary(model: VAE, data: datasets.DeviceData, history: list[dict[s
     }
 
 
-def load_run(run_dir: Path, device_name: str | None = None) -> tuple[ExperimentSpec, VAE, datasets.DeviceData, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class LoadedRun:
+    """A saved run as loaded: its spec, trained model (from the checkpoint), data on the device, history."""
+
+    spec: ExperimentSpec
+    model: VAE
+    data: datasets.DeviceData
+    history: list[HistoryRow]
+
+
+def load_run(run_dir: Path, device_name: str | None = None) -> LoadedRun:
     """A saved run's spec, trained model (from its checkpoint), data on the device and history."""
     saved, checkpoint = run_dir / "spec.yaml", run_dir / "checkpoint.pt"
     for path in (saved, checkpoint):
@@ -224,30 +268,39 @@ def load_run(run_dir: Path, device_name: str | None = None) -> tuple[ExperimentS
     model = build_model(spec.model, info.image_shape).to(device)
     state = io.load_torch(checkpoint, device)
     model.load_state_dict(state["model"])
-    return spec, model, datasets.read(info, spec.data, device), state["history"]
+    history = [HistoryRow.from_json(row, str(checkpoint)) for row in state["history"]]
+    return LoadedRun(spec, model, datasets.read(info, spec.data, device), history)
 
 
-def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -> dict[str, Any]:
-    """Recompute a finished run's test metrics (e.g. with more importance samples) into metrics.json."""
-    spec, model, data, _ = load_run(run_dir, device_name)
-    metrics_path = run_dir / "metrics.json"
-    previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    metrics = previous | evaluate_run(spec, model, data, iw_samples)
-    io.write_json(metrics_path, metrics)
-    if previous:
-        write_run_report(run_dir, spec, metrics, io.read_jsonl(run_dir / "history.jsonl"))
+def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -> RunMetrics:
+    """Recompute a finished run's test metrics (e.g. with more importance samples) into metrics.json.
+
+    Only a finished run: metrics.json marks a run finished, so writing one for an interrupted run
+    would make resume and sweeps skip it.
+    """
+    previous = finished_metrics(run_dir)
+    loaded = load_run(run_dir, device_name)
+    test = evaluate_run(loaded.spec, loaded.model, loaded.data, iw_samples)
+    metrics = dataclasses.replace(previous, **dataclasses.asdict(test))
+    io.write_json(run_dir / "metrics.json", metrics.to_json())
+    write_run_report(run_dir, loaded.spec, metrics.to_json(), [row.to_json() for row in loaded.history])
     return metrics
 
 
-def _run_point(spec: ExperimentSpec, sweep_dir: Path, threads: int) -> dict[str, Any]:
+def _run_point(spec: ExperimentSpec, sweep_dir: Path, threads: int, figures: bool = True) -> RunMetrics:
     """One sweep point in a worker process (module level, so that a spawned process can import it)."""
     torch.set_num_threads(threads)
-    return run(spec, sweep_dir, resume=True)
+    return run(spec, sweep_dir, resume=True, figures=figures)
 
 
 def run_sweep(
-    sweep: SweepSpec, points: list[Point], out: Path, jobs: int = 1, console: Console | None = None
-) -> list[dict[str, Any]]:
+    sweep: SweepSpec,
+    points: list[Point],
+    out: Path,
+    jobs: int = 1,
+    console: Console | None = None,
+    figures: bool = True,
+) -> list[RunMetrics]:
     """Run every point of a sweep under out/<sweep name>/, skipping finished ones and resuming
     interrupted ones; then write the results table and the comparison report."""
     sweep_dir = out / sweep.name
@@ -270,19 +323,19 @@ def run_sweep(
     if jobs <= 1 or cuda or len(todo) <= 1:
         for point in todo:
             board.running(point)
-            board.finished(point, run(point.spec, sweep_dir, resume=True, console=None))
+            board.finished(point, run(point.spec, sweep_dir, resume=True, console=None, figures=figures))
     else:
-        _run_parallel(todo, sweep_dir, jobs, board)
+        _run_parallel(todo, sweep_dir, jobs, board, figures)
     board.close()
     report_sweep(sweep_dir)
-    return [json.loads((sweep_dir / p.name / "metrics.json").read_text()) for p in points]
+    return [finished_metrics(sweep_dir / p.name) for p in points]
 
 
-def _run_parallel(todo: list[Point], sweep_dir: Path, jobs: int, board: SweepBoard) -> None:
+def _run_parallel(todo: list[Point], sweep_dir: Path, jobs: int, board: SweepBoard, figures: bool = True) -> None:
     """Points in `jobs` spawned processes, the CPU's cores shared between them."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_point, p.spec, sweep_dir, threads): p for p in todo}
+        futures = {pool.submit(_run_point, p.spec, sweep_dir, threads, figures): p for p in todo}
         for point in todo[:jobs]:
             board.running(point)
         for future in as_completed(futures):
@@ -321,13 +374,13 @@ class SweepBoard:
     def running(self, point: Point) -> None:
         self._print(f"  running  {point.name}")
 
-    def finished(self, point: Point, metrics: dict[str, Any]) -> None:
+    def finished(self, point: Point, metrics: RunMetrics) -> None:
         self.done += 1
         self._print(
             f"  [{self.done}/{self.total} done, {self.total - self.done} left] {point.name}: "
-            f"test NLL (IS, K = {metrics['iw_samples']}) "
-            f"{metrics['test_nll_iw']:.2f}, -ELBO {metrics['test_neg_elbo']:.2f} nats/image "
-            f"({metrics['train_seconds']:.0f} s training)"
+            f"test NLL (IS, K = {metrics.iw_samples}) "
+            f"{metrics.test_nll_iw:.2f}, -ELBO {metrics.test_neg_elbo:.2f} nats/image "
+            f"({metrics.train_seconds:.0f} s training)"
         )
 
     def close(self) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from rich.console import Console
@@ -18,6 +19,7 @@ from vaezoo.errors import VaezooError
 from vaezoo.evaluate import elbo_means
 from vaezoo.kl import KLWeighting
 from vaezoo.lr import LR_SCHEDULES, set_lr
+from vaezoo.metrics import HistoryRow
 from vaezoo.model import VAE
 from vaezoo.objectives import ELBO, Objective
 from vaezoo.progress import ProgressView, RunningLoss
@@ -68,7 +70,7 @@ class TrainState:
 
     epoch: int = 0
     step: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
 
 
 def make_optimizer(model: VAE, lr: float, capturable: bool = False) -> torch.optim.Adam:
@@ -114,7 +116,7 @@ def save_checkpoint(path: Path, model: VAE, optimizer: torch.optim.Optimizer, st
             "optimizer": optimizer.state_dict(),
             "epoch": state.epoch,
             "step": state.step,
-            "history": state.history,
+            "history": [row.to_json() for row in state.history],
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng, "data": generator.get_state()},
         },
     )
@@ -129,7 +131,8 @@ def load_checkpoint(path: Path, model: VAE, optimizer: torch.optim.Optimizer, ge
     if checkpoint["rng"]["cuda"] is not None and generator.device.type == "cuda":
         torch.cuda.set_rng_state(checkpoint["rng"]["cuda"].cpu())
     generator.set_state(checkpoint["rng"]["data"].cpu())
-    return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], history=checkpoint["history"])
+    history = [HistoryRow.from_json(row, str(path)) for row in checkpoint["history"]]
+    return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], history=history)
 
 
 def fit(
@@ -161,14 +164,14 @@ def fit(
     with ProgressView(console, total_steps, state.step) as view:
         for epoch in range(state.epoch, config.epochs):
             set_lr(optimizer, schedule(config.lr, epoch, config.epochs))
-            row = _train_epoch(runner, step, total_steps, config, state, epoch, view)
-            row["lr"] = schedule(config.lr, epoch, config.epochs)
-            row |= _validate(model, data, config)
+            lr = schedule(config.lr, epoch, config.epochs)
+            row = _train_epoch(runner, step, total_steps, config, state, epoch, view, lr)
+            row = dataclasses.replace(row, **_validate(model, data, config))
             state.history.append(row)
             state.epoch = epoch + 1
             if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
                 save_checkpoint(checkpoint, model, optimizer, state, generator)
-                io.write_jsonl(run_dir / "history.jsonl", state.history)
+                io.write_jsonl(run_dir / "history.jsonl", [r.to_json() for r in state.history])
             view.epoch_done(row)
     return state
 
@@ -206,7 +209,8 @@ def _train_epoch(
     state: TrainState,
     epoch: int,
     view: ProgressView,
-) -> dict[str, Any]:
+    lr: float,
+) -> HistoryRow:
     """One pass over a fresh permutation of the training set; returns the epoch's history row."""
     step.model.train()
     running, generator, n_train = step.running, step.generator, step.data.n_train
@@ -227,19 +231,20 @@ def _train_epoch(
     seconds = time.perf_counter() - start
     check_finite(totals, epoch)
     loss, recon, kl = (totals[:3] / totals[3]).tolist()
-    return {
-        "epoch": epoch + 1,
-        "step": state.step,
-        "train_loss": loss,
-        "train_recon": recon,
-        "train_kl": kl,
-        "beta": beta,
-        "seconds": seconds,
-        "images_per_second": n_train / seconds,
-    }
+    return HistoryRow(
+        epoch=epoch + 1,
+        step=state.step,
+        train_loss=loss,
+        train_recon=recon,
+        train_kl=kl,
+        beta=beta,
+        seconds=seconds,
+        images_per_second=n_train / seconds,
+        lr=lr,
+    )
 
 
-def _validate(model: VAE, data: DeviceData, config: TrainConfig) -> dict[str, Any]:
+def _validate(model: VAE, data: DeviceData, config: TrainConfig) -> dict[str, float | None]:
     """Validation -ELBO (beta = 1) and its terms, or None when there is no validation split."""
     if data.val_images.shape[0] == 0:
         return {"val_neg_elbo": None, "val_recon": None, "val_kl": None}

@@ -24,9 +24,9 @@ KILL_TRIALS = 4
 
 
 def cli(root: Path, *args: str) -> subprocess.Popen:
-    """vaezoo in its own process, with the synthetic dataset registered."""
+    """vaezoo in its own process, with the synthetic dataset registered; no test here looks at figures."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.synthetic_cli", str(root), *args],
+        [sys.executable, "-m", "tests.synthetic_cli", str(root), "--no-figures", *args],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -102,7 +102,7 @@ class Exploit:
 
 
 @pytest.mark.parametrize("command", ["figures", "resume"])
-def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path, synthetic_root, capsys, command):
+def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path, synthetic_root, capsys, no_figures, command):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec(synthetic_root, train__epochs=1)))
     out = tmp_path / "runs"

@@ -1,0 +1,136 @@
+"""What a run measures, as typed records (its metrics and its history rows), and the one table of
+metrics (label, unit, which way is better, digits, where it applies) that every console table,
+report, sweep table and observation reads."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from vaezoo.errors import OutputError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How one number of a run is shown and compared."""
+
+    key: str
+    label: str
+    unit: str
+    #: which way is better, or None where neither is (rate, mutual information)
+    better: Literal["lower", "higher"] | None
+    digits: int
+    #: "nll" numbers are in the units of the run's NLL kind (a mass or a density): never compare across kinds
+    kind: Literal["nll", "mass-only", "other"] = "other"
+
+    def format(self, value: float | None) -> str:
+        """The value at this metric's precision, or an em dash where it does not apply."""
+        if value is None:
+            return "—"
+        if self.unit == "%":
+            return f"{100 * value:.{self.digits}f} %"
+        return f"{value:,.{self.digits}f}"
+
+    def heading(self) -> str:
+        return f"{self.label} ({self.unit})" if self.unit and self.unit != "%" else self.label
+
+
+#: The table: console, report, sweep tables and observations read labels, units and directions here.
+METRICS = (
+    Metric("test_nll_iw", "test NLL, importance-weighted", "nats/image", "lower", 2, "nll"),
+    Metric("test_neg_elbo", "test -ELBO", "nats/image", "lower", 2, "nll"),
+    Metric("test_recon_nll", "reconstruction -log p(x|z)", "nats/image", "lower", 2, "nll"),
+    Metric("test_kl", "KL(q(z|x) || p(z))", "nats/image", None, 2),
+    Metric("elbo_is_gap", "ELBO-to-IS gap", "nats/image", "lower", 2),
+    Metric("test_bits_per_dim", "test bits per dimension", "bits/dim", "lower", 4, "mass-only"),
+    Metric("active_units", "active units", "", "higher", 0),
+    Metric("mutual_information", "mutual information I(x; z)", "nats", None, 2),
+    Metric("probe_accuracy", "linear probe accuracy", "%", "higher", 1),
+    Metric("train_images_per_second", "training throughput", "images/s", "higher", 0),
+    Metric("train_seconds", "training time", "s", "lower", 0),
+)
+METRIC = {metric.key: metric for metric in METRICS}
+
+
+@dataclass(frozen=True)
+class TestMetrics:
+    """Every test-set number of a trained model (per image, nats, beta = 1), from evaluate_all."""
+
+    test_neg_elbo: float
+    test_recon_nll: float
+    test_kl: float
+    kl_estimate: str  # closed-form | monte-carlo
+    test_nll_iw: float
+    test_nll_iw_stderr: float
+    iw_samples: int
+    iw_seconds: float
+    elbo_is_gap: float
+    test_bits_per_dim: float | None  # a code length only for a probability mass
+    active_units: int
+    active_mask: list[bool]
+    kl_per_dim: list[float]
+    mutual_information: float
+    mutual_information_max: float
+    mutual_information_estimator: str
+    probe_accuracy: float
+
+
+@dataclass(frozen=True)
+class RunMetrics(TestMetrics):
+    """A finished run's metrics.json: its test numbers, what they are, and what training cost."""
+
+    nll_kind: str = ""
+    discrete: bool = True  # whether the NLL is a probability mass (bits/dim and ranking across runs need it)
+    binarize: str = ""
+    split: str = ""
+    epochs: int = 0
+    params: int = 0
+    train_seconds: float = 0.0
+    train_images_per_second: float = 0.0
+    device: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> RunMetrics:
+        """The record a metrics.json holds; OutputError naming the file when it does not fit."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(data, dict) or not names <= data.keys():
+            missing = sorted(names - data.keys()) if isinstance(data, dict) else ["a mapping"]
+            raise OutputError(f"{source} is damaged or from another version: it lacks {', '.join(missing[:3])}")
+        return cls(**{name: data[name] for name in names})
+
+    def value(self, key: str) -> Any:
+        """A metric by its table key (for tables built from METRICS)."""
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One epoch of training, as history.jsonl and the checkpoint hold it (nats per image)."""
+
+    epoch: int
+    step: int
+    train_loss: float
+    train_recon: float
+    train_kl: float
+    beta: float
+    seconds: float
+    images_per_second: float
+    lr: float | None = None  # None in runs made before learning-rate schedules
+    val_neg_elbo: float | None = None
+    val_recon: float | None = None
+    val_kl: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> HistoryRow:
+        """The row a history line holds; OutputError naming the file when it does not fit."""
+        try:
+            return cls(**data)
+        except TypeError:
+            raise OutputError(f"{source} is damaged or from another version: a row does not fit ({str(data)[:80]})") from None

@@ -1,0 +1,173 @@
+"""A run's report: report.md (GitHub markdown) and a self-contained report.html (images embedded).
+
+Everything comes from the run's saved spec, metrics, history and figure files, so a report can be
+rewritten without the model; a figure whose file is absent is left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vaezoo import io
+from vaezoo.outputs.figures import FIGURES
+from vaezoo.outputs.html_page import to_html
+from vaezoo.spec import ExperimentSpec
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "elbo.md"
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number for a table, or an em dash for a missing one."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """The spec in brief: one row per part, each with its settings."""
+    m = spec.model
+
+    def part(component: Any) -> str:
+        settings = ", ".join(f"{k}={v}" for k, v in component.fields().items())
+        return f"`{component.kind}`" + (f" ({settings})" if settings else "")
+
+    return [
+        ("data", f"{spec.data.dataset}, binarize `{spec.data.binarize}`, {spec.data.val_size} validation images"),
+        ("latent dimensions", str(m.latent_dim)),
+        ("encoder", part(m.encoder)),
+        ("decoder", part(m.decoder)),
+        ("likelihood", part(m.likelihood)),
+        ("KL weighting", part(spec.kl)),
+        ("training", f"{spec.train.epochs} epochs, batch {spec.train.batch_size}, Adam lr {spec.train.lr:g}, seed {spec.seed}"),
+    ]
+
+
+def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headline metrics with their units."""
+    k = metrics.get("iw_samples")
+    return [
+        ("test -ELBO (nats/image, beta = 1)", fmt(metrics["test_neg_elbo"])),
+        ("of which reconstruction -log p(x|z)", fmt(metrics["test_recon_nll"])),
+        ("of which KL(q(z|x) || p(z))", fmt(metrics["test_kl"])),
+        (f"test NLL, importance-weighted, K = {k} (nats/image)", f"{fmt(metrics['test_nll_iw'])} ± {fmt(metrics['test_nll_iw_stderr'])}"),
+        ("test bits per dimension", fmt(metrics["test_bits_per_dim"], 4)),
+        ("ELBO-to-IS gap (nats/image)", fmt(metrics["elbo_is_gap"])),
+        ("active units (Cov_x E_q[z_d] > 0.01)", f"{metrics['active_units']} of {len(metrics['kl_per_dim'])}"),
+        ("mutual information I(x; z) (nats)", fmt(metrics["mutual_information"])),
+        ("linear probe accuracy on the means", f"{100 * metrics['probe_accuracy']:.1f} %"),
+        ("what the NLL is", metrics["nll_kind"]),
+        ("split", metrics["split"]),
+        ("parameters", f"{metrics['params']:,}"),
+        ("training", f"{metrics['train_seconds']:.0f} s, {metrics['train_images_per_second']:,.0f} images/s on {metrics['device']}"),
+    ]
+
+
+def observations(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list[str]:
+    """Findings computed from this run's numbers."""
+    kl = metrics["kl_per_dim"]
+    total = sum(kl) or 1.0
+    order = sorted(range(len(kl)), key=lambda d: -kl[d])
+    top = order[: max(1, min(3, len(kl)))]
+    collapsed = [d for d in range(len(kl)) if kl[d] < 0.01]
+    gap = metrics["elbo_is_gap"]
+    notes = [
+        (
+            f"The ELBO is {gap:.2f} nats looser than the K = {metrics['iw_samples']} importance-weighted estimate "
+            f"({metrics['test_neg_elbo']:.2f} vs {metrics['test_nll_iw']:.2f}): about that much of the bound is the "
+            "posterior approximation's gap KL(q(z|x) || p(z|x)), not the model."
+        ),
+        f"{metrics['active_units']} of {len(kl)} latent dimensions are active; dimensions "
+        + ", ".join(f"z{d + 1} ({kl[d]:.2f} nats)" for d in top)
+        + f" carry {100 * sum(kl[d] for d in top) / total:.0f} % of the {sum(kl):.2f} nats of KL.",
+        (f"{len(collapsed)} dimensions carry under 0.01 nats each: they have collapsed to the prior." if collapsed
+         else "No dimension has collapsed to the prior (every one carries at least 0.01 nats)."),
+        mutual_information_note(metrics),
+        (
+            f"A linear classifier on the posterior means reaches {100 * metrics['probe_accuracy']:.1f} % test accuracy "
+            "(chance is 10 %): the labels are that linearly readable from z without ever being trained on."
+        ),
+    ]
+    notes += training_observations(history)
+    if metrics["nll_kind"].startswith("not a likelihood"):
+        notes.append("The data are grey levels under a Bernoulli likelihood: these numbers are BCE, not log-likelihoods.")
+    return notes
+
+
+def mutual_information_note(metrics: dict[str, Any]) -> str:
+    """Rate = I(x; z) + KL(q(z) || p(z)); say so, and say when the estimate sits at its log N ceiling."""
+    mi, rate, ceiling = metrics["mutual_information"], metrics["test_kl"], metrics["mutual_information_max"]
+    note = (
+        f"Of the rate of {rate:.2f} nats, the estimated I(x; z) is {mi:.2f} nats; the rest, {rate - mi:.2f} nats, "
+        "is the mismatch KL(q(z) || p(z)) between the aggregate posterior and the prior."
+    )
+    if mi > 0.95 * ceiling:
+        note += (
+            f" The estimate is at its ceiling log N = {ceiling:.2f} (each test posterior is far from the others), "
+            "so I(x; z) may be larger and the mismatch smaller."
+        )
+    return note
+
+
+def training_observations(history: list[dict[str, Any]]) -> list[str]:
+    """How training ended: still improving or flat, and the train/validation gap."""
+    last = history[-1]
+    if last.get("val_neg_elbo") is None or len(history) < 2:
+        return []
+    previous = history[-2]["val_neg_elbo"]
+    change = last["val_neg_elbo"] - previous
+    trend = "still improving" if change < -0.1 else ("getting worse (overfitting)" if change > 0.1 else "flat")
+    return [
+        (
+            f"Validation -ELBO moved {change:+.2f} nats in the last epoch ({trend}); "
+            f"train loss {last['train_loss']:.2f} vs validation -ELBO {last['val_neg_elbo']:.2f} "
+            f"at beta = {last['beta']:.2f}."
+        )
+    ]
+
+
+def table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {_escape_pipes(a)} | {_escape_pipes(b)} |" for a, b in rows]
+    return "\n".join(lines)
+
+
+def _escape_pipes(text: str) -> str:
+    """p(x|z) inside a table cell would split the cell."""
+    return text.replace("|", "\\|")
+
+
+def run_markdown(spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]], figures: list[str]) -> str:
+    """report.md of one run; figures are names under figures/ that exist."""
+    parts = [
+        f"# {spec.name}",
+        (
+            f"A {spec.model.encoder.kind}/{spec.model.decoder.kind} VAE with a {spec.model.likelihood.kind} likelihood "
+            f"and {spec.model.latent_dim} latent dimensions, trained {metrics['epochs']} epochs on {spec.data.dataset}. "
+            "Every number is per image, in nats, summed over pixels and latent dimensions."
+        ),
+        "## Spec",
+        table(spec_summary(spec), ("part", "setting")),
+        "## Metrics (test set)",
+        table(metrics_rows(metrics), ("metric", "value")),
+        "## Observations",
+        "\n".join(f"- {note}" for note in observations(metrics, history)),
+        "## Figures",
+    ]
+    for name in figures:
+        kind = FIGURES.get(name)
+        parts.append(f"![{name}](figures/{kind.file_name})\n\n*{name}*: {kind.caption}")
+    if DOCS.exists():
+        parts += ["---", DOCS.read_text().replace("\n# ", "\n## ", 1)]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_run_report(run_dir: Path, spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+    """Write run_dir/report.md and report.html from the run's saved metrics, history and figures."""
+    figures = [name for name, kind in FIGURES.items() if (run_dir / "figures" / kind.file_name).exists()]
+    text = run_markdown(spec, metrics, history, figures)
+    io.write_text(run_dir / "report.md", text)
+    io.write_text(run_dir / "report.html", to_html(text, run_dir, spec.name))
+    return run_dir / "report.md"

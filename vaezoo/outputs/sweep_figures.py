@@ -1,0 +1,76 @@
+"""A sweep's comparison figures, rebuilt from its runs' saved files without any model: one grid per
+kind of figure with a strip, every run's training curves on shared axes, and the rate-distortion plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image
+from matplotlib.figure import Figure
+
+from vaezoo.outputs import render
+from vaezoo.outputs.figures import FIGURES
+
+
+def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path) -> None:
+    """One labelled row per run: each run's figures/strips/<kind>.png, on a shared scale."""
+    figure = FIGURES.get(kind)
+    found = [(name, run / "figures" / "strips" / figure.file_name) for name, run in runs]
+    found = [(name, png) for name, png in found if png.exists()]
+    strips = [matplotlib.image.imread(png) for _, png in found]
+    aspect = max((s.shape[0] / s.shape[1] for s in strips), default=0.2)
+    fig = Figure(figsize=(10, 0.9 + 10 * aspect * max(1, len(found))), layout="constrained")
+    axes = fig.subplots(max(1, len(found)), 1, squeeze=False)[:, 0]
+    for ax, (name, _), strip in zip(axes, found, strips):
+        ax.imshow(strip, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if not found:
+        axes[0].text(0.5, 0.5, f"no run has a {kind} strip", ha="center", va="center")
+        axes[0].set_axis_off()
+    render.titled(fig, f"{kind.capitalize()}, one row per run", figure.strip_caption)
+    render.save_png(fig, path)
+
+
+def save_curves_comparison(histories: Sequence[tuple[str, list[dict[str, Any]]]], path: Path) -> None:
+    """Every run's curves on shared axes: validation -ELBO, train reconstruction, train KL, beta."""
+    panels = (
+        ("val_neg_elbo", "validation -ELBO (beta = 1)"),
+        ("train_recon", "train reconstruction -log p(x|z)"),
+        ("train_kl", "train KL(q(z|x) || p(z))"),
+        ("beta", "beta"),
+    )
+    fig = Figure(figsize=(11, 8), layout="constrained")
+    axes = fig.subplots(2, 2).flat
+    for ax, (key, title) in zip(axes, panels):
+        for index, (name, history) in enumerate(histories):
+            points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=2, color=f"C{index % 10}", label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("beta" if key == "beta" else "nats / image")
+        ax.grid(alpha=0.3)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    render.titled(fig, "Training curves of every run", "nats per image, summed over pixels and latents")
+    render.save_png(fig, path)
+
+
+def save_rate_distortion(points: Sequence[tuple[str, float, float]], path: Path) -> None:
+    """Rate (test KL) against distortion (test reconstruction NLL), one labelled point per run."""
+    fig = Figure(figsize=(8, 6), layout="constrained")
+    ax = fig.add_subplot()
+    for index, (name, rate, distortion) in enumerate(points):
+        ax.scatter(rate, distortion, color=f"C{index % 10}", s=30)
+        ax.annotate(name, (rate, distortion), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("rate: test KL(q(z|x) || p(z)), nats / image")
+    ax.set_ylabel("distortion: test -log p(x|z), nats / image")
+    ax.grid(alpha=0.3)
+    subtitle = "lower left is better; the diagonal -ELBO = R + D is constant along slope -1"
+    render.titled(ax, "Rate-distortion (Alemi et al. 2018)", subtitle)
+    render.save_png(fig, path)

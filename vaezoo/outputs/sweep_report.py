@@ -1,0 +1,232 @@
+"""A sweep's results: results.csv, results.md (one row per point, mean ± std over seeds), the
+comparison figures and report.md / report.html, with observations computed from the numbers."""
+
+from __future__ import annotations
+
+import csv
+import io as stdio
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+from vaezoo import io
+from vaezoo.outputs.figures import comparison_kinds
+from vaezoo.outputs.html_page import to_html
+from vaezoo.outputs.report import fmt
+from vaezoo.outputs.sweep_figures import save_comparison_grid, save_curves_comparison, save_rate_distortion
+
+SCALARS = (
+    ("test_nll_iw", "test NLL (IS)"),
+    ("test_neg_elbo", "-ELBO"),
+    ("test_recon_nll", "recon NLL"),
+    ("test_kl", "KL"),
+    ("elbo_is_gap", "ELBO-IS gap"),
+    ("active_units", "active units"),
+    ("mutual_information", "MI"),
+    ("probe_accuracy", "probe acc."),
+    ("train_seconds", "train s"),
+)
+HIGHER_IS_BETTER = {"probe_accuracy", "active_units", "mutual_information"}
+
+
+def results_rows(points: list[tuple[str, dict[str, Any]]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per run: its name, every varied key and every scalar metric."""
+    rows = []
+    for (name, varied), metrics in zip(points, results):
+        row: dict[str, Any] = {"run": name, **{k: _cell(v) for k, v in varied.items()}}
+        row |= {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        rows.append(row)
+    return rows
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+def grouped(rows: list[dict[str, Any]], varied_keys: list[str]) -> list[dict[str, Any]]:
+    """Rows averaged over seeds: per point, the mean and std (ddof 1) of each metric, and n."""
+    keys = [k for k in varied_keys if k != "seed"]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    out = []
+    for members in groups.values():
+        entry: dict[str, Any] = {k: members[0][k] for k in keys} | {"n": len(members)}
+        for metric, _ in SCALARS:
+            values = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
+            if values:
+                mean = sum(values) / len(values)
+                var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+                entry[metric], entry[f"{metric}_std"] = mean, var**0.5
+        out.append(entry)
+    return out
+
+
+def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -> str:
+    """The markdown results table, sorted by the headline metric (lower first, unless higher is better)."""
+    ordered = sorted(entries, key=lambda e: e.get(headline, float("inf")) * (-1 if headline in HIGHER_IS_BETTER else 1))
+    header = keys + [label for _, label in SCALARS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for entry in ordered:
+        cells = [str(entry[k]) for k in keys]
+        for metric, _ in SCALARS:
+            value = entry.get(metric)
+            std = entry.get(f"{metric}_std")
+            digits = 3 if metric == "probe_accuracy" else (0 if metric == "train_seconds" else 2)
+            text = fmt(value if isinstance(value, int) else float(value), digits) if value is not None else "—"
+            if std and entry.get("n", 1) > 1:
+                text += f" ± {fmt(std, digits)}"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+BETTER = {
+    "test_nll_iw": "lower",
+    "test_neg_elbo": "lower",
+    "elbo_is_gap": "lower",
+    "active_units": "higher",
+    "mutual_information": "higher",
+    "probe_accuracy": "higher",
+}
+TRENDS = ("test_recon_nll", "test_kl", "test_nll_iw", "active_units")
+
+
+def sweep_observations(entries: list[dict[str, Any]], keys: list[str], headline: str) -> list[str]:
+    """Which setting wins on each metric, by how much, and whether the seed spread makes it real;
+    with one numeric key varied, how the rate and distortion move along it."""
+    if len(entries) < 2:
+        return ["Only one point: nothing to compare."]
+    labels = dict(SCALARS)
+    notes = []
+    for metric in sorted(BETTER, key=lambda m: m != headline):
+        present = [e for e in entries if isinstance(e.get(metric), (int, float))]
+        if len(present) < 2:
+            continue
+        ranked = sorted(present, key=lambda e: e[metric], reverse=BETTER[metric] == "higher")
+        best, second = ranked[0], ranked[1]
+        gap = abs(best[metric] - second[metric])
+        if gap == 0:
+            notes.append(f"**{labels[metric]}** ({BETTER[metric]} is better): {_label(best, keys)} and {_label(second, keys)} tie at {best[metric]:.4g}.")
+            continue
+        note = f"**{labels[metric]}** ({BETTER[metric]} is better): {_label(best, keys)} wins with {best[metric]:.4g}, ahead of {_label(second, keys)} by {gap:.3g}"
+        notes.append(note + _significance(best, second, metric, gap) + ".")
+    notes += _trend_notes(entries, keys, labels)
+    if all(e.get("n", 1) < 2 for e in entries):
+        notes.append("One seed per point: these differences carry no seed-to-seed error bars (add `seeds:` to the sweep to get them).")
+    return notes
+
+
+def _trend_notes(entries: list[dict[str, Any]], keys: list[str], labels: dict[str, str]) -> list[str]:
+    """Along a single numeric varied key: each metric's values from its smallest to its largest setting."""
+    varied = [k for k in keys if k != "seed"]
+    if len(varied) != 1 or not all(isinstance(e.get(varied[0]), (int, float)) for e in entries):
+        return []
+    key = varied[0]
+    ordered = sorted(entries, key=lambda e: e[key])
+    notes = []
+    for metric in TRENDS:
+        values = [e.get(metric) for e in ordered]
+        if any(not isinstance(v, (int, float)) for v in values):
+            continue
+        steps = [b - a for a, b in itertools.pairwise(values)]
+        shape = (
+            "rises steadily" if all(d > 0 for d in steps)
+            else "falls steadily" if all(d < 0 for d in steps)
+            else "never falls" if all(d >= 0 for d in steps)
+            else "never rises" if all(d <= 0 for d in steps)
+            else "is not monotonic"
+        )
+        notes.append(
+            f"As {key} goes from {ordered[0][key]} to {ordered[-1][key]}, {labels[metric]} {shape}: "
+            + ", ".join(f"{v:.4g}" for v in values)
+            + "."
+        )
+    return notes
+
+
+def _label(entry: dict[str, Any], keys: list[str]) -> str:
+    return ", ".join(f"{k}={entry[k]}" if k != "variant" else str(entry[k]) for k in keys if k != "seed")
+
+
+def _significance(best: dict[str, Any], second: dict[str, Any], metric: str, gap: float) -> str:
+    n1, n2 = best.get("n", 1), second.get("n", 1)
+    if n1 < 2 or n2 < 2:
+        return ""
+    se = (best[f"{metric}_std"] ** 2 / n1 + second[f"{metric}_std"] ** 2 / n2) ** 0.5
+    verdict = "larger than" if gap > 2 * se else "within"
+    return f"; the difference is {verdict} twice its standard error across seeds ({2 * se:.3g})"
+
+
+def write_sweep_report(
+    name: str, headline: str, points: list[tuple[str, dict[str, Any]]], results: list[dict[str, Any]], sweep_dir: Path
+) -> Path:
+    """results.csv, results.md, comparison figures and report.md / report.html of a finished sweep.
+
+    `points` are (run folder name, varied keys) pairs; everything is read from the saved runs.
+    """
+    rows = results_rows(points, results)
+    keys = list(points[0][1]) if points else []
+    _write_csv(sweep_dir / "results.csv", rows)
+    entries = grouped(rows, keys) if "seed" in keys else rows
+    shown_keys = [k for k in keys if k != "seed"] if "seed" in keys else keys
+    shown_keys = shown_keys or ["run"]
+    k_values = sorted({r.get("iw_samples") for r in results})
+    title = (
+        f"{name}: test set, per image, nats summed over pixels and latents (beta = 1); "
+        f"IS with K = {', '.join(map(str, k_values))}; binarize "
+        f"{', '.join(sorted({r.get('binarize', '?') for r in results}))}"
+        + ("; mean ± std over seeds" if "seed" in keys else "")
+    )
+    table_md = sweep_table(entries, shown_keys, headline)
+    io.write_text(sweep_dir / "results.md", f"# {title}\n\n{table_md}\n")
+    figure_dir = sweep_dir / "figures"
+    figure_dir.mkdir(exist_ok=True)
+    labelled = [(run, sweep_dir / run) for run, _ in points]
+    for kind in comparison_kinds():
+        save_comparison_grid(kind, labelled, figure_dir / f"{kind}_grid.png")
+    histories = [(name, io.read_jsonl(run / "history.jsonl")) for name, run in labelled]
+    save_curves_comparison(histories, figure_dir / "curves_grid.png")
+    save_rate_distortion(
+        [(run, r["test_kl"], r["test_recon_nll"]) for (run, _), r in zip(points, results)], figure_dir / "rate_distortion.png"
+    )
+    varied = {k: sorted({json.dumps(v[k]) for _, v in points}) for k in keys}
+    parts = [
+        f"# Sweep {name}",
+        "What varied: " + "; ".join(f"`{k}` in {', '.join(v)}" for k, v in varied.items()) + f" ({len(points)} runs).",
+        f"## Results\n\n{title}. Sorted by `{headline}`.\n\n{table_md}",
+        "## Observations\n\n" + "\n".join(f"- {n}" for n in sweep_observations(entries, shown_keys, headline)),
+        "## Figures",
+    ]
+    for path in sorted(figure_dir.glob("*.png")):
+        parts.append(f"![{path.stem}](figures/{path.name})\n\n*{path.stem}*")
+    text = "\n\n".join(parts) + "\n"
+    io.write_text(sweep_dir / "report.md", text)
+    io.write_text(sweep_dir / "report.html", to_html(text, sweep_dir, name))
+    return sweep_dir / "report.md"
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buffer = stdio.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    io.write_text(path, buffer.getvalue())
+
+
+def load_results_table(sweep_dir: Path) -> Any:
+    """results.md of a sweep as a rich Table, for the console."""
+    from rich.table import Table
+
+    lines = (sweep_dir / "results.md").read_text().splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+    table = Table(title=lines[0].lstrip("# "), title_justify="left")
+    for column in rows[0]:
+        table.add_column(column, justify="right")
+    for row in rows[2:]:
+        table.add_row(*row)
+    return table
