@@ -29,7 +29,7 @@ def test_run_writes_figures_and_report(trained):
         assert f"figures/{name}.png" in text
     assert f"{metrics.test_nll_iw:.2f}" in text and f"K = {metrics.iw_samples}" in text
     assert f"{metrics.active_units} of 2" in text
-    assert "| of which reconstruction -log p(x\\|z) |" in text  # a pipe inside a cell is escaped
+    assert "| reconstruction -log p(x\\|z) (nats/image) |" in text  # a pipe inside a cell is escaped
     assert "Jensen" in text  # docs/elbo.md is included
 
 

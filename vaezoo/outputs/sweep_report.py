@@ -11,23 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from vaezoo import io
+from vaezoo.metrics import METRIC, METRICS, Metric
 from vaezoo.outputs.figures import comparison_kinds
 from vaezoo.outputs.html_page import to_html
-from vaezoo.outputs.report import fmt
 from vaezoo.outputs.sweep_figures import save_comparison_grid, save_curves_comparison, save_rate_distortion
 
-SCALARS = (
-    ("test_nll_iw", "test NLL (IS)"),
-    ("test_neg_elbo", "-ELBO"),
-    ("test_recon_nll", "recon NLL"),
-    ("test_kl", "KL"),
-    ("elbo_is_gap", "ELBO-IS gap"),
-    ("active_units", "active units"),
-    ("mutual_information", "MI"),
-    ("probe_accuracy", "probe acc."),
-    ("train_seconds", "train s"),
-)
-HIGHER_IS_BETTER = {"probe_accuracy", "active_units", "mutual_information"}
+#: the sweep table's columns, in the metric table's order (throughput is per machine, not per setting)
+SWEEP_METRICS = tuple(metric for metric in METRICS if metric.key != "train_images_per_second")
+TRENDS = ("test_recon_nll", "test_kl", "test_nll_iw", "active_units")
 
 
 def results_rows(points: list[tuple[str, dict[str, Any]]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -53,72 +44,111 @@ def grouped(rows: list[dict[str, Any]], varied_keys: list[str]) -> list[dict[str
     out = []
     for members in groups.values():
         entry: dict[str, Any] = {k: members[0][k] for k in keys} | {"n": len(members)}
-        for metric, _ in SCALARS:
-            values = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
+        entry["nll_kind"] = members[0].get("nll_kind")  # seeds never change what the NLL is
+        for metric in SWEEP_METRICS:
+            values = [m[metric.key] for m in members if isinstance(m.get(metric.key), (int, float))]
             if values:
                 mean = sum(values) / len(values)
                 var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-                entry[metric], entry[f"{metric}_std"] = mean, var**0.5
+                entry[metric.key], entry[f"{metric.key}_std"] = mean, var**0.5
         out.append(entry)
     return out
 
 
+def nll_kinds(entries: list[dict[str, Any]]) -> list[str]:
+    """The kinds of NLL among the runs (a binary mass, an 8-bit mass, a density, BCE on grey levels)."""
+    return sorted({str(e.get("nll_kind")) for e in entries})
+
+
+def _comparable(metric: Metric) -> bool:
+    """Whether values of runs with different NLL kinds may stand in one column or one ranking."""
+    return metric.kind == "other"
+
+
+def _columns(entries: list[dict[str, Any]]) -> list[tuple[Metric, str | None]]:
+    """(metric, the NLL kind its column is restricted to): an NLL metric gets a column per kind."""
+    kinds = nll_kinds(entries)
+    columns: list[tuple[Metric, str | None]] = []
+    for metric in SWEEP_METRICS:
+        split = not _comparable(metric) and len(kinds) > 1
+        columns += [(metric, kind) for kind in kinds] if split else [(metric, None)]
+    return columns
+
+
+def _sort_key(entry: dict[str, Any], headline: str, kinds: list[str]) -> tuple[int, float]:
+    metric = METRIC.get(headline)
+    sign = -1 if metric is not None and metric.better == "higher" else 1
+    value = entry.get(headline)
+    return kinds.index(str(entry.get("nll_kind"))), sign * value if isinstance(value, (int, float)) else float("inf")
+
+
 def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -> str:
-    """The markdown results table, sorted by the headline metric (lower first, unless higher is better)."""
-    ordered = sorted(entries, key=lambda e: e.get(headline, float("inf")) * (-1 if headline in HIGHER_IS_BETTER else 1))
-    header = keys + [label for _, label in SCALARS]
+    """The markdown results table, sorted by the headline metric (lower first, unless higher is better).
+
+    With runs of several NLL kinds, each NLL metric gets one column per kind and the rows are
+    grouped by kind first: a Bernoulli mass is never ranked against a Gaussian density.
+    """
+    kinds = nll_kinds(entries)
+    ordered = sorted(entries, key=lambda e: _sort_key(e, headline, kinds))
+    columns = _columns(entries)
+    header = keys + [metric.label if kind is None else f"{metric.label} [{kind}]" for metric, kind in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for entry in ordered:
         cells = [str(entry[k]) for k in keys]
-        for metric, _ in SCALARS:
-            value = entry.get(metric)
-            std = entry.get(f"{metric}_std")
-            digits = 3 if metric == "probe_accuracy" else (0 if metric == "train_seconds" else 2)
-            text = fmt(value if isinstance(value, int) else float(value), digits) if value is not None else "—"
-            if std and entry.get("n", 1) > 1:
-                text += f" ± {fmt(std, digits)}"
+        for metric, kind in columns:
+            value = entry.get(metric.key) if kind is None or entry.get("nll_kind") == kind else None
+            text = metric.format(value)
+            std = entry.get(f"{metric.key}_std")
+            if value is not None and std and entry.get("n", 1) > 1:
+                text += f" ± {metric.format(std)}"
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-BETTER = {
-    "test_nll_iw": "lower",
-    "test_neg_elbo": "lower",
-    "elbo_is_gap": "lower",
-    "active_units": "higher",
-    "mutual_information": "higher",
-    "probe_accuracy": "higher",
-}
-TRENDS = ("test_recon_nll", "test_kl", "test_nll_iw", "active_units")
-
-
 def sweep_observations(entries: list[dict[str, Any]], keys: list[str], headline: str) -> list[str]:
     """Which setting wins on each metric, by how much, and whether the seed spread makes it real;
-    with one numeric key varied, how the rate and distortion move along it."""
+    with one numeric key varied, how the rate and distortion move along it. NLL metrics are ranked
+    only among runs whose NLL is of the same kind."""
     if len(entries) < 2:
         return ["Only one point: nothing to compare."]
-    labels = dict(SCALARS)
+    kinds = nll_kinds(entries)
     notes = []
-    for metric in sorted(BETTER, key=lambda m: m != headline):
-        present = [e for e in entries if isinstance(e.get(metric), (int, float))]
-        if len(present) < 2:
-            continue
-        ranked = sorted(present, key=lambda e: e[metric], reverse=BETTER[metric] == "higher")
-        best, second = ranked[0], ranked[1]
-        gap = abs(best[metric] - second[metric])
-        if gap == 0:
-            notes.append(f"**{labels[metric]}** ({BETTER[metric]} is better): {_label(best, keys)} and {_label(second, keys)} tie at {best[metric]:.4g}.")
-            continue
-        note = f"**{labels[metric]}** ({BETTER[metric]} is better): {_label(best, keys)} wins with {best[metric]:.4g}, ahead of {_label(second, keys)} by {gap:.3g}"
-        notes.append(note + _significance(best, second, metric, gap) + ".")
-    notes += _trend_notes(entries, keys, labels)
+    if len(kinds) > 1:
+        notes.append(
+            "These runs' NLLs are of different kinds (" + "; ".join(kinds) + "): NLL-based numbers are compared "
+            "only within a kind, never across."
+        )
+    ranked_metrics = [m for m in SWEEP_METRICS if m.better is not None]
+    for metric in sorted(ranked_metrics, key=lambda m: m.key != headline):
+        groups = [(None, entries)] if _comparable(metric) else [(k, [e for e in entries if str(e.get("nll_kind")) == k]) for k in kinds]
+        for kind, members in groups:
+            note = _winner(metric, members, keys, kind if len(kinds) > 1 else None)
+            if note:
+                notes.append(note)
+    notes += _trend_notes(entries, keys)
     if all(e.get("n", 1) < 2 for e in entries):
         notes.append("One seed per point: these differences carry no seed-to-seed error bars (add `seeds:` to the sweep to get them).")
     return notes
 
 
-def _trend_notes(entries: list[dict[str, Any]], keys: list[str], labels: dict[str, str]) -> list[str]:
+def _winner(metric: Metric, entries: list[dict[str, Any]], keys: list[str], kind: str | None) -> str | None:
+    """The best of `entries` on `metric`, ahead of the second by how much; None with fewer than two."""
+    present = [e for e in entries if isinstance(e.get(metric.key), (int, float))]
+    if len(present) < 2:
+        return None
+    ranked = sorted(present, key=lambda e: e[metric.key], reverse=metric.better == "higher")
+    best, second = ranked[0], ranked[1]
+    gap = abs(best[metric.key] - second[metric.key])
+    within = f" among runs whose NLL is a {kind}" if kind else ""
+    name = f"**{metric.label}** ({metric.better} is better{within})"
+    if gap == 0:
+        return f"{name}: {_label(best, keys)} and {_label(second, keys)} tie at {best[metric.key]:.4g}."
+    note = f"{name}: {_label(best, keys)} wins with {best[metric.key]:.4g}, ahead of {_label(second, keys)} by {gap:.3g}"
+    return note + _significance(best, second, metric.key, gap) + "."
+
+
+def _trend_notes(entries: list[dict[str, Any]], keys: list[str]) -> list[str]:
     """Along a single numeric varied key: each metric's values from its smallest to its largest setting."""
     varied = [k for k in keys if k != "seed"]
     if len(varied) != 1 or not all(isinstance(e.get(varied[0]), (int, float)) for e in entries):
@@ -139,7 +169,7 @@ def _trend_notes(entries: list[dict[str, Any]], keys: list[str], labels: dict[st
             else "is not monotonic"
         )
         notes.append(
-            f"As {key} goes from {ordered[0][key]} to {ordered[-1][key]}, {labels[metric]} {shape}: "
+            f"As {key} goes from {ordered[0][key]} to {ordered[-1][key]}, {METRIC[metric].label} {shape}: "
             + ", ".join(f"{v:.4g}" for v in values)
             + "."
         )

@@ -1,0 +1,61 @@
+"""Sweep tables and observations never rank one kind of NLL against another, and read the metric table."""
+
+import pytest
+
+from vaezoo.errors import SpecError
+from vaezoo.metrics import METRICS
+from vaezoo.outputs.sweep_report import sweep_observations, sweep_table
+from vaezoo.sweep import SweepSpec
+
+MASS = "log-likelihood of binary images (nats)"
+DENSITY = "continuous density (nats)"
+
+
+def entry(name: str, kind: str, nll: float, probe: float) -> dict:
+    return {
+        "run": name,
+        "nll_kind": kind,
+        "test_nll_iw": nll,
+        "test_neg_elbo": nll + 5,
+        "test_recon_nll": nll - 20,
+        "test_kl": 25.0,
+        "elbo_is_gap": 5.0,
+        "test_bits_per_dim": nll / 543.4 if kind == MASS else None,
+        "active_units": 10,
+        "mutual_information": 8.0,
+        "probe_accuracy": probe,
+        "train_seconds": 10.0,
+    }
+
+
+ENTRIES = [entry("bern-a", MASS, 95.0, 0.90), entry("gauss", DENSITY, -700.0, 0.95), entry("bern-b", MASS, 97.0, 0.80)]
+
+
+def test_nll_columns_are_split_by_kind_and_rows_grouped_by_kind():
+    table = sweep_table(ENTRIES, ["run"], "test_nll_iw").splitlines()
+    header = table[0]
+    assert f"test NLL, importance-weighted [{MASS}]" in header and f"test NLL, importance-weighted [{DENSITY}]" in header
+    assert "linear probe accuracy [" not in header  # a probe accuracy compares across kinds
+    rows = [line.split("|")[1].strip() for line in table[2:]]
+    assert rows == ["gauss", "bern-a", "bern-b"]  # grouped by kind, then sorted within it
+
+
+def test_observations_rank_nll_only_within_a_kind():
+    notes = sweep_observations(ENTRIES, ["run"], "test_nll_iw")
+    assert any("different kinds" in note for note in notes)
+    nll_notes = [n for n in notes if n.startswith("**test NLL")]
+    assert nll_notes and all("among runs whose NLL is a" in n for n in nll_notes)
+    assert not any("gauss wins" in n and "test NLL" in n for n in notes)  # one density alone is no winner
+    assert any(n.startswith("**linear probe accuracy") and "gauss wins" in n for n in notes)
+
+
+@pytest.mark.parametrize("metric", [m for m in METRICS if m.better is not None], ids=lambda m: m.key)
+def test_every_ranked_metric_can_head_a_sweep(metric):
+    assert SweepSpec.model_validate({"name": "s", "base": "x.yaml", "headline": metric.key}).headline == metric.key
+
+
+def test_an_unknown_headline_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises((ValidationError, SpecError), match="unknown headline metric"):
+        SweepSpec.model_validate({"name": "s", "base": "x.yaml", "headline": "accuracy"})
