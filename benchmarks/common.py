@@ -23,7 +23,11 @@ def classic_spec(**train: object) -> ExperimentSpec:
         {
             "name": "classic",
             "data": {"dataset": "mnist", "binarize": "dynamic", "val_size": 10000},
-            "model": {"latent_dim": 20, "encoder": {"kind": "mlp", "hidden": [400]}, "decoder": {"kind": "mlp", "hidden": [400]}},
+            "model": {
+                "latent_dim": 20,
+                "encoder": {"kind": "mlp", "hidden": [400]},
+                "decoder": {"kind": "mlp", "hidden": [400]},
+            },
             "kl": {"kind": "constant", "beta": 1.0},
             "train": {"batch_size": 128, "lr": 1e-3, **train},
         },

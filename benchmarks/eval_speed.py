@@ -54,8 +54,10 @@ def cpu_check(model: torch.nn.Module, images: torch.Tensor, samples: int, batch_
         f"| {images.device.type} | {device_nll.mean():.3f} |",
         f"| cpu | {cpu_nll.mean():.3f} |",
         "",
-        (f"Mean per-image difference {diff.mean():+.4f} ± {stderr:.4f} nats (standard error of the paired "
-        f"differences): {'within' if abs(diff.mean().item()) <= 2 * stderr else 'OUTSIDE'} two standard errors."),
+        (
+            f"Mean per-image difference {diff.mean():+.4f} ± {stderr:.4f} nats (standard error of the paired "
+            f"differences): {'within' if abs(diff.mean().item()) <= 2 * stderr else 'OUTSIDE'} two standard errors."
+        ),
     ]
 
 
@@ -93,8 +95,10 @@ def main() -> None:
         f"| one image at a time (reference) | {reference_seconds:.1f} | {reference:.2f} |",
         f"| vaezoo: batched over images, chunked over K, running logsumexp | {ours_seconds:.1f} | {ours.nll:.2f} ± {ours.stderr:.2f} |",
         "",
-        (f"**Ratio: {reference_seconds / ours_seconds:.1f}x** faster; the two estimates differ by "
-        f"{ours.nll - reference:+.3f} nats (different draws of the same estimator)."),
+        (
+            f"**Ratio: {reference_seconds / ours_seconds:.1f}x** faster; the two estimates differ by "
+            f"{ours.nll - reference:+.3f} nats (different draws of the same estimator)."
+        ),
     ]
     if args.cpu_check and device.type != "cpu":
         lines += cpu_check(model, images[: args.cpu_check], args.samples, spec.eval.batch_size)

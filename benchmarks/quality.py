@@ -39,7 +39,9 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every spec")
     parser.add_argument("--out", default="runs/quality")
     parser.add_argument("--allow-cpu", action="store_true", help="run without CUDA (smoke tests only)")
-    parser.add_argument("--table-only", action="store_true", help="train nothing: tabulate the runs under --out as they stand")
+    parser.add_argument(
+        "--table-only", action="store_true", help="train nothing: tabulate the runs under --out as they stand"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available() and not (args.allow_cpu or args.table_only):
         print("quality: no CUDA device; these runs need a GPU (use --allow-cpu for a smoke test)", file=sys.stderr)
@@ -75,7 +77,10 @@ def table_row(spec: ExperimentSpec, run_dir: Path) -> str:
     metrics_path, history_path = run_dir / "metrics.json", run_dir / "history.jsonl"
     if not metrics_path.exists():
         done = len(io.read_jsonl(history_path)) if history_path.exists() else 0
-        return start + f"| {done} of {spec.train.epochs} (unfinished) | — | — | — | — | {paper} | {target or '—'} | not run to the end | — | — |"
+        return (
+            start
+            + f"| {done} of {spec.train.epochs} (unfinished) | — | — | — | — | {paper} | {target or '—'} | not run to the end | — | — |"
+        )
     m = json.loads(metrics_path.read_text())
     met = "—" if target is None else ("yes" if m["test_nll_iw"] <= target else "no")
     return start + (

@@ -82,7 +82,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for epoch in range(1, args.epochs + 1):
             ref_rates.append(50000 / reference_epoch(reference, ref_optimizer, loader, device))
-            config = TrainConfig(epochs=epoch, batch_size=args.batch_size, lr=spec.train.lr, seed=0, eval_batch_size=1000)
+            config = TrainConfig(
+                epochs=epoch, batch_size=args.batch_size, lr=spec.train.lr, seed=0, eval_batch_size=1000
+            )
             state = fit(ours, data, Constant(beta=1.0), config, Path(tmp), resume=True)
             our_rates.append(state.history[-1].images_per_second)
             print(f"epoch {epoch}: reference {ref_rates[-1]:,.0f} img/s, vaezoo {our_rates[-1]:,.0f} img/s")
@@ -92,26 +94,39 @@ def main() -> None:
 
     lines = header("Training throughput: vaezoo vs the classic PyTorch loop (784-400-20 Bernoulli VAE)", device)
     lines += [
-        (f"Batch {args.batch_size}, Adam lr 1e-3, dynamic binarization, {args.epochs} epochs each, alternating; "
-        "median of the per-epoch training-step throughput (50,000 images an epoch)."),
+        (
+            f"Batch {args.batch_size}, Adam lr 1e-3, dynamic binarization, {args.epochs} epochs each, alternating; "
+            "median of the per-epoch training-step throughput (50,000 images an epoch)."
+        ),
         "",
         "| loop | median images/s | per-epoch images/s | test -ELBO after the epochs (nats/image) |",
         "|---|---|---|---|",
-        (f"| classic (DataLoader + ToTensor, `.item()` per step) | {median(ref_rates):,.0f} | "
-        f"{', '.join(f'{r:,.0f}' for r in ref_rates)} | {ref_elbo:.2f} |"),
-        (f"| vaezoo `fit` (device-resident uint8, fused Adam) | {median(our_rates):,.0f} | "
-        f"{', '.join(f'{r:,.0f}' for r in our_rates)} | {our_elbo:.2f} |"),
+        (
+            f"| classic (DataLoader + ToTensor, `.item()` per step) | {median(ref_rates):,.0f} | "
+            f"{', '.join(f'{r:,.0f}' for r in ref_rates)} | {ref_elbo:.2f} |"
+        ),
+        (
+            f"| vaezoo `fit` (device-resident uint8, fused Adam) | {median(our_rates):,.0f} | "
+            f"{', '.join(f'{r:,.0f}' for r in our_rates)} | {our_elbo:.2f} |"
+        ),
         "",
-        (f"**Ratio: {median(our_rates) / median(ref_rates):.2f}x** the classic loop's throughput; "
-        f"test -ELBO difference {our_elbo - ref_elbo:+.2f} nats (single-sample ELBO on the fixed binary test set); "
-        f"for scale, vaezoo with seed 1 instead of 0 ends at {other_seed:.2f} ({other_seed - our_elbo:+.2f} nats)."),
+        (
+            f"**Ratio: {median(our_rates) / median(ref_rates):.2f}x** the classic loop's throughput; "
+            f"test -ELBO difference {our_elbo - ref_elbo:+.2f} nats (single-sample ELBO on the fixed binary test set); "
+            f"for scale, vaezoo with seed 1 instead of 0 ends at {other_seed:.2f} ({other_seed - our_elbo:+.2f} nats)."
+        ),
     ]
     if device.type == "cuda":
         lines += ["", *step_variants(data, args.batch_size, args.variant_epochs)]
     if args.sweep_batch_sizes:
         lines += ["", *batch_size_sweep(data, [int(b) for b in args.sweep_batch_sizes.split(",")], args.sweep_epochs)]
     if device.type == "cuda":
-        lines += ["", *top_kernels(data, args.batch_size, graphed=False), "", *top_kernels(data, args.batch_size, graphed=True)]
+        lines += [
+            "",
+            *top_kernels(data, args.batch_size, graphed=False),
+            "",
+            *top_kernels(data, args.batch_size, graphed=True),
+        ]
     write(f"train_speed_{device.type}.md", lines)
 
 
@@ -125,7 +140,9 @@ def seed_spread(data: vdata.DeviceData, batch_size: int, epochs: int) -> float:
     return elbo_means(model, data.test_images, 1000).neg_elbo
 
 
-def train_classic(data: vdata.DeviceData, epochs: int, tmp: str, **options: object) -> tuple[torch.nn.Module, list[HistoryRow]]:
+def train_classic(
+    data: vdata.DeviceData, epochs: int, tmp: str, **options: object
+) -> tuple[torch.nn.Module, list[HistoryRow]]:
     """vaezoo's fit on the classic model, seed 0, with TrainConfig `options`; returns the model and history."""
     torch.manual_seed(0)
     model = build_model(classic_spec().model, (1, 28, 28)).to(data.train_images.device)
@@ -173,8 +190,10 @@ def top_kernels(data: vdata.DeviceData, batch_size: int, graphed: bool, rows: in
     lines = [
         f"### Top kernels, {title}, batch {batch_size} (one epoch, {steps} steps, torch.profiler)",
         "",
-        (f"GPU busy {busy:.3f} s of the epoch's {wall:.3f} s wall ({busy / wall:.0%}); "
-        f"{sum(e.count for e in kernels) / steps:.0f} kernels per step."),
+        (
+            f"GPU busy {busy:.3f} s of the epoch's {wall:.3f} s wall ({busy / wall:.0%}); "
+            f"{sum(e.count for e in kernels) / steps:.0f} kernels per step."
+        ),
         "",
         "| kernel | calls | total ms | share of GPU time | mean µs |",
         "|---|---|---|---|---|",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from torchvision.datasets import MNIST
@@ -16,7 +17,7 @@ FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3
 class SyntheticMNIST(MNIST):
     """torchvision's MNIST reader over <root>/SyntheticMNIST/raw; never downloads."""
 
-    mirrors: list[str] = []
+    mirrors: ClassVar[list[str]] = []
 
 
 def images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -41,7 +41,10 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
         ({"model": {"latent_dim": "two"}}, ["model.latent_dim", "valid integer"]),
         ({"model": {"latent_dim": -2}}, ["model.latent_dim", "greater than or equal to 1"]),
         ({"model": {"encoder": {"kind": "mlp", "hidden": [64, 0]}}}, ["model.encoder.hidden.1"]),
-        ({"model": {"encoder": {"kind": "conv", "channels": [8] * 6, "kernel": 4, "stride": 2}}}, ["model:", "shrinks"]),
+        (
+            {"model": {"encoder": {"kind": "conv", "channels": [8] * 6, "kernel": 4, "stride": 2}}},
+            ["model:", "shrinks"],
+        ),
         ({"train": {"batch_size": 0}}, ["train.batch_size"]),
     ],
 )
@@ -140,6 +143,7 @@ def test_console_script_in_its_own_process(tmp_path, synthetic_root):
     path = write_spec(tmp_path / "bad.yaml", {"name": "x", "model": {"encoder": {"kind": "mlp", "hidden": [0]}}})
     result = subprocess.run(
         [sys.executable, "-m", "vaezoo", "run", str(path), "--out", str(tmp_path / "runs")],
+        check=False,
         capture_output=True,
         text=True,
     )

@@ -16,7 +16,10 @@ from vaezoo.spec import SLOTS, ExperimentSpec, set_dotted, validate
 IMAGE = (1, 28, 28)
 SMALL = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8]}}  # small networks, whatever the slot
 # slots whose kinds interact (shapes; the KL and its estimate) are crossed; the others vary alone
-CROSSED = (("model.encoder", "model.decoder", "model.likelihood"), ("model.prior", "model.posterior", "kl", "objective"))
+CROSSED = (
+    ("model.encoder", "model.decoder", "model.likelihood"),
+    ("model.prior", "model.posterior", "kl", "objective"),
+)
 
 
 def spec_for(choice: dict[str, str], **likelihood_fields) -> ExperimentSpec:
@@ -76,8 +79,16 @@ def test_every_combination_gives_a_finite_loss_and_gradients(choice):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
-def small_spec(encoder: str, decoder: str, likelihood: str, kl: str, objective: str = "elbo", **likelihood_fields) -> ExperimentSpec:
-    choice = {"model.encoder": encoder, "model.decoder": decoder, "model.likelihood": likelihood, "kl": kl, "objective": objective}
+def small_spec(
+    encoder: str, decoder: str, likelihood: str, kl: str, objective: str = "elbo", **likelihood_fields
+) -> ExperimentSpec:
+    choice = {
+        "model.encoder": encoder,
+        "model.decoder": decoder,
+        "model.likelihood": likelihood,
+        "kl": kl,
+        "objective": objective,
+    }
     return spec_for(choice, **likelihood_fields)
 
 
@@ -94,10 +105,14 @@ def test_gaussian_sigma_variants_build_and_learned_sigma_gets_gradient(sigma, pe
         assert learned[0].grad is not None and learned[0].grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize(("kernel", "stride", "depth"), [(4, 2, 2), (3, 2, 2), (5, 2, 2), (3, 1, 3), (3, 2, 3), (4, 3, 1)])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "depth"), [(4, 2, 2), (3, 2, 2), (5, 2, 2), (3, 1, 3), (3, 2, 3), (4, 3, 1)]
+)
 def test_conv_decoder_mirrors_back_to_28x28(kernel, stride, depth):
     layers = {"kind": "conv", "channels": [4] * depth, "kernel": kernel, "stride": stride}
-    spec = ExperimentSpec.model_validate({"name": "t", "model": {"latent_dim": 2, "encoder": layers, "decoder": layers}})
+    spec = ExperimentSpec.model_validate(
+        {"name": "t", "model": {"latent_dim": 2, "encoder": layers, "decoder": layers}}
+    )
     model = build_model(spec.model, IMAGE)
     assert model.decode(torch.zeros(6, 2)).shape == (6, *IMAGE)
     assert model.decode(torch.zeros(3, 6, 2)).shape == (3, 6, *IMAGE)  # importance samples as a leading axis

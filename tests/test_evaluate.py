@@ -30,7 +30,9 @@ def test_chunked_samples_still_exact(monkeypatch):
 
 def test_poorer_posterior_bound_rises_with_k_toward_log_px_and_elbo_stays_below():
     model, x, exact = linear_gaussian(shift=0.6, inflate=3.0)
-    bounds = [evaluate.log_likelihood_iw(model, x, k, torch.Generator().manual_seed(2)).mean() for k in (1, 10, 100, 1000)]
+    bounds = [
+        evaluate.log_likelihood_iw(model, x, k, torch.Generator().manual_seed(2)).mean() for k in (1, 10, 100, 1000)
+    ]
     assert bounds[0] < bounds[1] < bounds[2] < bounds[3] < exact.mean()
     assert exact.mean() - bounds[3] < 0.25 * (exact.mean() - bounds[0])  # most of the gap is closed
     elbo = evaluate.elbo_means(model, x, batch_size=100)

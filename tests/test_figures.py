@@ -23,7 +23,9 @@ LAYERS = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8]}}  # small, so th
 # kind), so a new encoder, decoder or likelihood joins these tests by registering.
 NETWORKS = sorted(set(ENCODERS.names()) | set(DECODERS.names()))
 LATENT_DIMS = (2, 5)  # 2 adds the manifold
-CASES = [(*case, prior) for case in itertools.product(NETWORKS, LIKELIHOODS.names(), LATENT_DIMS) for prior in PRIORS.names()]
+CASES = [
+    (*case, prior) for case in itertools.product(NETWORKS, LIKELIHOODS.names(), LATENT_DIMS) for prior in PRIORS.names()
+]
 
 
 def covering_cases() -> list[tuple[str, str, int, str]]:
@@ -35,7 +37,12 @@ def covering_cases() -> list[tuple[str, str, int, str]]:
     likelihoods, priors = LIKELIHOODS.names(), PRIORS.names()
     count = max(len(NETWORKS), len(likelihoods), len(LATENT_DIMS), len(priors))
     return [
-        (NETWORKS[i % len(NETWORKS)], likelihoods[i % len(likelihoods)], LATENT_DIMS[i % len(LATENT_DIMS)], priors[i % len(priors)])
+        (
+            NETWORKS[i % len(NETWORKS)],
+            likelihoods[i % len(likelihoods)],
+            LATENT_DIMS[i % len(LATENT_DIMS)],
+            priors[i % len(priors)],
+        )
         for i in range(count)
     ]
 

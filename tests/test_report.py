@@ -85,8 +85,16 @@ def test_observations_follow_the_numbers():
         "probe_accuracy": 0.8,
         "nll_kind": "not a likelihood: Bernoulli BCE on grey levels",
     }
-    history = [{"val_neg_elbo": 101.0, "train_loss": 99.0, "beta": 1.0}, {"val_neg_elbo": 100.0, "train_loss": 98.0, "beta": 1.0}]
+    history = [
+        {"val_neg_elbo": 101.0, "train_loss": 99.0, "beta": 1.0},
+        {"val_neg_elbo": 100.0, "train_loss": 98.0, "beta": 1.0},
+    ]
     text = "\n".join(report.observations(metrics, history))
     assert "4.50 nats looser" in text and "2 of 4 latent dimensions are active" in text
     assert "z1 (5.00 nats), z3 (3.00 nats)" in text and "2 dimensions carry under 0.01 nats" in text
-    assert "2.00 nats, is the mismatch" in text and "ceiling" not in text and "still improving" in text and "not log-likelihoods" in text
+    assert (
+        "2.00 nats, is the mismatch" in text
+        and "ceiling" not in text
+        and "still improving" in text
+        and "not log-likelihoods" in text
+    )

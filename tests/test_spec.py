@@ -33,7 +33,9 @@ def test_defaults_are_the_classic_vae():
 
 
 def test_dotted_overrides_parse_values_as_yaml():
-    data = apply_overrides(BASE, ["model.latent_dim=2", "model.encoder.hidden=[64, 32]", "train.lr=1e-3", "kl={kind: linear}"])
+    data = apply_overrides(
+        BASE, ["model.latent_dim=2", "model.encoder.hidden=[64, 32]", "train.lr=1e-3", "kl={kind: linear}"]
+    )
     spec = validate(data, "test")
     assert spec.model.latent_dim == 2 and spec.model.encoder.hidden == [64, 32]
     assert spec.train.lr == 1e-3 and spec.kl.kind == "linear"
@@ -44,18 +46,27 @@ def test_dotted_overrides_parse_values_as_yaml():
     ("data", "message"),
     [
         ({**BASE, "modle": {}}, "test: modle: unknown key"),
-        ({"name": "x", "model": {"encoder": {"kind": "mlp", "hidden": [0]}}}, "model.encoder.hidden.0: Input should be greater than or equal to 1"),
+        (
+            {"name": "x", "model": {"encoder": {"kind": "mlp", "hidden": [0]}}},
+            "model.encoder.hidden.0: Input should be greater than or equal to 1",
+        ),
         ({"name": "x", "model": {"encoder": {"kind": "mlp", "hiden": [4]}}}, "model.encoder.hiden: unknown key"),
         ({"name": "x", "model": {"encoder": {"kind": "resnet"}}}, "model.encoder: Input tag 'resnet'"),
         ({"name": "x", "model": {"latent_dim": "20"}}, "model.latent_dim: Input should be a valid integer"),
         ({"name": "x", "train": {"lr": float("nan")}}, "train.lr: Input should be a finite number"),
         ({"name": "x", "train": {"epochs": 10**9}}, "train.epochs: Input should be less than or equal to 100000"),
-        ({"name": "x", "data": {"dataset": "cifar"}}, "data.dataset: unknown dataset 'cifar'; known: mnist, fashion-mnist"),
+        (
+            {"name": "x", "data": {"dataset": "cifar"}},
+            "data.dataset: unknown dataset 'cifar'; known: mnist, fashion-mnist",
+        ),
         ({"name": "../escape"}, "name: String should match pattern"),
         ({"name": "/abs/path"}, "name: String should match pattern"),
         ({"seed": 1}, "name: required key is missing"),
         ({"name": "x", "kl": {"kind": "cyclical", "ratio": 0}}, "kl.ratio: Input should be greater than 0"),
-        ({"name": "x", "model": {"likelihood": {"kind": "bernoulli", "sigma": "fixed"}}}, "model.likelihood.sigma: unknown key"),
+        (
+            {"name": "x", "model": {"likelihood": {"kind": "bernoulli", "sigma": "fixed"}}},
+            "model.likelihood.sigma: unknown key",
+        ),
     ],
 )
 def test_bad_values_name_their_yaml_path(data, message):

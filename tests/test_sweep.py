@@ -36,7 +36,10 @@ def test_a_bad_point_fails_the_whole_sweep_naming_point_and_path(tmp_path, capsy
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"grid": {"kl.beta": []}}, "grid: Value error, grid key kl.beta has no values"), ({"gird": {}}, "gird: unknown key")],
+    [
+        ({"grid": {"kl.beta": []}}, "grid: Value error, grid key kl.beta has no values"),
+        ({"gird": {}}, "gird: unknown key"),
+    ],
 )
 def test_bad_sweep_keys(tmp_path, change, message):
     path = tmp_path / "s.yaml"
@@ -48,7 +51,9 @@ def test_bad_sweep_keys(tmp_path, change, message):
 def sweep_file(tmp_path, root, **extra):
     path = tmp_path / "sweep.yaml"
     base = tiny_spec(root, train__epochs=2)
-    path.write_text(yaml.safe_dump({"name": "abl", "base": base, "grid": {"kl.beta": [0.5, 2.0]}, "seeds": [0, 1]} | extra))
+    path.write_text(
+        yaml.safe_dump({"name": "abl", "base": base, "grid": {"kl.beta": [0.5, 2.0]}, "seeds": [0, 1]} | extra)
+    )
     return path
 
 
@@ -69,7 +74,9 @@ def test_sweep_runs_writes_results_and_reruns_nothing(tmp_path, synthetic_root, 
     assert " ± " in table.splitlines()[-1]
     for kind in ("reconstructions", "samples", "interpolation", "traversal"):
         assert (sweep_dir / "figures" / f"{kind}_grid.png").stat().st_size > 1000
-    assert (sweep_dir / "figures" / "rate_distortion.png").exists() and (sweep_dir / "figures" / "curves_grid.png").exists()
+    assert (sweep_dir / "figures" / "rate_distortion.png").exists() and (
+        sweep_dir / "figures" / "curves_grid.png"
+    ).exists()
     assert "larger than" in (sweep_dir / "report.md").read_text() or "within" in (sweep_dir / "report.md").read_text()
     capsys.readouterr()
 
@@ -118,4 +125,10 @@ def test_shipped_sweeps_expand_and_validate():
     files = sorted(Path(__file__).parents[1].joinpath("experiments").glob("ablation-*.yaml"))
     assert len(files) == 5
     counts = {f.stem: len(load_sweep(f)[1]) for f in files}
-    assert counts == {"ablation-annealing": 3, "ablation-architecture": 4, "ablation-beta": 5, "ablation-latent": 5, "ablation-likelihood": 3}
+    assert counts == {
+        "ablation-annealing": 3,
+        "ablation-architecture": 4,
+        "ablation-beta": 5,
+        "ablation-latent": 5,
+        "ablation-likelihood": 3,
+    }

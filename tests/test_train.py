@@ -32,8 +32,12 @@ def test_run_writes_its_folder(tmp_path, synthetic_root):
     assert metrics.test_neg_elbo == pytest.approx(metrics.test_recon_nll + metrics.test_kl)
     assert metrics.epochs == 2 and metrics.binarize == "dynamic" and metrics.device == "cpu"
     assert metrics.kl_estimate == "closed-form" and metrics.discrete and metrics.test_bits_per_dim is not None
-    assert metrics.params == sum(p.numel() for p in runner.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters())
-    assert validate(__import__("yaml").safe_load((run_dir / "spec.yaml").read_text()), "saved") == spec_for(synthetic_root)
+    assert metrics.params == sum(
+        p.numel() for p in runner.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters()
+    )
+    assert validate(__import__("yaml").safe_load((run_dir / "spec.yaml").read_text()), "saved") == spec_for(
+        synthetic_root
+    )
 
 
 def test_same_seed_same_result_and_other_seed_differs(tmp_path, synthetic_root):
@@ -66,11 +70,17 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, synthetic_roo
     assert not (tmp_path / "killed" / "tiny" / "metrics.json").exists()
     resumed = runner.run(spec, tmp_path / "killed", resume=True, figures=False)
 
-    assert {k: v for k, v in resumed.to_json().items() if k not in TIMINGS} == {k: v for k, v in whole.to_json().items() if k not in TIMINGS}
-    weights = [torch.load(tmp_path / d / "tiny" / "checkpoint.pt", weights_only=True)["model"] for d in ("whole", "killed")]
+    assert {k: v for k, v in resumed.to_json().items() if k not in TIMINGS} == {
+        k: v for k, v in whole.to_json().items() if k not in TIMINGS
+    }
+    weights = [
+        torch.load(tmp_path / d / "tiny" / "checkpoint.pt", weights_only=True)["model"] for d in ("whole", "killed")
+    ]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     histories = [(tmp_path / d / "tiny" / "history.jsonl").read_text().splitlines() for d in ("whole", "killed")]
-    strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k not in {"seconds", "images_per_second"}} for r in rows]
+    strip = lambda rows: [
+        {k: v for k, v in json.loads(r).items() if k not in {"seconds", "images_per_second"}} for r in rows
+    ]
     assert strip(histories[0]) == strip(histories[1])
 
 
@@ -81,7 +91,9 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path, synthetic_root, monkey
     assert runner.run(spec, tmp_path, resume=True, figures=False) == first
 
 
-def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, synthetic_root, monkeypatch):
+def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoint(
+    tmp_path, synthetic_root, monkeypatch
+):
     spec = spec_for(synthetic_root, train__epochs=3)
     calls = {"n": 0}
     original = ELBO.terms
@@ -102,7 +114,9 @@ def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkp
     assert not (tmp_path / "tiny" / "metrics.json").exists()
 
 
-def test_checkpoints_every_n_epochs_and_a_kill_between_them_resumes_to_the_same_run(tmp_path, synthetic_root, monkeypatch):
+def test_checkpoints_every_n_epochs_and_a_kill_between_them_resumes_to_the_same_run(
+    tmp_path, synthetic_root, monkeypatch
+):
     spec = spec_for(synthetic_root, train__epochs=3, train__checkpoint_every=2, train__lr_schedule="cosine")
     whole = runner.run(spec, tmp_path / "whole", figures=False)
     original = ProgressView.epoch_done
@@ -118,7 +132,9 @@ def test_checkpoints_every_n_epochs_and_a_kill_between_them_resumes_to_the_same_
     monkeypatch.setattr(ProgressView, "epoch_done", original)
     assert not (tmp_path / "killed" / "tiny" / "checkpoint.pt").exists()  # epoch 1 is not a checkpoint epoch
     resumed = runner.run(spec, tmp_path / "killed", resume=True, figures=False)
-    assert {k: v for k, v in resumed.to_json().items() if k not in TIMINGS} == {k: v for k, v in whole.to_json().items() if k not in TIMINGS}
+    assert {k: v for k, v in resumed.to_json().items() if k not in TIMINGS} == {
+        k: v for k, v in whole.to_json().items() if k not in TIMINGS
+    }
     history = [json.loads(r) for r in (tmp_path / "whole" / "tiny" / "history.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert history[0]["lr"] == 1e-3 > history[1]["lr"] > history[2]["lr"]  # cosine, set per epoch

@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="train and evaluate one spec")
     run.add_argument("spec", help="experiment YAML file")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.latent_dim=2")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.latent_dim=2"
+    )
     run.add_argument("--out", default="runs", help="output folder (default: runs)")
     run.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     run.add_argument("--quiet", action="store_true", help="no progress bar")

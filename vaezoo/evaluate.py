@@ -71,7 +71,9 @@ def elbo_means(model: VAE, images: torch.Tensor, batch_size: int) -> ELBOMeans:
 
 
 @torch.inference_mode()
-def log_likelihood_iw(model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def log_likelihood_iw(
+    model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """L_K = log (1/K) sum_k p(x, z_k) / q(z_k|x) per image of the batch `x`, K = `samples`.
 
     The K samples are drawn in chunks sized by CHUNK_ELEMENTS and combined with a running

@@ -133,4 +133,6 @@ class HistoryRow:
         try:
             return cls(**data)
         except TypeError:
-            raise OutputError(f"{source} is damaged or from another version: a row does not fit ({str(data)[:80]})") from None
+            raise OutputError(
+                f"{source} is damaged or from another version: a row does not fit ({str(data)[:80]})"
+            ) from None

@@ -82,7 +82,9 @@ class VAE(nn.Module):
             return per_dim.sum(-1), per_dim
         return draw.log_q - self.prior.log_prob(draw.z), None
 
-    def elbo(self, x: torch.Tensor, beta: float | torch.Tensor = 1.0, generator: torch.Generator | None = None) -> ELBOTerms:
+    def elbo(
+        self, x: torch.Tensor, beta: float | torch.Tensor = 1.0, generator: torch.Generator | None = None
+    ) -> ELBOTerms:
         """The ELBO's terms for a batch, one z sample per image."""
         draw = self.posterior.rsample(self.encoder(x), generator=generator)
         recon_nll = -self.likelihood.log_prob(x, self.decode(draw.z))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typing_extensions import Self
 
 from vaezoo.metrics import HistoryRow
 from vaezoo.model import ELBOTerms
@@ -74,14 +75,18 @@ class ProgressView:
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            TextColumn("loss {task.fields[loss]} recon {task.fields[recon]} KL {task.fields[kl]} beta {task.fields[beta]}"),
+            TextColumn(
+                "loss {task.fields[loss]} recon {task.fields[recon]} KL {task.fields[kl]} beta {task.fields[beta]}"
+            ),
             console=console,
             disable=console is None,
             transient=True,
         )
-        self.task = self.progress.add_task("training", total=total_steps, completed=done_steps, loss="-", recon="-", kl="-", beta="-")
+        self.task = self.progress.add_task(
+            "training", total=total_steps, completed=done_steps, loss="-", recon="-", kl="-", beta="-"
+        )
 
-    def __enter__(self) -> ProgressView:
+    def __enter__(self) -> Self:
         self.progress.__enter__()
         return self
 

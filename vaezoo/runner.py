@@ -218,7 +218,9 @@ def rereport(run_dir: Path) -> Path:
     return write_run_report(run_dir, spec, metrics.to_json(), [row.to_json() for row in read_history(run_dir)])
 
 
-def evaluate_run(spec: ExperimentSpec, model: VAE, data: datasets.DeviceData, iw_samples: int | None = None) -> TestMetrics:
+def evaluate_run(
+    spec: ExperimentSpec, model: VAE, data: datasets.DeviceData, iw_samples: int | None = None
+) -> TestMetrics:
     """The test metrics of a trained run (K = `iw_samples`, else the spec's)."""
     info = datasets.DATASETS.get(spec.data.dataset)
     return evaluate_all(model, data, iw_samples or spec.eval.iw_samples, spec.eval.batch_size, info.classes)
@@ -234,7 +236,9 @@ def labels(spec: ExperimentSpec, data: datasets.DeviceData) -> dict[str, Any]:
     }
 
 
-def training_summary(model: VAE, data: datasets.DeviceData, history: list[HistoryRow], device: torch.device) -> dict[str, Any]:
+def training_summary(
+    model: VAE, data: datasets.DeviceData, history: list[HistoryRow], device: torch.device
+) -> dict[str, Any]:
     """What the run cost: epochs, parameters, seconds and throughput of the training steps alone."""
     train_seconds = sum(row.seconds for row in history)
     return {
@@ -348,7 +352,9 @@ def report_sweep(sweep_dir: Path) -> Path:
     points = [(name, varied) for name, varied in manifest["points"]]
     missing = [name for name, _ in points if not (sweep_dir / name / "metrics.json").exists()]
     if missing:
-        raise OutputError(f"sweep {sweep_dir} is not finished: {len(missing)} runs have no metrics.json (e.g. {missing[0]})")
+        raise OutputError(
+            f"sweep {sweep_dir} is not finished: {len(missing)} runs have no metrics.json (e.g. {missing[0]})"
+        )
     results = [json.loads((sweep_dir / name / "metrics.json").read_text()) for name, _ in points]
     return write_sweep_report(manifest["name"], manifest["headline"], points, results, sweep_dir)
 

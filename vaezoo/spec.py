@@ -95,7 +95,9 @@ class TrainSpec(StrictModel):
     epochs: int = Field(default=10, ge=1, le=100000)
     batch_size: int = Field(default=128, ge=1, le=65536)
     lr: float = Field(default=1e-3, gt=0.0, le=10.0)
-    lr_schedule: str = Field(default="constant", description="learning-rate schedule, set per epoch: " + ", ".join(LR_SCHEDULES.names()))
+    lr_schedule: str = Field(
+        default="constant", description="learning-rate schedule, set per epoch: " + ", ".join(LR_SCHEDULES.names())
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16: autocast the training step's matmuls")
     cuda_graphs: bool = Field(default=True, description="on a GPU, replay the training step as a captured CUDA graph")
@@ -136,7 +138,10 @@ class ExperimentSpec(StrictModel):
         weighting = KL_WEIGHTINGS.get(self.kl.kind)
         if not OBJECTIVES.get(self.objective.kind).accepts(weighting):
             raise ValueError(f"objective {self.objective.kind} cannot use the KL weighting {self.kl.kind}")
-        closed_form = PRIORS.get(self.model.prior.kind).closed_form_kl and POSTERIORS.get(self.model.posterior.kind).is_base_gaussian
+        closed_form = (
+            PRIORS.get(self.model.prior.kind).closed_form_kl
+            and POSTERIORS.get(self.model.posterior.kind).is_base_gaussian
+        )
         if weighting.needs_kl_per_dim and not closed_form:
             raise ValueError(
                 f"the KL weighting {self.kl.kind} needs the KL per dimension, which the prior {self.model.prior.kind} "
@@ -229,7 +234,13 @@ def yaml_path(data: Any, loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     node = data
     for item in loc:
-        if isinstance(node, dict) and item in node or isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        if (
+            isinstance(node, dict)
+            and item in node
+            or isinstance(node, list)
+            and isinstance(item, int)
+            and 0 <= item < len(node)
+        ):
             node = node[item]
         elif isinstance(node, dict) and item in COMPONENT_KINDS and node.get("kind", item) == item:
             continue  # the tag of a discriminated union (given, or the slot's default)

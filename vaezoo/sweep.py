@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 
 from vaezoo.errors import SpecError
-from vaezoo.schema import StrictModel
 from vaezoo.metrics import METRICS
+from vaezoo.schema import StrictModel
 from vaezoo.spec import ExperimentSpec, apply_overrides, describe, read_mapping, read_spec_data, set_dotted, validate
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$"
@@ -33,7 +33,9 @@ class SweepSpec(StrictModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values (Cartesian product)")
     variants: list[VariantSpec] = Field(default_factory=list)
     seeds: list[int] | None = Field(default=None, min_length=1)
-    headline: str = Field(default="test_nll_iw", description="the metric that sorts the table (a key of the metric table)")
+    headline: str = Field(
+        default="test_nll_iw", description="the metric that sorts the table (a key of the metric table)"
+    )
 
     @field_validator("headline")
     @classmethod

@@ -106,7 +106,9 @@ def check_finite(values: torch.Tensor, epoch: int) -> None:
         )
 
 
-def save_checkpoint(path: Path, model: VAE, optimizer: torch.optim.Optimizer, state: TrainState, generator: torch.Generator) -> None:
+def save_checkpoint(
+    path: Path, model: VAE, optimizer: torch.optim.Optimizer, state: TrainState, generator: torch.Generator
+) -> None:
     """Model, optimizer, schedule position, history and every RNG state, written atomically."""
     cuda_rng = torch.cuda.get_rng_state() if generator.device.type == "cuda" else None
     io.save_torch(
@@ -158,7 +160,9 @@ def fit(
     _keep_capturable(optimizer, graphed)
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    step = _Step(model, objective or ELBO(), kl_weighting, optimizer, data, generator, RunningLoss(device), config.precision)
+    step = _Step(
+        model, objective or ELBO(), kl_weighting, optimizer, data, generator, RunningLoss(device), config.precision
+    )
     runner: StepRunner = CapturedStep(step) if graphed else step
     schedule = LR_SCHEDULES.get(config.lr_schedule)
     with ProgressView(console, total_steps, state.step) as view:

@@ -39,7 +39,9 @@ def posteriors(draw):
 @given(posteriors())
 def test_gaussian_kl_matches_torch_distributions_and_is_non_negative(posterior):
     mu, logvar = posterior
-    reference = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(-1)
+    reference = kl_divergence(
+        Normal(mu, torch.exp(0.5 * logvar)), Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    ).sum(-1)
     ours = gaussian_kl(mu, logvar)
     tol = 1e-4 if mu.dtype == torch.float32 else 1e-10
     assert torch.allclose(ours, reference, rtol=tol, atol=tol)
@@ -48,14 +50,20 @@ def test_gaussian_kl_matches_torch_distributions_and_is_non_negative(posterior):
 
 @given(st.integers(1, 6), st.integers(1, 8), DTYPES)
 def test_gaussian_kl_is_exactly_zero_at_the_prior(batch, dims, dtype):
-    assert torch.equal(gaussian_kl(torch.zeros(batch, dims, dtype=dtype), torch.zeros(batch, dims, dtype=dtype)), torch.zeros(batch, dtype=dtype))
+    assert torch.equal(
+        gaussian_kl(torch.zeros(batch, dims, dtype=dtype), torch.zeros(batch, dims, dtype=dtype)),
+        torch.zeros(batch, dtype=dtype),
+    )
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**31 - 1))
 def test_gaussian_kl_equals_a_monte_carlo_estimate_within_its_standard_error(seed):
     g = torch.Generator().manual_seed(seed)
-    mu, logvar = torch.randn(1, 3, generator=g, dtype=torch.float64), torch.randn(1, 3, generator=g, dtype=torch.float64)
+    mu, logvar = (
+        torch.randn(1, 3, generator=g, dtype=torch.float64),
+        torch.randn(1, 3, generator=g, dtype=torch.float64),
+    )
     q, p = Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)
     z = q.sample((20000,))
     samples = (q.log_prob(z) - p.log_prob(z)).sum(-1).squeeze(-1)
@@ -101,7 +109,9 @@ def gaussian_cases(draw):
 @given(gaussian_cases())
 def test_gaussian_log_prob_matches_torch_with_its_constants(case):
     x, mean, sigma, kind, per_pixel = case
-    likelihood = Gaussian(image_shape=tuple(x.shape[1:]), sigma=kind, value=sigma, per_pixel=per_pixel, min_sigma=1e-3).to(x.dtype)
+    likelihood = Gaussian(
+        image_shape=tuple(x.shape[1:]), sigma=kind, value=sigma, per_pixel=per_pixel, min_sigma=1e-3
+    ).to(x.dtype)
     ours = likelihood.log_prob(x, mean)
     held = likelihood.log_sigma.exp().expand_as(mean)  # the sigma the module holds (float32-initialised)
     assert torch.allclose(held, torch.full_like(mean, sigma), rtol=1e-6)
@@ -131,7 +141,12 @@ def test_per_image_loss_does_not_depend_on_the_rest_of_the_batch(batch, position
     from vaezoo.spec import validate
 
     torch.manual_seed(0)
-    model = build_model(validate({"name": "x", "model": {"latent_dim": 3, "encoder": {"hidden": [16]}, "decoder": {"hidden": [16]}}}, "t").model, (1, 28, 28))
+    model = build_model(
+        validate(
+            {"name": "x", "model": {"latent_dim": 3, "encoder": {"hidden": [16]}, "decoder": {"hidden": [16]}}}, "t"
+        ).model,
+        (1, 28, 28),
+    )
     g = torch.Generator().manual_seed(seed)
     others = torch.bernoulli(torch.full((batch, 1, 28, 28), 0.3), generator=g)
     x = torch.bernoulli(torch.full((1, 1, 28, 28), 0.3), generator=g)

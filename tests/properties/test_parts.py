@@ -64,7 +64,9 @@ def test_monte_carlo_kl_of_the_mixture_prior_is_unbiased(seed):
     """The ELBO's one-sample KL, averaged, agrees with a 400k-sample estimate within its standard error."""
     prior = mixture(seed)
     g = torch.Generator().manual_seed(seed)
-    q = DiagonalGaussian(torch.randn(1, 3, generator=g, dtype=torch.float64), torch.randn(1, 3, generator=g, dtype=torch.float64) - 1)
+    q = DiagonalGaussian(
+        torch.randn(1, 3, generator=g, dtype=torch.float64), torch.randn(1, 3, generator=g, dtype=torch.float64) - 1
+    )
 
     def one_sample_kls(n: int) -> torch.Tensor:
         z = q.rsample(n, g)

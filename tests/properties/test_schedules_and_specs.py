@@ -1,5 +1,6 @@
 """Property-based tests of the KL weightings and of spec round trips."""
 
+import itertools
 import math
 
 import yaml
@@ -23,8 +24,12 @@ def test_linear_rises_monotonically_within_bounds_and_reaches_beta_at_its_step(b
     schedule = Linear(beta=beta, warmup_steps=warmup)
     values = [schedule.beta(s, total) for s in sorted(steps)]
     assert all(0 <= v <= beta for v in values)
-    assert all(a <= b for a, b in zip(values, values[1:]))
-    assert schedule.beta(0, total) == 0 and schedule.beta(warmup, total) == beta and schedule.beta(warmup * 3, total) == beta
+    assert all(a <= b for a, b in itertools.pairwise(values))
+    assert (
+        schedule.beta(0, total) == 0
+        and schedule.beta(warmup, total) == beta
+        and schedule.beta(warmup * 3, total) == beta
+    )
 
 
 @given(betas.filter(lambda b: b > 0), st.integers(1, 20), st.floats(0.05, 1.0), st.integers(1, 5000), st.data())
@@ -45,28 +50,51 @@ activations = st.sampled_from(["relu", "elu", "gelu", "silu", "tanh", "leaky_rel
 networks = st.one_of(
     st.fixed_dictionaries({"kind": st.just("mlp"), "hidden": layers, "activation": activations}),
     st.fixed_dictionaries(
-        {"kind": st.just("conv"), "channels": st.lists(st.integers(1, 64), min_size=1, max_size=3), "kernel": st.integers(1, 7), "stride": st.integers(1, 3)}
+        {
+            "kind": st.just("conv"),
+            "channels": st.lists(st.integers(1, 64), min_size=1, max_size=3),
+            "kernel": st.integers(1, 7),
+            "stride": st.integers(1, 3),
+        }
     ),
 )
 likelihoods = st.one_of(
     st.fixed_dictionaries({"kind": st.just("bernoulli")}),
     st.fixed_dictionaries(
-        {"kind": st.just("gaussian"), "sigma": st.sampled_from(["fixed", "learned"]), "value": st.floats(1e-3, 10.0), "per_pixel": st.booleans()}
+        {
+            "kind": st.just("gaussian"),
+            "sigma": st.sampled_from(["fixed", "learned"]),
+            "value": st.floats(1e-3, 10.0),
+            "per_pixel": st.booleans(),
+        }
     ),
 )
 weightings = st.one_of(
     st.fixed_dictionaries({"kind": st.just("constant"), "beta": st.floats(0, 50)}),
     st.fixed_dictionaries({"kind": st.just("linear"), "beta": st.floats(0, 50), "warmup_steps": st.integers(1, 10**6)}),
-    st.fixed_dictionaries({"kind": st.just("cyclical"), "beta": st.floats(0, 50), "cycles": st.integers(1, 100), "ratio": st.floats(0.01, 1.0)}),
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("cyclical"),
+            "beta": st.floats(0, 50),
+            "cycles": st.integers(1, 100),
+            "ratio": st.floats(0.01, 1.0),
+        }
+    ),
 )
 specs = st.fixed_dictionaries(
     {
         "name": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._=+-]{0,20}", fullmatch=True),
         "seed": st.integers(0, 2**40),
-        "data": st.fixed_dictionaries({"binarize": st.sampled_from(["none", "dynamic", "static"]), "val_size": st.integers(0, 59000)}),
-        "model": st.fixed_dictionaries({"latent_dim": st.integers(1, 256), "encoder": networks, "decoder": networks, "likelihood": likelihoods}),
+        "data": st.fixed_dictionaries(
+            {"binarize": st.sampled_from(["none", "dynamic", "static"]), "val_size": st.integers(0, 59000)}
+        ),
+        "model": st.fixed_dictionaries(
+            {"latent_dim": st.integers(1, 256), "encoder": networks, "decoder": networks, "likelihood": likelihoods}
+        ),
         "kl": weightings,
-        "train": st.fixed_dictionaries({"epochs": st.integers(1, 1000), "batch_size": st.integers(1, 4096), "lr": st.floats(1e-6, 1.0)}),
+        "train": st.fixed_dictionaries(
+            {"epochs": st.integers(1, 1000), "batch_size": st.integers(1, 4096), "lr": st.floats(1e-6, 1.0)}
+        ),
     }
 )
 

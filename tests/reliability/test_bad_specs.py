@@ -83,6 +83,8 @@ def test_arbitrary_bytes_exit_2_with_one_line(tmp_path, capsys, content):
     check_rejected(tmp_path, capsys, content)
 
 
-@pytest.mark.parametrize("content", [b"", b"\n\n", b"# only a comment\n", b"\xff\xfe\xfd", b"name: \x80x", b"[", b"- 1", b"7", b"~"])
+@pytest.mark.parametrize(
+    "content", [b"", b"\n\n", b"# only a comment\n", b"\xff\xfe\xfd", b"name: \x80x", b"[", b"- 1", b"7", b"~"]
+)
 def test_fixed_bad_files(tmp_path, capsys, content):
     check_rejected(tmp_path, capsys, content)

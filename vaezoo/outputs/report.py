@@ -47,8 +47,10 @@ def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:
         ("objective", part(spec.objective)),
         (
             "training",
-            f"{spec.train.epochs} epochs, batch {spec.train.batch_size}, Adam lr {spec.train.lr:g} "
-            f"({spec.train.lr_schedule}), seed {spec.seed}",
+            (
+                f"{spec.train.epochs} epochs, batch {spec.train.batch_size}, Adam lr {spec.train.lr:g} "
+                f"({spec.train.lr_schedule}), seed {spec.seed}"
+            ),
         ),
     ]
 
@@ -94,8 +96,11 @@ def observations(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list
         f"{metrics['active_units']} of {len(kl)} latent dimensions are active; dimensions "
         + ", ".join(f"z{d + 1} ({kl[d]:.2f} nats)" for d in top)
         + f" carry {100 * sum(kl[d] for d in top) / total:.0f} % of the {sum(kl):.2f} nats of KL.",
-        (f"{len(collapsed)} dimensions carry under 0.01 nats each: they have collapsed to the prior." if collapsed
-         else "No dimension has collapsed to the prior (every one carries at least 0.01 nats)."),
+        (
+            f"{len(collapsed)} dimensions carry under 0.01 nats each: they have collapsed to the prior."
+            if collapsed
+            else "No dimension has collapsed to the prior (every one carries at least 0.01 nats)."
+        ),
         mutual_information_note(metrics),
         (
             f"A linear classifier on the posterior means reaches {100 * metrics['probe_accuracy']:.1f} % test accuracy "
@@ -104,7 +109,9 @@ def observations(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list
     ]
     notes += training_observations(history)
     if metrics["nll_kind"].startswith("not a likelihood"):
-        notes.append("The data are grey levels under a Bernoulli likelihood: these numbers are BCE, not log-likelihoods.")
+        notes.append(
+            "The data are grey levels under a Bernoulli likelihood: these numbers are BCE, not log-likelihoods."
+        )
     return notes
 
 
@@ -151,7 +158,9 @@ def _escape_pipes(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def run_markdown(spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]], figures: list[str]) -> str:
+def run_markdown(
+    spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]], figures: list[str]
+) -> str:
     """report.md of one run; figures are names under figures/ that exist."""
     parts = [
         f"# {spec.name}",
@@ -176,7 +185,9 @@ def run_markdown(spec: ExperimentSpec, metrics: dict[str, Any], history: list[di
     return "\n\n".join(parts) + "\n"
 
 
-def write_run_report(run_dir: Path, spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+def write_run_report(
+    run_dir: Path, spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]]
+) -> Path:
     """Write run_dir/report.md and report.html from the run's saved metrics, history and figures."""
     figures = [name for name, kind in FIGURES.items() if (run_dir / "figures" / kind.file_name).exists()]
     text = run_markdown(spec, metrics, history, figures)

@@ -121,14 +121,20 @@ def sweep_observations(entries: list[dict[str, Any]], keys: list[str], headline:
         )
     ranked_metrics = [m for m in SWEEP_METRICS if m.better is not None]
     for metric in sorted(ranked_metrics, key=lambda m: m.key != headline):
-        groups = [(None, entries)] if _comparable(metric) else [(k, [e for e in entries if str(e.get("nll_kind")) == k]) for k in kinds]
+        groups = (
+            [(None, entries)]
+            if _comparable(metric)
+            else [(k, [e for e in entries if str(e.get("nll_kind")) == k]) for k in kinds]
+        )
         for kind, members in groups:
             note = _winner(metric, members, keys, kind if len(kinds) > 1 else None)
             if note:
                 notes.append(note)
     notes += _trend_notes(entries, keys)
     if all(e.get("n", 1) < 2 for e in entries):
-        notes.append("One seed per point: these differences carry no seed-to-seed error bars (add `seeds:` to the sweep to get them).")
+        notes.append(
+            "One seed per point: these differences carry no seed-to-seed error bars (add `seeds:` to the sweep to get them)."
+        )
     return notes
 
 
@@ -144,7 +150,9 @@ def _winner(metric: Metric, entries: list[dict[str, Any]], keys: list[str], kind
     name = f"**{metric.label}** ({metric.better} is better{within})"
     if gap == 0:
         return f"{name}: {_label(best, keys)} and {_label(second, keys)} tie at {best[metric.key]:.4g}."
-    note = f"{name}: {_label(best, keys)} wins with {best[metric.key]:.4g}, ahead of {_label(second, keys)} by {gap:.3g}"
+    note = (
+        f"{name}: {_label(best, keys)} wins with {best[metric.key]:.4g}, ahead of {_label(second, keys)} by {gap:.3g}"
+    )
     return note + _significance(best, second, metric.key, gap) + "."
 
 
@@ -162,10 +170,14 @@ def _trend_notes(entries: list[dict[str, Any]], keys: list[str]) -> list[str]:
             continue
         steps = [b - a for a, b in itertools.pairwise(values)]
         shape = (
-            "rises steadily" if all(d > 0 for d in steps)
-            else "falls steadily" if all(d < 0 for d in steps)
-            else "never falls" if all(d >= 0 for d in steps)
-            else "never rises" if all(d <= 0 for d in steps)
+            "rises steadily"
+            if all(d > 0 for d in steps)
+            else "falls steadily"
+            if all(d < 0 for d in steps)
+            else "never falls"
+            if all(d >= 0 for d in steps)
+            else "never rises"
+            if all(d <= 0 for d in steps)
             else "is not monotonic"
         )
         notes.append(
@@ -219,7 +231,8 @@ def write_sweep_report(
     histories = [(name, io.read_jsonl(run / "history.jsonl")) for name, run in labelled]
     save_curves_comparison(histories, figure_dir / "curves_grid.png")
     save_rate_distortion(
-        [(run, r["test_kl"], r["test_recon_nll"]) for (run, _), r in zip(points, results)], figure_dir / "rate_distortion.png"
+        [(run, r["test_kl"], r["test_recon_nll"]) for (run, _), r in zip(points, results)],
+        figure_dir / "rate_distortion.png",
     )
     varied = {k: sorted({json.dumps(v[k]) for _, v in points}) for k in keys}
     parts = [

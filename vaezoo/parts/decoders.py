@@ -3,6 +3,7 @@ pixel, stacked on the channel axis as (..., params_per_pixel * C, H, W)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import ClassVar
 
 import torch
@@ -12,7 +13,6 @@ from vaezoo.parts.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv
 from vaezoo.registry import Registry
 
 DECODERS: Registry[type[nn.Module]] = Registry("decoder")
-
 
 
 @DECODERS.register("mlp")
@@ -38,7 +38,6 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).unflatten(-1, self.out_shape)
-
 
 
 @DECODERS.register("conv")
@@ -71,7 +70,7 @@ class ConvDecoder(nn.Module):
         self.start_shape = (widths[0], sides[0], sides[0])
         self.project = nn.Sequential(nn.Linear(latent_dim, widths[0] * sides[0] ** 2), ACTIVATIONS[activation]())
         layers: list[nn.Module] = []
-        for i, (c_in, c_out) in enumerate(zip(widths, widths[1:])):
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
             layers.append(_transposed(c_in, c_out, kernel, stride, sides[i], sides[i + 1]))
             if i < len(channels) - 1:
                 layers.append(ACTIVATIONS[activation]())

@@ -26,20 +26,16 @@ class Encoder(nn.Module):
 ENCODERS: Registry[type[Encoder]] = Registry("encoder")
 
 
-
 @ENCODERS.register("mlp")
 class MLPEncoder(Encoder):
     """Fully connected: flatten, then the hidden layers."""
 
     Spec: ClassVar = MLPSpec
 
-    def __init__(
-        self, *, image_shape: tuple[int, int, int], hidden: list[int], activation: Activation
-    ) -> None:
+    def __init__(self, *, image_shape: tuple[int, int, int], hidden: list[int], activation: Activation) -> None:
         n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
         features = nn.Sequential(nn.Flatten(), mlp([n_pixels, *hidden], activation))
         super().__init__(features, hidden[-1])
-
 
 
 @ENCODERS.register("conv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -29,7 +30,7 @@ class MLPSpec(StrictModel):
     """Fully connected layers; an encoder reads `hidden` forwards, a decoder as given (list it mirrored)."""
 
     kind: Literal["mlp"]
-    hidden: Sizes = [400]
+    hidden: Sizes = [400]  # noqa: RUF012 (pydantic copies a field's default for every instance)
     activation: Activation = "relu"
 
 
@@ -37,7 +38,7 @@ class ConvSpec(StrictModel):
     """Strided convolutions through `channels`; the decoder runs the same list in reverse (a mirror)."""
 
     kind: Literal["conv"]
-    channels: Sizes = [32, 64]
+    channels: Sizes = [32, 64]  # noqa: RUF012 (pydantic copies a field's default)
     kernel: Kernel = 4
     stride: Stride = 2
     activation: Activation = "relu"
@@ -46,7 +47,7 @@ class ConvSpec(StrictModel):
 def mlp(sizes: list[int], activation: str) -> nn.Sequential:
     """Linear layers through `sizes`, each followed by the activation (the last one too)."""
     layers: list[nn.Module] = []
-    for n_in, n_out in zip(sizes, sizes[1:]):
+    for n_in, n_out in itertools.pairwise(sizes):
         layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
 
@@ -65,6 +66,8 @@ def conv_sides(side: int, depth: int, kernel: int, stride: int) -> list[int]:
     for _ in range(depth):
         side = (side + 2 * conv_padding(kernel) - kernel) // stride + 1
         if side < 1:
-            raise ValueError(f"kernel {kernel} with stride {stride} shrinks the image to nothing after {len(sides) - 1} layers")
+            raise ValueError(
+                f"kernel {kernel} with stride {stride} shrinks the image to nothing after {len(sides) - 1} layers"
+            )
         sides.append(side)
     return sides

@@ -27,7 +27,9 @@ class Likelihood(nn.Module):
     @classmethod
     def nll_kind(cls, binarize: str) -> str:
         """What -log p(x|z) is on data binarized as `binarize`: a mass, a density, or neither."""
-        return "log-likelihood of binary images (nats)" if binarize != "none" else "log-likelihood of 8-bit images (nats)"
+        return (
+            "log-likelihood of binary images (nats)" if binarize != "none" else "log-likelihood of 8-bit images (nats)"
+        )
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image in nats, summed over every pixel: shape = the leading batch axes.

@@ -130,4 +130,3 @@ class GaussianMixture(Prior):
         mean = (weights * self.means).sum(0)
         second = (weights * (self.logvars.exp() + self.means.square())).sum(0)
         return mean.detach(), (second - mean.square()).clamp_min(0).sqrt().detach()
-
