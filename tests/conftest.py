@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests import synthetic
-from vaezoo import runner
+from vaezoo import executors, runner
 
 SHARED_MNIST = Path(os.environ.get("VAEZOO_DATA", "/nonexistent")) / "MNIST" / "raw"
 
@@ -29,9 +29,9 @@ def no_figures(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def skip_figures(patch: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Make runner.run and runner.run_sweep default to figures=False (the CLI looks them up when called)."""
+    """Make runner.run and executors.run_sweep default to figures=False (the CLI looks them up when called)."""
     patch(runner, "run", functools.partial(runner.run, figures=False))
-    patch(runner, "run_sweep", functools.partial(runner.run_sweep, figures=False))
+    patch(executors, "run_sweep", functools.partial(executors.run_sweep, figures=False))
 
 
 def tiny_spec(root: Path, **changes: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_spec
-from vaezoo import runner
+from vaezoo import executors, runner
 from vaezoo.cli import main
 from vaezoo.errors import SpecError
 from vaezoo.sweep import load_sweep, point_names
@@ -93,7 +93,7 @@ class Killed(Exception):
 
 def test_an_interrupted_point_resumes_and_finished_points_are_kept(tmp_path, synthetic_root, monkeypatch):
     path = sweep_file(tmp_path, synthetic_root, seeds=None)
-    whole = runner.run_sweep(*load_sweep(path), tmp_path / "whole", figures=False)
+    whole = executors.run_sweep(*load_sweep(path), tmp_path / "whole", figures=False)
 
     epochs_seen = []
     original = ProgressView.epoch_done
@@ -106,13 +106,13 @@ def test_an_interrupted_point_resumes_and_finished_points_are_kept(tmp_path, syn
 
     monkeypatch.setattr(ProgressView, "epoch_done", die_in_second_point)
     with pytest.raises(Killed):
-        runner.run_sweep(*load_sweep(path), tmp_path / "killed", figures=False)
+        executors.run_sweep(*load_sweep(path), tmp_path / "killed", figures=False)
     killed = tmp_path / "killed" / "abl"
     assert (killed / "beta=0.5" / "metrics.json").exists() and not (killed / "beta=2.0" / "metrics.json").exists()
     assert (killed / "beta=2.0" / "checkpoint.pt").exists()
     kept = (killed / "beta=0.5" / "metrics.json").read_bytes()
     monkeypatch.setattr(ProgressView, "epoch_done", original)
-    resumed = runner.run_sweep(*load_sweep(path), tmp_path / "killed", figures=False)
+    resumed = executors.run_sweep(*load_sweep(path), tmp_path / "killed", figures=False)
     assert (killed / "beta=0.5" / "metrics.json").read_bytes() == kept
     timing = {"train_seconds", "train_images_per_second", "iw_seconds"}
     strip = lambda ms: [{k: v for k, v in m.to_json().items() if k not in timing} for m in ms]

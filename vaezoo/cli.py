@@ -66,8 +66,8 @@ def _print_metrics(name: str, metrics: RunMetrics, run_dir: Path) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
+    from vaezoo.executors import run_sweep
     from vaezoo.outputs.sweep_report import load_results_table
-    from vaezoo.runner import run_sweep
     from vaezoo.sweep import load_sweep
 
     if args.jobs < 1:
