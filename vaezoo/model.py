@@ -82,14 +82,13 @@ class VAE(nn.Module):
             return per_dim.sum(-1), per_dim
         return draw.log_q - self.prior.log_prob(draw.z), None
 
-    def elbo(
-        self, x: torch.Tensor, beta: float | torch.Tensor = 1.0, generator: torch.Generator | None = None
-    ) -> ELBOTerms:
-        """The ELBO's terms for a batch, one z sample per image."""
+    def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ELBOTerms:
+        """The ELBO's terms for a batch, one z sample per image; `loss` is the -ELBO itself (beta = 1),
+        and the training objectives weight the KL as they say."""
         draw = self.posterior.rsample(self.encoder(x), generator=generator)
         recon_nll = -self.likelihood.log_prob(x, self.decode(draw.z))
         kl, kl_per_dim = self.kl_terms(draw)
-        return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=recon_nll + beta * kl)
+        return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=1.0, loss=recon_nll + kl)
 
     def log_weights(
         self,

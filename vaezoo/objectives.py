@@ -44,8 +44,8 @@ class ELBO:
         return True
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
-        terms = model.elbo(x, beta=beta)
-        return replace(terms, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta))
+        terms = model.elbo(x)
+        return replace(terms, beta=beta, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta))
 
 
 class IWAESpec(StrictModel):

@@ -27,6 +27,10 @@ def tagged_union(registry: Registry[Any]) -> Any:
     return Annotated[Union[specs], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple)
 
 
+#: A run, sweep or variant name: it becomes a folder name, so no separators and no leading dot.
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$"
+
+
 @dataclass(frozen=True)
 class Slot:
     """A place in the spec that a registered component fills: its dotted path, registry and default kind."""
@@ -119,7 +123,7 @@ class EvalSpec(StrictModel):
 class ExperimentSpec(StrictModel):
     """Everything a run needs: validated as a whole before anything trains."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$", max_length=120, description="run folder name")
+    name: str = Field(pattern=NAME, max_length=120, description="run folder name")
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)

@@ -14,9 +14,16 @@ from pydantic import Field, ValidationError, field_validator
 from vaezoo.errors import SpecError
 from vaezoo.metrics import METRICS
 from vaezoo.schema import StrictModel
-from vaezoo.spec import ExperimentSpec, apply_overrides, describe, read_mapping, read_spec_data, set_dotted, validate
-
-NAME = r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$"
+from vaezoo.spec import (
+    NAME,
+    ExperimentSpec,
+    apply_overrides,
+    describe,
+    read_mapping,
+    read_spec_data,
+    set_dotted,
+    validate,
+)
 
 
 class VariantSpec(StrictModel):
