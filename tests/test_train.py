@@ -51,11 +51,8 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("binarize", ["dynamic", "static", "none"])
-def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, synthetic_root, monkeypatch, binarize):
-    spec = spec_for(synthetic_root, train__epochs=3, data__binarize=binarize, kl={"kind": "cyclical", "cycles": 2})
-    whole = runner.run(spec, tmp_path / "whole", figures=False)
-
+def killed_after_epoch_1(monkeypatch, spec, out):
+    """Run `spec` into `out` and stop it (as a kill would) right after its first epoch is recorded."""
     original = ProgressView.epoch_done
 
     def die_after_epoch_1(self, row):
@@ -65,8 +62,16 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, synthetic_roo
 
     monkeypatch.setattr(ProgressView, "epoch_done", die_after_epoch_1)
     with pytest.raises(Killed):
-        runner.run(spec, tmp_path / "killed", figures=False)
+        runner.run(spec, out, figures=False)
     monkeypatch.setattr(ProgressView, "epoch_done", original)
+
+
+@pytest.mark.parametrize("binarize", ["dynamic", "static", "none"])
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, synthetic_root, monkeypatch, binarize):
+    spec = spec_for(synthetic_root, train__epochs=3, data__binarize=binarize, kl={"kind": "cyclical", "cycles": 2})
+    whole = runner.run(spec, tmp_path / "whole", figures=False)
+
+    killed_after_epoch_1(monkeypatch, spec, tmp_path / "killed")
     assert not (tmp_path / "killed" / "tiny" / "metrics.json").exists()
     resumed = runner.run(spec, tmp_path / "killed", resume=True, figures=False)
 
@@ -119,17 +124,7 @@ def test_checkpoints_every_n_epochs_and_a_kill_between_them_resumes_to_the_same_
 ):
     spec = spec_for(synthetic_root, train__epochs=3, train__checkpoint_every=2, train__lr_schedule="cosine")
     whole = runner.run(spec, tmp_path / "whole", figures=False)
-    original = ProgressView.epoch_done
-
-    def die_after_epoch_1(self, row):
-        original(self, row)
-        if row.epoch == 1:
-            raise Killed
-
-    monkeypatch.setattr(ProgressView, "epoch_done", die_after_epoch_1)
-    with pytest.raises(Killed):
-        runner.run(spec, tmp_path / "killed", figures=False)
-    monkeypatch.setattr(ProgressView, "epoch_done", original)
+    killed_after_epoch_1(monkeypatch, spec, tmp_path / "killed")
     assert not (tmp_path / "killed" / "tiny" / "checkpoint.pt").exists()  # epoch 1 is not a checkpoint epoch
     resumed = runner.run(spec, tmp_path / "killed", resume=True, figures=False)
     assert {k: v for k, v in resumed.to_json().items() if k not in TIMINGS} == {

@@ -39,6 +39,12 @@ class Registry(Generic[T]):
             known = ", ".join(self.names()) or "none"
             raise KeyError(f"unknown {self.what} {name!r}; known: {known}") from None
 
+    def require(self, name: str) -> str:
+        """`name` itself if it is registered; ValueError listing the known names otherwise (for spec validators)."""
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.what} {name!r}; known: {', '.join(self.names()) or 'none'}")
+        return name
+
     def names(self) -> list[str]:
         """Registered names, in registration order."""
         return list(self._entries)

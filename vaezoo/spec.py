@@ -110,9 +110,7 @@ class TrainSpec(StrictModel):
     @field_validator("lr_schedule")
     @classmethod
     def _known_schedule(cls, name: str) -> str:
-        if name not in LR_SCHEDULES:
-            raise ValueError(f"unknown learning-rate schedule {name!r}; known: {', '.join(LR_SCHEDULES.names())}")
-        return name
+        return LR_SCHEDULES.require(name)
 
 
 class EvalSpec(StrictModel):

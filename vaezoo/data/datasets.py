@@ -67,9 +67,7 @@ class DataSpec(StrictModel):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        if name not in DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
-        return name
+        return DATASETS.require(name)
 
     def resolved_root(self) -> Path:
         return Path(self.root).expanduser() if self.root else default_root()
