@@ -15,7 +15,7 @@ from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.html_page import to_html
 from vaezoo.spec import ExperimentSpec
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "elbo.md"
+DOCS = Path(__file__).resolve().parents[1] / "resources" / "elbo.md"  # package data: a wheel ships it
 
 
 def fmt(value: Any, digits: int = 2) -> str:
