@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -136,7 +137,9 @@ def _spec_fields(spec: Any) -> str:
 
 
 def _summary(obj: Any) -> str:
-    return (obj.__doc__ or "").strip().split("\n")[0]
+    """The whole docstring, its lines joined into paragraphs (the table wraps them)."""
+    paragraphs = inspect.cleandoc(obj.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
@@ -153,7 +156,10 @@ def _cmd_data(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vaezoo import __version__, cli_draw
+
     parser = _Parser(prog="vaezoo", description="A configurable zoo of VAEs on MNIST.")
+    parser.add_argument("--version", action="version", version=f"vaezoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="train and evaluate one spec")
@@ -196,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("dataset", help="mnist or fashion-mnist")
     data.add_argument("--root", help="data folder (default: $VAEZOO_DATA, else the user cache)")
     data.set_defaults(handler=_cmd_data)
+    cli_draw.add_commands(commands)
     return parser
 
 

@@ -77,7 +77,10 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
     """Create the run folder, or check that an existing one may be resumed with this very spec."""
     if run_dir.exists() and any(run_dir.iterdir()):
         if not resume:
-            raise OutputError(f"run folder {run_dir} already exists; pass --resume to continue it, or choose --out")
+            raise OutputError(
+                f"run folder {run_dir} already exists; pass --resume to continue it, "
+                f"or give the new run another name (--set name=...) or folder (--out)"
+            )
         check_saved_spec(spec, run_dir)
         io.remove_stale_temporaries(run_dir)
     try:
