@@ -1,5 +1,6 @@
 """Training on the synthetic dataset: run folder contents, exact resume, and a diverging loss."""
 
+import csv
 import dataclasses
 import json
 
@@ -133,3 +134,21 @@ def test_checkpoints_every_n_epochs_and_a_kill_between_them_resumes_to_the_same_
     history = [json.loads(r) for r in (tmp_path / "whole" / "tiny" / "history.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert history[0]["lr"] == 1e-3 > history[1]["lr"] > history[2]["lr"]  # cosine, set per epoch
+
+
+def test_per_step_scalars_are_written_and_a_resume_reproduces_them(tmp_path, synthetic_root, monkeypatch):
+    spec = spec_for(synthetic_root, train__epochs=3, train__log_every=3)  # 7 steps an epoch: windows 3, 3, 1
+    whole = runner.run(spec, tmp_path / "whole", figures=False)
+    rows = list(csv.DictReader((tmp_path / "whole" / "tiny" / "scalars.csv").open()))
+    assert [int(r["step"]) for r in rows] == [3, 6, 7, 9, 12, 14, 15, 18, 21]
+    assert sum(int(r["steps"]) for r in rows) == 21 and all(float(r["grad_norm"]) > 0 for r in rows)
+    assert {r["epoch"] for r in rows} == {"1", "2", "3"} and whole.epochs == 3
+    # the steps' mean losses average to the epoch's mean loss (equal batches but the last)
+    history = [json.loads(line) for line in (tmp_path / "whole" / "tiny" / "history.jsonl").read_text().splitlines()]
+    first_epoch = [r for r in rows if r["epoch"] == "1"]
+    mean = sum(float(r["loss"]) * int(r["steps"]) for r in first_epoch) / 7
+    assert mean == pytest.approx(history[0]["train_loss"], rel=0.05)
+    killed_after_epoch_1(monkeypatch, spec, tmp_path / "killed")
+    runner.run(spec, tmp_path / "killed", resume=True, figures=False)
+    strip = lambda path: [{k: v for k, v in r.items()} for r in csv.DictReader(path.open())]
+    assert strip(tmp_path / "killed" / "tiny" / "scalars.csv") == strip(tmp_path / "whole" / "tiny" / "scalars.csv")

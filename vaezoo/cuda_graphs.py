@@ -52,7 +52,7 @@ class _Snapshot:
         return cls(
             model={key: value.clone() for key, value in step.model.state_dict().items()},
             optimizer=optimizer_state,
-            running=[step.running.sums.clone(), step.running.first_bad_step.clone()],
+            running=[step.running.sums.clone(), step.running.first_bad_step.clone(), step.window.sums.clone()],
             data_rng=step.generator.get_state(),
             cuda_rng=torch.cuda.get_rng_state(device),
         )
@@ -72,6 +72,7 @@ class _Snapshot:
                             value.zero_()
             step.running.sums.copy_(self.running[0])
             step.running.first_bad_step.copy_(self.running[1])
+            step.window.sums.copy_(self.running[2])
         step.generator.set_state(self.data_rng)
         torch.cuda.set_rng_state(self.cuda_rng, step.running.device)
 

@@ -106,6 +106,9 @@ class TrainSpec(StrictModel):
     precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16: autocast the training step's matmuls")
     cuda_graphs: bool = Field(default=True, description="on a GPU, replay the training step as a captured CUDA graph")
     checkpoint_every: int = Field(default=1, ge=1, le=100000, description="epochs between checkpoints (and the last)")
+    log_every: int = Field(
+        default=50, ge=1, le=10**6, description="steps per row of scalars.csv (rows also end epochs)"
+    )
 
     @field_validator("lr_schedule")
     @classmethod

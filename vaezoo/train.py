@@ -23,6 +23,8 @@ from vaezoo.metrics import HistoryRow
 from vaezoo.model import VAE
 from vaezoo.objectives import ELBO, Objective
 from vaezoo.progress import ProgressView, RunningLoss
+from vaezoo.scalars import ScalarLog, ScalarRow, StepWindow, grad_norm
+from vaezoo.scalars import write_csv as write_scalars
 
 if TYPE_CHECKING:
     from vaezoo.spec import ExperimentSpec
@@ -47,6 +49,7 @@ class TrainConfig:
     precision: str = "fp32"
     cuda_graphs: bool = True
     checkpoint_every: int = 1
+    log_every: int = 50
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec) -> TrainConfig:
@@ -61,6 +64,7 @@ class TrainConfig:
             precision=train.precision,
             cuda_graphs=train.cuda_graphs,
             checkpoint_every=train.checkpoint_every,
+            log_every=train.log_every,
         )
 
 
@@ -71,6 +75,7 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     history: list[HistoryRow] = field(default_factory=list)
+    scalars: list[ScalarRow] = field(default_factory=list)
 
 
 def make_optimizer(model: VAE, lr: float, capturable: bool = False) -> torch.optim.Adam:
@@ -119,6 +124,7 @@ def save_checkpoint(
             "epoch": state.epoch,
             "step": state.step,
             "history": [row.to_json() for row in state.history],
+            "scalars": [dataclasses.asdict(row) for row in state.scalars],
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng, "data": generator.get_state()},
         },
     )
@@ -134,7 +140,8 @@ def load_checkpoint(path: Path, model: VAE, optimizer: torch.optim.Optimizer, ge
         torch.cuda.set_rng_state(checkpoint["rng"]["cuda"].cpu())
     generator.set_state(checkpoint["rng"]["data"].cpu())
     history = [HistoryRow.from_json(row, str(path)) for row in checkpoint["history"]]
-    return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], history=history)
+    scalars = [ScalarRow(**row) for row in checkpoint.get("scalars", [])]  # none in older checkpoints
+    return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], history=history, scalars=scalars)
 
 
 def fit(
@@ -160,22 +167,34 @@ def fit(
     _keep_capturable(optimizer, graphed)
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
+    window = StepWindow(device)
     step = _Step(
-        model, objective or ELBO(), kl_weighting, optimizer, data, generator, RunningLoss(device), config.precision
+        model,
+        objective or ELBO(),
+        kl_weighting,
+        optimizer,
+        data,
+        generator,
+        RunningLoss(device),
+        config.precision,
+        window,
     )
+    scalars = ScalarLog(window)
+    scalars.rows = state.scalars
     runner: StepRunner = CapturedStep(step) if graphed else step
     schedule = LR_SCHEDULES.get(config.lr_schedule)
     with ProgressView(console, total_steps, state.step) as view:
         for epoch in range(state.epoch, config.epochs):
             set_lr(optimizer, schedule(config.lr, epoch, config.epochs))
             lr = schedule(config.lr, epoch, config.epochs)
-            row = _train_epoch(runner, step, total_steps, config, state, epoch, view, lr)
+            row = _train_epoch(runner, step, total_steps, config, state, epoch, view, lr, scalars)
             row = dataclasses.replace(row, **_validate(model, data, config))
             state.history.append(row)
             state.epoch = epoch + 1
             if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
                 save_checkpoint(checkpoint, model, optimizer, state, generator)
                 io.write_jsonl(run_dir / "history.jsonl", [r.to_json() for r in state.history])
+                write_scalars(run_dir / "scalars.csv", state.scalars)
             view.epoch_done(row)
     return state
 
@@ -192,6 +211,7 @@ class _Step:
     generator: torch.Generator
     running: RunningLoss
     precision: str
+    window: StepWindow
 
     def __call__(self, index: torch.Tensor, step: int | torch.Tensor, beta: float | torch.Tensor) -> None:
         x = self.data.train_batch(index, self.generator)
@@ -201,6 +221,7 @@ class _Step:
             terms = self.objective.terms(self.model, x, beta, self.kl_weighting)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.float().mean().backward()
+        self.window.add(terms, grad_norm(list(self.model.parameters()), x.device))
         self.optimizer.step()
         self.running.add(terms, step)
 
@@ -214,6 +235,7 @@ def _train_epoch(
     epoch: int,
     view: ProgressView,
     lr: float,
+    scalars: ScalarLog,
 ) -> HistoryRow:
     """One pass over a fresh permutation of the training set; returns the epoch's history row."""
     step.model.train()
@@ -226,12 +248,17 @@ def _train_epoch(
         beta = step.kl_weighting.beta(state.step, total_steps)
         runner(index, state.step, beta)
         state.step += 1
+        if state.step % config.log_every == 0:
+            scalars.close(state.step, epoch + 1, beta, lr)
         if state.step % POLL_EVERY == 0:
             polled = running.poll()
             if polled is not None:
                 check_finite(polled, epoch)
             view.update(state.step, epoch, config.epochs, beta, polled)
+    if state.step % config.log_every != 0:  # windows end with their epoch, so a resume repeats them exactly
+        scalars.close(state.step, epoch + 1, beta, lr)
     totals = running.read()  # the one sync of the epoch
+    state.scalars = scalars.collect()
     seconds = time.perf_counter() - start
     check_finite(totals, epoch)
     loss, recon, kl = (totals[:3] / totals[3]).tolist()
