@@ -55,15 +55,17 @@ def _print_metrics(name: str, metrics: RunMetrics, run_dir: Path) -> None:
     table = Table(
         title=f"{name}: test set ({metrics.split}), per image, summed over pixels and latents (beta = 1); "
         f"IS with K = {metrics.iw_samples}; {metrics.nll_kind}",
-        caption=f"report: {run_dir / 'report.html'}",
+        caption=f"run folder {run_dir}; report "
+        + " and ".join(str(run_dir / name) for name in ("report.pdf", "report.html") if (run_dir / name).exists()),
     )
     shown = [METRIC[key] for key in CONSOLE_METRICS if metrics.value(key) is not None]
     for metric in shown:
-        table.add_column(metric.heading(), justify="right")
+        table.add_column(metric.short, justify="right")
     cells = [metric.format(metrics.value(metric.key)) for metric in shown]
     cells[0] += f" ± {METRIC['test_nll_iw'].format(metrics.test_nll_iw_stderr)}"
     table.add_row(*cells)
-    Console().print(table)
+    # a log file or a pipe gets the whole table rather than 80 columns of truncated cells
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:

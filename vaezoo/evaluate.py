@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +16,9 @@ from vaezoo.data import DeviceData
 from vaezoo.distributions import DiagonalGaussian, gaussian_log_density
 from vaezoo.metrics import TestMetrics
 from vaezoo.model import VAE
+from vaezoo.progress import Advance, quiet_phase
+
+Phase = Callable[..., AbstractContextManager[Advance]]
 
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
@@ -90,11 +95,21 @@ def log_likelihood_iw(
     return total - math.log(samples)
 
 
-def importance_weighted_nll(model: VAE, images: torch.Tensor, samples: int, batch_size: int) -> ImportanceWeighted:
-    """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error."""
+def importance_weighted_nll(
+    model: VAE, images: torch.Tensor, samples: int, batch_size: int, advance: Advance | None = None
+) -> ImportanceWeighted:
+    """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error.
+
+    `advance(n)` is told the images finished after each batch (for a progress bar).
+    """
     generator = _generator(images.device)
     batch_size = max(1, min(batch_size, chunk_elements(images.device) // images[0].numel()))
-    nll = torch.cat([-log_likelihood_iw(model, batch, samples, generator) for batch in images.split(batch_size)])
+    parts = []
+    for batch in images.split(batch_size):
+        parts.append(-log_likelihood_iw(model, batch, samples, generator))
+        if advance is not None:
+            advance(len(batch))
+    nll = torch.cat(parts)
     stderr = nll.std().item() / math.sqrt(len(nll)) if len(nll) > 1 else math.nan
     return ImportanceWeighted(nll=nll.mean().item(), stderr=stderr, samples=samples)
 
@@ -181,16 +196,24 @@ def probe_accuracy(
         return (linear(x_test).argmax(1) == test_labels).double().mean().item()
 
 
-def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int, classes: int) -> TestMetrics:
-    """Every test-set metric of a trained model (nats per image, beta = 1)."""
-    elbo = elbo_means(model, data.test_images, batch_size)
+def evaluate_all(
+    model: VAE, data: DeviceData, iw_samples: int, batch_size: int, classes: int, phase: Phase = quiet_phase
+) -> TestMetrics:
+    """Every test-set metric of a trained model (nats per image, beta = 1); `phase` shows each step."""
+    test = data.test_images
+    with phase("test ELBO"):
+        elbo = elbo_means(model, test, batch_size)
     start = time.perf_counter()
-    iw = importance_weighted_nll(model, data.test_images, iw_samples, batch_size)
+    with phase(f"importance sampling, K = {iw_samples} (images)", len(test)) as advance:
+        iw = importance_weighted_nll(model, test, iw_samples, batch_size, advance)
     iw_seconds = time.perf_counter() - start
-    mu, logvar = posterior_params(model, data.test_images, batch_size)
-    stats = latent_stats(model, mu, logvar, batch_size)
-    train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
-    pixels = data.test_images[0].numel()
+    with phase("active units, KL per dimension, mutual information"):
+        mu, logvar = posterior_params(model, test, batch_size)
+        stats = latent_stats(model, mu, logvar, batch_size)
+    with phase("linear probe on the posterior means"):
+        train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
+        probe = probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes)
+    pixels = test[0].numel()
     return TestMetrics(
         test_neg_elbo=elbo.neg_elbo,
         test_recon_nll=elbo.recon_nll,
@@ -208,7 +231,7 @@ def evaluate_all(model: VAE, data: DeviceData, iw_samples: int, batch_size: int,
         mutual_information=stats.mutual_information,
         mutual_information_max=math.log(len(mu)),
         mutual_information_estimator=MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),
-        probe_accuracy=probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes),
+        probe_accuracy=probe,
     )
 
 

@@ -17,6 +17,7 @@ class Metric:
 
     key: str
     label: str
+    short: str  # a table column's heading
     unit: str
     #: which way is better, or None where neither is (rate, mutual information)
     better: Literal["lower", "higher"] | None
@@ -33,22 +34,23 @@ class Metric:
         return f"{value:,.{self.digits}f}"
 
     def heading(self) -> str:
+        """The long label with its unit, for a report's rows."""
         return f"{self.label} ({self.unit})" if self.unit and self.unit != "%" else self.label
 
 
 #: The table: console, report, sweep tables and observations read labels, units and directions here.
 METRICS = (
-    Metric("test_nll_iw", "test NLL, importance-weighted", "nats/image", "lower", 2, "nll"),
-    Metric("test_neg_elbo", "test -ELBO", "nats/image", "lower", 2, "nll"),
-    Metric("test_recon_nll", "reconstruction -log p(x|z)", "nats/image", "lower", 2, "nll"),
-    Metric("test_kl", "KL(q(z|x) || p(z))", "nats/image", None, 2),
-    Metric("elbo_is_gap", "ELBO-to-IS gap", "nats/image", "lower", 2),
-    Metric("test_bits_per_dim", "test bits per dimension", "bits/dim", "lower", 4, "mass-only"),
-    Metric("active_units", "active units", "", "higher", 0),
-    Metric("mutual_information", "mutual information I(x; z)", "nats", None, 2),
-    Metric("probe_accuracy", "linear probe accuracy", "%", "higher", 1),
-    Metric("train_images_per_second", "training throughput", "images/s", "higher", 0),
-    Metric("train_seconds", "training time", "s", "lower", 0),
+    Metric("test_nll_iw", "test NLL, importance-weighted", "test NLL (IS)", "nats/image", "lower", 2, "nll"),
+    Metric("test_neg_elbo", "test -ELBO", "-ELBO", "nats/image", "lower", 2, "nll"),
+    Metric("test_recon_nll", "reconstruction -log p(x|z)", "recon NLL", "nats/image", "lower", 2, "nll"),
+    Metric("test_kl", "KL(q(z|x) || p(z))", "KL", "nats/image", None, 2),
+    Metric("elbo_is_gap", "ELBO-to-IS gap", "ELBO-IS gap", "nats/image", "lower", 2),
+    Metric("test_bits_per_dim", "test bits per dimension", "bits/dim", "bits/dim", "lower", 4, "mass-only"),
+    Metric("active_units", "active units", "active units", "", "higher", 0),
+    Metric("mutual_information", "mutual information I(x; z)", "MI", "nats", None, 2),
+    Metric("probe_accuracy", "linear probe accuracy", "probe acc.", "%", "higher", 1),
+    Metric("train_images_per_second", "training throughput", "images/s", "images/s", "higher", 0),
+    Metric("train_seconds", "training time", "train s", "s", "lower", 0),
 )
 METRIC = {metric.key: metric for metric in METRICS}
 

@@ -3,6 +3,10 @@ GPU, and the rich progress bar with one line per epoch."""
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -108,3 +112,36 @@ class ProgressView:
                 f"KL {row.train_kl:.2f}  beta {row.beta:.3f}{val_text}  "
                 f"({row.seconds:.1f} s, {row.images_per_second:,.0f} img/s)"
             )
+
+
+Advance = Callable[[int], None]
+
+
+@contextlib.contextmanager
+def quiet_phase(name: str, total: int | None = None) -> Iterator[Advance]:
+    """A phase that shows nothing (no console)."""
+    yield lambda done: None
+
+
+class PhaseView:
+    """What a run does after training: a progress bar with ETA while a phase runs (where it has a size),
+    then one line with the phase's seconds."""
+
+    def __init__(self, console: Console | None) -> None:
+        self.console = console
+
+    @contextlib.contextmanager
+    def phase(self, name: str, total: int | None = None) -> Iterator[Advance]:
+        if self.console is None:
+            yield lambda done: None
+            return
+        start = time.perf_counter()
+        if not self.console.is_terminal:  # a log file gets the one line, without a bar's redraws
+            yield lambda done: None
+            self.console.print(f"{name}: {time.perf_counter() - start:.1f} s")
+            return
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task(name, total=total)
+            yield lambda done: progress.update(task, advance=done)
+            progress.console.print(f"{name}: {time.perf_counter() - start:.1f} s")

@@ -14,7 +14,7 @@ from rich.console import Console
 from vaezoo import data as datasets
 from vaezoo import io
 from vaezoo.errors import OutputError, SpecError, VaezooError
-from vaezoo.evaluate import evaluate_all, posterior_params
+from vaezoo.evaluate import Phase, evaluate_all, posterior_params
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
 from vaezoo.metrics import HistoryRow, RunMetrics, TestMetrics
 from vaezoo.model import VAE
@@ -22,6 +22,7 @@ from vaezoo.objectives import OBJECTIVES
 from vaezoo.outputs.figures import write_run_figures
 from vaezoo.outputs.report import write_run_report
 from vaezoo.parts import DECODERS, ENCODERS, LIKELIHOODS, POSTERIORS, PRIORS
+from vaezoo.progress import PhaseView, quiet_phase
 from vaezoo.schema import build
 from vaezoo.spec import ExperimentSpec, ModelSpec, load_spec
 from vaezoo.train import TrainConfig, fit
@@ -141,12 +142,14 @@ def run(
     config = TrainConfig.from_spec(spec)
     objective = build(OBJECTIVES, spec.objective)
     state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective)
+    view = PhaseView(console)
     metrics = RunMetrics(
-        **dataclasses.asdict(evaluate_run(spec, model, data)),
+        **dataclasses.asdict(evaluate_run(spec, model, data, phase=view.phase)),
         **labels(spec, data),
         **training_summary(model, data, state.history, device),
     )
-    render(run_dir, spec, model, data, state.history, metrics, figures)
+    with view.phase("figures and report"):
+        render(run_dir, spec, model, data, state.history, metrics, figures)
     io.write_json(metrics_path, metrics.to_json())  # last: its presence marks the run finished
     return metrics
 
@@ -218,11 +221,15 @@ def rereport(run_dir: Path) -> Path:
 
 
 def evaluate_run(
-    spec: ExperimentSpec, model: VAE, data: datasets.DeviceData, iw_samples: int | None = None
+    spec: ExperimentSpec,
+    model: VAE,
+    data: datasets.DeviceData,
+    iw_samples: int | None = None,
+    phase: Phase = quiet_phase,
 ) -> TestMetrics:
     """The test metrics of a trained run (K = `iw_samples`, else the spec's)."""
     info = datasets.DATASETS.get(spec.data.dataset)
-    return evaluate_all(model, data, iw_samples or spec.eval.iw_samples, spec.eval.batch_size, info.classes)
+    return evaluate_all(model, data, iw_samples or spec.eval.iw_samples, spec.eval.batch_size, info.classes, phase)
 
 
 def labels(spec: ExperimentSpec, data: datasets.DeviceData) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -
     kinds = nll_kinds(entries)
     ordered = sorted(entries, key=lambda e: _sort_key(e, headline, kinds))
     columns = _columns(entries)
-    header = keys + [metric.label if kind is None else f"{metric.label} [{kind}]" for metric, kind in columns]
+    header = keys + [metric.short if kind is None else f"{metric.short} [{kind}]" for metric, kind in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for entry in ordered:
         cells = [str(entry[k]) for k in keys]
