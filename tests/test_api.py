@@ -100,3 +100,10 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"vaezoo {vaezoo.__version__}"
+
+
+def test_a_figure_shows_inline_in_a_notebook(trained):
+    """IPython's inline backend draws nothing for a figure without axes: the Figure must have one."""
+    _, _, run = trained
+    fig = run.figure("samples")
+    assert fig.axes and fig.axes[0].get_images()

@@ -87,7 +87,9 @@ class Run:
             image = matplotlib.image.imread(path)
         height, width = image.shape[:2]
         fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
-        fig.figimage(image)
+        ax = fig.add_axes((0, 0, 1, 1))  # an axes, not figimage: IPython shows no figure that has none
+        ax.imshow(image)
+        ax.axis("off")
         plt.close(fig)  # a notebook shows the returned figure; pyplot keeps no second copy
         return fig
 
