@@ -4,9 +4,12 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.linear_gaussian import linear_gaussian
 from vaezoo import evaluate
+from vaezoo.distributions import gaussian_log_density
 from vaezoo.runner import build_model
 from vaezoo.spec import validate
 
@@ -67,3 +70,15 @@ def test_probe_separates_separable_features_and_not_noise():
     assert evaluate.probe_accuracy(features[:1500], labels[:1500], features[1500:], labels[1500:], 10) == 1.0
     noise = torch.randn(2000, 5, generator=g)
     assert evaluate.probe_accuracy(noise[:1500], labels[:1500], noise[1500:], labels[1500:], 10) < 0.25
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 300), st.integers(1, 40), st.floats(0.1, 5.0))
+def test_log_mixture_by_matrix_products_equals_the_elementwise_sum(seed, n, dims, scale):
+    g = torch.Generator().manual_seed(seed)
+    mu = scale * torch.randn(n, dims, generator=g)
+    logvar = torch.randn(n, dims, generator=g) - 1
+    z = scale * torch.randn(17, dims, generator=g)
+    elementwise = gaussian_log_density(z[:, None, :].double(), mu[None].double(), logvar[None].double()).sum(-1)
+    reference = torch.logsumexp(elementwise, dim=1) - math.log(n)
+    torch.testing.assert_close(evaluate.log_mixture(z, mu, logvar), reference, rtol=1e-5, atol=0)

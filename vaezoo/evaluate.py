@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vaezoo.data import DeviceData
-from vaezoo.distributions import DiagonalGaussian, gaussian_log_density
+from vaezoo.distributions import LOG_2PI, DiagonalGaussian, gaussian_log_density
 from vaezoo.metrics import TestMetrics
 from vaezoo.model import VAE
 from vaezoo.progress import Advance, quiet_phase
@@ -159,14 +159,25 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) 
     own = DiagonalGaussian(mu, logvar)
     z = own.rsample(generator=_generator(mu.device))
     log_q_own = own.log_prob(z)
-    log_qz = torch.cat([_log_mixture(z_batch, mu, logvar) for z_batch in z.split(max(1, batch_size // 4))])
+    log_qz = torch.cat([log_mixture(z_batch, mu, logvar) for z_batch in z.split(MI_ROWS)])
     return (log_q_own.double() - log_qz).mean().item()
 
 
-def _log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log (1/N) sum_n N(z; mu_n, exp(logvar_n)) for each row of z."""
-    log_q = gaussian_log_density(z[:, None, :], mu[None], logvar[None]).sum(-1)
-    return torch.logsumexp(log_q.double(), dim=1) - math.log(mu.shape[0])
+MI_ROWS = 1024  # z rows per block of the N x N log-densities: 80 MiB of float64 at N = 10,000
+
+
+def log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log (1/N) sum_n N(z; mu_n, exp(logvar_n)) for each row of z, in float64.
+
+    The Gaussian exponent is a quadratic form in z, so every pair's log-density comes from two
+    matrix products instead of an elementwise (rows, N, D) tensor:
+    sum_d (z_d - mu_nd)^2 / s_nd = z^2 . (1 / s_n) - 2 z . (mu_n / s_n) + sum_d mu_nd^2 / s_nd.
+    """
+    z, mu, logvar = z.double(), mu.double(), logvar.double()
+    precision = torch.exp(-logvar)
+    constant = (mu.square() * precision + logvar).sum(-1) + mu.shape[1] * LOG_2PI
+    quadratic = z.square() @ precision.T - 2 * z @ (mu * precision).T + constant
+    return torch.logsumexp(-0.5 * quadratic, dim=1) - math.log(mu.shape[0])
 
 
 def probe_accuracy(
