@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import sys
 
 import pytest
 import torch
@@ -152,3 +153,24 @@ def test_per_step_scalars_are_written_and_a_resume_reproduces_them(tmp_path, syn
     runner.run(spec, tmp_path / "killed", resume=True, figures=False)
     strip = lambda path: [{k: v for k, v in r.items()} for r in csv.DictReader(path.open())]
     assert strip(tmp_path / "killed" / "tiny" / "scalars.csv") == strip(tmp_path / "whole" / "tiny" / "scalars.csv")
+
+
+def test_the_tensorboard_log_holds_the_scalars_and_samples(tmp_path, synthetic_root):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runner.run(spec_for(synthetic_root, train__tensorboard=True, train__log_every=3), tmp_path, figures=False)
+    events = EventAccumulator(str(tmp_path / "tiny" / "tensorboard")).Reload()
+    assert {"step/loss", "step/grad_norm", "epoch/train_loss", "epoch/val_neg_elbo"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("step/loss")] == [3, 6, 7, 9, 12, 14]
+    assert events.Tags()["images"] == ["prior samples"]
+
+
+def test_without_the_tensorboard_package_the_run_stops_in_one_line_before_training(
+    tmp_path, synthetic_root, monkeypatch
+):
+    from vaezoo.errors import VaezooError
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    with pytest.raises(VaezooError, match=r'pip install "vaezoo\[tensorboard\]"'):
+        runner.run(spec_for(synthetic_root, train__tensorboard=True), tmp_path)
+    assert not (tmp_path / "tiny").exists()

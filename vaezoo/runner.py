@@ -118,6 +118,10 @@ def check_inputs(spec: ExperimentSpec) -> datasets.DatasetInfo:
     info = datasets.check_files(spec.data)
     build_model(spec.model, info.image_shape)
     resolve_device(spec.train.device)
+    if spec.train.tensorboard:
+        from vaezoo.tensorboard_log import require
+
+        require()
     return info
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -16,83 +15,39 @@ from vaezoo.errors import SpecError
 from vaezoo.kl import KL_WEIGHTINGS
 from vaezoo.lr import LR_SCHEDULES
 from vaezoo.objectives import OBJECTIVES
-from vaezoo.parts import DECODERS, ENCODERS, LIKELIHOODS, POSTERIORS, PRIORS
-from vaezoo.registry import Registry
+from vaezoo.parts import LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.schema import StrictModel
-
-
-def tagged_union(registry: Registry[Any]) -> Any:
-    """The discriminated union (on `kind`) of the Specs of every component in `registry`."""
-    specs = tuple(component.Spec for _, component in registry.items())
-    return Annotated[Union[specs], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple)
-
-
-#: A run, sweep or variant name: it becomes a folder name, so no separators and no leading dot.
-NAME = r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$"
-
-
-@dataclass(frozen=True)
-class Slot:
-    """A place in the spec that a registered component fills: its dotted path, registry and default kind."""
-
-    path: str
-    registry: Registry[Any]
-    default: str
-
-    @property
-    def key(self) -> str:
-        return self.path.rsplit(".", 1)[-1]
-
-
-#: Every component slot of the spec: the one table that the spec, `vaezoo list` and the tests read.
-SLOTS = (
-    Slot("model.encoder", ENCODERS, "mlp"),
-    Slot("model.posterior", POSTERIORS, "gaussian"),
-    Slot("model.prior", PRIORS, "standard"),
-    Slot("model.decoder", DECODERS, "mlp"),
-    Slot("model.likelihood", LIKELIHOODS, "bernoulli"),
-    Slot("kl", KL_WEIGHTINGS, "constant"),
-    Slot("objective", OBJECTIVES, "elbo"),
+from vaezoo.slots import (  # noqa: F401 (SLOTS, SLOT, COMPONENT_KINDS and the unions are the spec's public names)
+    COMPONENT_KINDS,
+    NAME,
+    SLOT,
+    SLOTS,
+    DecoderSpec,
+    EncoderSpec,
+    KLSpec,
+    LikelihoodSpec,
+    ObjectiveSpec,
+    PosteriorSpec,
+    PriorSpec,
+    Slot,
+    default_kinds,
+    slot_field,
+    tagged_union,
 )
-SLOT = {slot.path: slot for slot in SLOTS}
-EncoderSpec = tagged_union(ENCODERS)
-PosteriorSpec = tagged_union(POSTERIORS)
-PriorSpec = tagged_union(PRIORS)
-DecoderSpec = tagged_union(DECODERS)
-LikelihoodSpec = tagged_union(LIKELIHOODS)
-KLSpec = tagged_union(KL_WEIGHTINGS)
-ObjectiveSpec = tagged_union(OBJECTIVES)
-COMPONENT_KINDS = {name for slot in SLOTS for name in slot.registry.names()}
-
-
-def _slot_field(path: str) -> Any:
-    """The spec field of a slot: a discriminated union of its components' Specs, defaulting to the default kind."""
-    slot = SLOT[path]
-    return Field(default_factory=lambda: slot.registry.get(slot.default).Spec(kind=slot.default))
-
-
-def _default_kinds(data: Any, prefix: str) -> Any:
-    """A component mapping without `kind` is the slot's default component (so `--set kl.beta=4` works)."""
-    if isinstance(data, dict):
-        for slot in SLOTS:
-            parent, _, key = slot.path.rpartition(".")
-            if parent == prefix and isinstance(data.get(key), dict) and "kind" not in data[key]:
-                data = {**data, key: {"kind": slot.default, **data[key]}}
-    return data
 
 
 class ModelSpec(StrictModel):
     latent_dim: int = Field(default=20, ge=1, le=4096)
-    encoder: EncoderSpec = _slot_field("model.encoder")
-    posterior: PosteriorSpec = _slot_field("model.posterior")
-    prior: PriorSpec = _slot_field("model.prior")
-    decoder: DecoderSpec = _slot_field("model.decoder")
-    likelihood: LikelihoodSpec = _slot_field("model.likelihood")
+    encoder: EncoderSpec = slot_field("model.encoder")
+    posterior: PosteriorSpec = slot_field("model.posterior")
+    prior: PriorSpec = slot_field("model.prior")
+    decoder: DecoderSpec = slot_field("model.decoder")
+    likelihood: LikelihoodSpec = slot_field("model.likelihood")
 
     @model_validator(mode="before")
     @classmethod
     def _kinds(cls, data: Any) -> Any:
-        return _default_kinds(data, "model")
+        return default_kinds(data, "model")
 
 
 class TrainSpec(StrictModel):
@@ -109,6 +64,7 @@ class TrainSpec(StrictModel):
     log_every: int = Field(
         default=50, ge=1, le=10**6, description="steps per row of scalars.csv (rows also end epochs)"
     )
+    tensorboard: bool = Field(default=False, description="also log to <run>/tensorboard (the tensorboard extra)")
 
     @field_validator("lr_schedule")
     @classmethod
@@ -128,15 +84,15 @@ class ExperimentSpec(StrictModel):
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
-    kl: KLSpec = _slot_field("kl")
-    objective: ObjectiveSpec = _slot_field("objective")
+    kl: KLSpec = slot_field("kl")
+    objective: ObjectiveSpec = slot_field("objective")
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
 
     @model_validator(mode="before")
     @classmethod
     def _kinds(cls, data: Any) -> Any:
-        return _default_kinds(data, "")
+        return default_kinds(data, "")
 
     @model_validator(mode="after")
     def _compatible(self) -> ExperimentSpec:

@@ -25,6 +25,7 @@ from vaezoo.objectives import ELBO, Objective
 from vaezoo.progress import ProgressView, RunningLoss
 from vaezoo.scalars import ScalarLog, ScalarRow, StepWindow, grad_norm
 from vaezoo.scalars import write_csv as write_scalars
+from vaezoo.tensorboard_log import TensorBoardLog
 
 if TYPE_CHECKING:
     from vaezoo.spec import ExperimentSpec
@@ -50,6 +51,7 @@ class TrainConfig:
     cuda_graphs: bool = True
     checkpoint_every: int = 1
     log_every: int = 50
+    tensorboard: bool = False
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec) -> TrainConfig:
@@ -65,6 +67,7 @@ class TrainConfig:
             cuda_graphs=train.cuda_graphs,
             checkpoint_every=train.checkpoint_every,
             log_every=train.log_every,
+            tensorboard=train.tensorboard,
         )
 
 
@@ -183,6 +186,7 @@ def fit(
     scalars.rows = state.scalars
     runner: StepRunner = CapturedStep(step) if graphed else step
     schedule = LR_SCHEDULES.get(config.lr_schedule)
+    board = TensorBoardLog(run_dir, state.step) if config.tensorboard else None
     with ProgressView(console, total_steps, state.step) as view:
         for epoch in range(state.epoch, config.epochs):
             set_lr(optimizer, schedule(config.lr, epoch, config.epochs))
@@ -196,6 +200,10 @@ def fit(
                 io.write_jsonl(run_dir / "history.jsonl", [r.to_json() for r in state.history])
                 write_scalars(run_dir / "scalars.csv", state.scalars)
             view.epoch_done(row)
+            if board is not None:
+                board.epoch(state.scalars, row, model)
+    if board is not None:
+        board.close()
     return state
 
 
