@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import tiny_spec
 from vaezoo import runner
 from vaezoo.cli import main
-from vaezoo.outputs import report
+from vaezoo.outputs import pdf, report
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.spec import validate
 
@@ -39,7 +39,33 @@ def test_html_is_self_contained(trained):
     sources = re.findall(r'src="([^"]+)"', page)
     assert len(sources) == len(FIGURES) and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page.split("<body>")[0]
-    assert '<span class="math">' in page and "<table>" in page
+    assert "<math" in page and 'display="block"' in page and "<table>" in page
+    assert "$$" not in page and "\\mathcal" not in page  # every formula is MathML, none left as TeX
+    assert '<div class="figures">' in page and "@media print" in page
+
+
+def test_the_pdf_has_a_two_page_main_body_with_the_numbers_then_the_appendix(trained):
+    run_dir, _, metrics = trained
+    source = (run_dir / "report.typ").read_text()
+    written, pages, main_pages = pdf.typeset(source, run_dir)
+    assert (run_dir / "report.pdf").read_bytes()[:5] == b"%PDF-" and pdf.count_pages(written) == pages
+    assert main_pages <= pdf.MAIN_PAGES < pages  # the appendix follows on pages of its own
+    assert pdf.count_pages((run_dir / "report.pdf").read_bytes()) == pages
+    headline = f"*{metrics.test_nll_iw:.2f} ± {metrics.test_nll_iw_stderr:.2f} nats*"
+    assert headline in source and f"K = {metrics.iw_samples}" in source
+    assert f"*{metrics.test_neg_elbo:.2f} nats*" in source and f"*{metrics.test_kl:.2f} nats*" in source
+    body = source.split(pdf.MAIN_END)[0]
+    assert body.count("#figure(") == 1 and "<fig-panels>" in body and "@fig-panels" in body
+    assert body.count("#image(") == 6  # reconstructions, traversal, samples, interpolation, scatter, manifold
+    order = [
+        "= Model and protocol",
+        "= The evidence lower bound",
+        "= Rate and distortion",
+        "= Results",
+        "= Observations",
+    ]
+    assert [body.index(h) for h in order] == sorted(body.index(h) for h in order)
+    assert "= Appendix: The ELBO" in source.split(pdf.MAIN_END)[1]
 
 
 def test_a_run_without_figures_still_gets_a_report_that_leaves_them_out(tmp_path, synthetic_root):
@@ -49,6 +75,9 @@ def test_a_run_without_figures_still_gets_a_report_that_leaves_them_out(tmp_path
     assert not (run_dir / "figures").exists()
     assert "figures/" not in (run_dir / "report.md").read_text()
     assert "<img" not in (run_dir / "report.html").read_text()
+    source = (run_dir / "report.typ").read_text()
+    assert "#figure(" not in source and "#image(" not in source and "figures were not drawn" in source
+    assert pdf.count_pages((run_dir / "report.pdf").read_bytes()) > pdf.MAIN_PAGES
 
 
 def test_report_and_eval_commands_rebuild_from_the_saved_run(trained, capsys):

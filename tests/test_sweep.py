@@ -10,6 +10,7 @@ from tests.conftest import tiny_spec
 from vaezoo import executors, runner
 from vaezoo.cli import main
 from vaezoo.errors import SpecError
+from vaezoo.outputs import pdf
 from vaezoo.sweep import load_sweep, point_names
 from vaezoo.train import ProgressView
 
@@ -78,6 +79,13 @@ def test_sweep_runs_writes_results_and_reruns_nothing(tmp_path, synthetic_root, 
         sweep_dir / "figures" / "curves_grid.png"
     ).exists()
     assert "larger than" in (sweep_dir / "report.md").read_text() or "within" in (sweep_dir / "report.md").read_text()
+    source = (sweep_dir / "report.typ").read_text()
+    _, pages, main_pages = pdf.typeset(source, sweep_dir)
+    assert main_pages <= pdf.MAIN_PAGES < pages == pdf.count_pages((sweep_dir / "report.pdf").read_bytes())
+    assert "rate_distortion.png" in source and "<fig-sweep>" in source and "= Appendix" in source
+    means = [sum(float(r["test_nll_iw"]) for r in rows if r["kl.beta"] == b) / 2 for b in ("0.5", "2.0")]
+    assert f"*{min(means):.2f} nats*" in source  # the abstract's headline: the best mean over seeds
+    assert '<div class="figures">' in (sweep_dir / "report.html").read_text()
     capsys.readouterr()
 
     before = {n: (sweep_dir / n / "metrics.json").read_bytes() for n in names}

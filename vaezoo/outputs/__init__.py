@@ -5,5 +5,8 @@
 - `image_figures`, `plots`: one run's PNGs, as grids with named rows and columns, and as plots;
 - `figures`: the FIGURES registry, one entry per kind of figure, and `write_run_figures`;
 - `sweep_figures`: a sweep's comparison grids, curves of every run and rate-distortion plot;
-- `report`, `sweep_report`, `html_page`: report.md of a run or a sweep, and its self-contained HTML.
+- `report`, `sweep_report`, `html_page`: report.md of a run or a sweep, and its self-contained HTML
+  (figures in a printable grid, the mathematics as MathML);
+- `run_pdf`, `sweep_pdf`, `pdf`: report.pdf, a two-page paper plus the derivation as an appendix,
+  typeset with typst; `typst_markup` and `tex_typst` turn markdown and TeX into typst.
 """

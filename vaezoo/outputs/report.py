@@ -1,4 +1,5 @@
-"""A run's report: report.md (GitHub markdown) and a self-contained report.html (images embedded).
+"""A run's report: report.md (GitHub markdown), a self-contained report.html (images embedded, the
+mathematics as MathML) and report.pdf (typeset with typst: see run_pdf).
 
 Everything comes from the run's saved spec, metrics, history and figure files, so a report can be
 rewritten without the model; a figure whose file is absent is left out.
@@ -188,9 +189,13 @@ def run_markdown(
 def write_run_report(
     run_dir: Path, spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]]
 ) -> Path:
-    """Write run_dir/report.md and report.html from the run's saved metrics, history and figures."""
+    """Write run_dir/report.md, report.html and report.pdf (with its source, report.typ) from the
+    run's saved metrics, history and figures."""
+    from vaezoo.outputs.run_pdf import write_run_pdf  # run_pdf builds on this module's tables
+
     figures = [name for name, kind in FIGURES.items() if (run_dir / "figures" / kind.file_name).exists()]
     text = run_markdown(spec, metrics, history, figures)
     io.write_text(run_dir / "report.md", text)
     io.write_text(run_dir / "report.html", to_html(text, run_dir, spec.name))
+    write_run_pdf(run_dir, spec, metrics, history, figures)
     return run_dir / "report.md"

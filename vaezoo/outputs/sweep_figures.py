@@ -62,15 +62,30 @@ def save_curves_comparison(histories: Sequence[tuple[str, list[dict[str, Any]]]]
 
 
 def save_rate_distortion(points: Sequence[tuple[str, float, float]], path: Path) -> None:
-    """Rate (test KL) against distortion (test reconstruction NLL), one labelled point per run."""
+    """Rate (test KL) against distortion (test reconstruction NLL), one point per run labelled with its
+    name and -ELBO = R + D, and the iso-ELBO line R + D = const through each point (dashed)."""
     fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.add_subplot()
     for index, (name, rate, distortion) in enumerate(points):
-        ax.scatter(rate, distortion, color=f"C{index % 10}", s=30)
-        ax.annotate(name, (rate, distortion), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("rate: test KL(q(z|x) || p(z)), nats / image")
-    ax.set_ylabel("distortion: test -log p(x|z), nats / image")
+        ax.scatter(rate, distortion, color=f"C{index % 10}", s=30, zorder=3)
+        label = f"{name}: -ELBO {rate + distortion:.1f}"
+        ax.annotate(label, (rate, distortion), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    _iso_elbo_lines(ax, [rate + distortion for _, rate, distortion in points])
+    ax.set_xlabel("rate R: test KL(q(z|x) || p(z)), nats / image")
+    ax.set_ylabel("distortion D: test -log p(x|z), nats / image")
     ax.grid(alpha=0.3)
-    subtitle = "lower left is better; the diagonal -ELBO = R + D is constant along slope -1"
+    subtitle = "lower left is better; dashed: the iso-ELBO line R + D = -ELBO through each run (slope -1)"
     render.titled(ax, "Rate-distortion (Alemi et al. 2018)", subtitle)
     render.save_png(fig, path)
+
+
+def _iso_elbo_lines(ax: Any, totals: Sequence[float]) -> None:
+    """The line D = c - R for each total c, across the axes as the points (with a margin) set them."""
+    if not totals:
+        return
+    ax.margins(0.12)
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for total in sorted(set(totals)):
+        ax.plot([x0, x1], [total - x0, total - x1], linestyle="--", linewidth=0.8, color="0.6", zorder=1)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)

@@ -1,5 +1,5 @@
 """A sweep's results: results.csv, results.md (one row per point, mean ± std over seeds), the
-comparison figures and report.md / report.html, with observations computed from the numbers."""
+comparison figures and report.md / report.html / report.pdf, with observations computed from the numbers."""
 
 from __future__ import annotations
 
@@ -82,8 +82,9 @@ def _sort_key(entry: dict[str, Any], headline: str, kinds: list[str]) -> tuple[i
     return kinds.index(str(entry.get("nll_kind"))), sign * value if isinstance(value, (int, float)) else float("inf")
 
 
-def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -> str:
-    """The markdown results table, sorted by the headline metric (lower first, unless higher is better).
+def sweep_rows(entries: list[dict[str, Any]], keys: list[str], headline: str) -> tuple[list[str], list[list[str]]]:
+    """The results table's header and rows, sorted by the headline metric (lower first, unless
+    higher is better).
 
     With runs of several NLL kinds, each NLL metric gets one column per kind and the rows are
     grouped by kind first: a Bernoulli mass is never ranked against a Gaussian density.
@@ -92,7 +93,7 @@ def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -
     ordered = sorted(entries, key=lambda e: _sort_key(e, headline, kinds))
     columns = _columns(entries)
     header = keys + [metric.short if kind is None else f"{metric.short} [{kind}]" for metric, kind in columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for entry in ordered:
         cells = [str(entry[k]) for k in keys]
         for metric, kind in columns:
@@ -102,8 +103,15 @@ def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -
             if value is not None and std and entry.get("n", 1) > 1:
                 text += f" ± {metric.format(std)}"
             cells.append(text)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return header, rows
+
+
+def sweep_table(entries: list[dict[str, Any]], keys: list[str], headline: str) -> str:
+    """The markdown results table (see sweep_rows)."""
+    header, rows = sweep_rows(entries, keys, headline)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
 
 
 def sweep_observations(entries: list[dict[str, Any]], keys: list[str], headline: str) -> list[str]:
@@ -149,10 +157,8 @@ def _winner(metric: Metric, entries: list[dict[str, Any]], keys: list[str], kind
     within = f" among runs whose NLL is a {kind}" if kind else ""
     name = f"**{metric.label}** ({metric.better} is better{within})"
     if gap == 0:
-        return f"{name}: {_label(best, keys)} and {_label(second, keys)} tie at {best[metric.key]:.4g}."
-    note = (
-        f"{name}: {_label(best, keys)} wins with {best[metric.key]:.4g}, ahead of {_label(second, keys)} by {gap:.3g}"
-    )
+        return f"{name}: {point_label(best, keys)} and {point_label(second, keys)} tie at {best[metric.key]:.4g}."
+    note = f"{name}: {point_label(best, keys)} wins with {best[metric.key]:.4g}, ahead of {point_label(second, keys)} by {gap:.3g}"
     return note + _significance(best, second, metric.key, gap) + "."
 
 
@@ -188,7 +194,7 @@ def _trend_notes(entries: list[dict[str, Any]], keys: list[str]) -> list[str]:
     return notes
 
 
-def _label(entry: dict[str, Any], keys: list[str]) -> str:
+def point_label(entry: dict[str, Any], keys: list[str]) -> str:
     return ", ".join(f"{k}={entry[k]}" if k != "variant" else str(entry[k]) for k in keys if k != "seed")
 
 
@@ -235,11 +241,12 @@ def write_sweep_report(
         figure_dir / "rate_distortion.png",
     )
     varied = {k: sorted({json.dumps(v[k]) for _, v in points}) for k in keys}
+    notes = sweep_observations(entries, shown_keys, headline)
     parts = [
         f"# Sweep {name}",
         "What varied: " + "; ".join(f"`{k}` in {', '.join(v)}" for k, v in varied.items()) + f" ({len(points)} runs).",
         f"## Results\n\n{title}. Sorted by `{headline}`.\n\n{table_md}",
-        "## Observations\n\n" + "\n".join(f"- {n}" for n in sweep_observations(entries, shown_keys, headline)),
+        "## Observations\n\n" + "\n".join(f"- {n}" for n in notes),
         "## Figures",
     ]
     for path in sorted(figure_dir.glob("*.png")):
@@ -247,6 +254,11 @@ def write_sweep_report(
     text = "\n\n".join(parts) + "\n"
     io.write_text(sweep_dir / "report.md", text)
     io.write_text(sweep_dir / "report.html", to_html(text, sweep_dir, name))
+    from vaezoo.outputs.sweep_pdf import write_sweep_pdf  # sweep_pdf builds on this module's tables
+
+    first = points[0][0] if points else ""
+    report = {"name": name, "headline": headline, "entries": entries, "keys": shown_keys, "results": results}
+    write_sweep_pdf(sweep_dir, first, **report, varied=varied, caption=title, notes=notes)
     return sweep_dir / "report.md"
 
 

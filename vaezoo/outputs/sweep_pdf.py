@@ -1,0 +1,182 @@
+"""A sweep's report.pdf: the same two-page paper as a run's (see run_pdf), for a set of runs: what
+varied, the model they share, the ELBO, the rate-distortion trade-off in the sweep's own numbers,
+Figure 1 (the rate-distortion plane with iso-ELBO lines, and comparison grids), the results table,
+observations, and the derivation as an appendix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vaezoo.errors import VaezooError
+from vaezoo.outputs import pdf
+from vaezoo.outputs.report import spec_summary
+from vaezoo.outputs.run_pdf import derivation, model_name
+from vaezoo.outputs.sweep_report import nll_kinds, point_label, sweep_rows
+from vaezoo.outputs.typst_markup import escape, inline, string
+from vaezoo.spec import ExperimentSpec, load_spec
+
+#: Figure 1's panels: (file under figures/, sub-caption)
+PANELS = (
+    ("rate_distortion.png", "rate against distortion, iso-ELBO lines dashed"),
+    ("reconstructions_grid.png", "reconstructions, one row per run"),
+    ("samples_grid.png", "prior samples, one row per run"),
+    ("interpolation_grid.png", "interpolations, one row per run"),
+)
+#: the rows of run_pdf's spec table that a varied key's slot changes
+PARTS = {
+    "model.latent_dim": "latent dimensions",
+    **{f"model.{part}": part for part in ("encoder", "posterior", "prior", "decoder", "likelihood")},
+    "kl": "KL weighting",
+    "objective": "objective",
+}
+CAPTION = (
+    "(a) Each run's test rate R (the KL term) against its distortion D (the reconstruction NLL); along "
+    "each dashed line R + D, the negative ELBO, is constant, so a run on a lower line has the better bound. "
+    "(b)-(d) The runs' comparison strips, one row per run, from the same test digits and prior draws."
+)
+
+
+def title(name: str, varied: dict[str, list[str]], spec: ExperimentSpec | None) -> str:
+    what = "; ".join(f"{key} in {{{', '.join(values)}}}" for key, values in varied.items() if key != "seed")
+    base = f" for {model_name(spec)} on {spec.data.dataset.upper()}" if spec else ""
+    return f"Sweep {name}: {what or 'seeds'}{base}"
+
+
+def abstract(entries: list[dict[str, Any]], keys: list[str], results: list[dict[str, Any]]) -> str:
+    best = min(entries, key=lambda e: e.get("test_nll_iw", float("inf")))
+    rates = [e["test_kl"] for e in entries]
+    elbos = [e["test_neg_elbo"] for e in entries]
+    numbers = (
+        f"The lowest importance-weighted test NLL is *{best['test_nll_iw']:.2f} nats* per image, at "
+        f"{inline(point_label(best, keys))}; the negative ELBO ranges from {min(elbos):.2f} to {max(elbos):.2f} nats"
+        if len(nll_kinds(entries)) == 1
+        else "Their NLLs are of different kinds, so the table compares them only within a kind"
+    )
+    return (
+        f"{len(results)} runs at {len(entries)} settings ({escape(', '.join(keys))}). {numbers}, and the rate "
+        f"(the KL term) ranges from {min(rates):.2f} to {max(rates):.2f} nats. "
+        f"Every number is per test image, in nats, at β = 1, with K = "
+        f"{', '.join(str(k) for k in sorted({r['iw_samples'] for r in results}))} importance samples."
+    )
+
+
+def protocol(spec: ExperimentSpec | None, varied: dict[str, list[str]]) -> str:
+    changes = "; ".join(f"#raw({string(k)}) in {escape(', '.join(v))}" for k, v in varied.items())
+    prose = f"Every run trains the same spec but for what varies: {changes}. "
+    if spec is None:
+        return prose
+    prose += (
+        f"The shared spec (shown for the first run) trains {pdf.plural(spec.train.epochs, 'epoch')} of Adam (batch "
+        f"{spec.train.batch_size}, learning rate {spec.train.lr:g}) on {escape(spec.data.dataset.upper())}, "
+        f"binarize #raw({string(spec.data.binarize)}), with {spec.data.val_size} training images held "
+        "out for validation; test numbers always use β = 1."
+    )
+    rows = [
+        (part, setting + "".join(f" *varies:* `{key}`" for key in varied if PARTS.get(_slot(key)) == part))
+        for part, setting in spec_summary(spec)
+        if part not in ("data", "training")
+    ]
+    return prose + "\n\n" + pdf.table(rows, ("part", "setting"), align="(left, left)")
+
+
+def _slot(key: str) -> str:
+    """The spec part a dotted key belongs to: model.encoder.hidden -> model.encoder, kl.beta -> kl."""
+    parts = key.split(".")
+    return ".".join(parts[:2]) if parts[0] == "model" else parts[0]
+
+
+def trade_off(entries: list[dict[str, Any]], keys: list[str], drawn: bool) -> str:
+    """The trade-off in the sweep's numbers: from the lowest rate to the highest, what distortion did."""
+    lines = "the dashed lines of @fig-sweep (a) join" if drawn else "lines of slope -1 join"
+    text = (
+        f"Each run sits at a point {pdf.math('(R, D)')} of the rate-distortion plane, and its negative ELBO "
+        f"is {pdf.math('R + D')}: {lines} the points of equal ELBO. "
+    )
+    if len(nll_kinds(entries)) > 1:
+        return text + (
+            "These runs' distortions are of different kinds (a probability mass and a density, or BCE), so "
+            "only their rates compare: "
+            + ", ".join(f"{inline(point_label(e, keys))} {e['test_kl']:.2f}" for e in entries)
+            + " nats."
+        )
+    if len(entries) < 2:
+        return text + "With one setting there is no trade-off to read."
+    low, high = min(entries, key=lambda e: e["test_kl"]), max(entries, key=lambda e: e["test_kl"])
+    best = min(entries, key=lambda e: e["test_neg_elbo"])
+    dr, dd = high["test_kl"] - low["test_kl"], high["test_recon_nll"] - low["test_recon_nll"]
+    text += (
+        f"From {inline(point_label(low, keys))} to {inline(point_label(high, keys))} the rate rises from "
+        f"{low['test_kl']:.2f} to {high['test_kl']:.2f} nats while the distortion "
+        f"{'falls' if dd < 0 else 'rises'} from {low['test_recon_nll']:.2f} to {high['test_recon_nll']:.2f} nats"
+    )
+    if dr > 0 and dd < 0:
+        verdict = "more than pays for itself" if -dd > dr else "does not pay for itself"
+        text += f": each extra nat of rate lowered the distortion by {-dd / dr:.2f} nats, so the extra rate {verdict}"
+    bound = pdf.math(f"R + D = {best['test_neg_elbo']:.2f}")
+    text += f". The best bound, {bound} nats, is {inline(point_label(best, keys))}'s, on the lowest iso-ELBO line. "
+    if "kl.beta" in keys:
+        text += (
+            "Training minimised " + pdf.math(r"D + \beta R") + ": a larger β makes rate dearer, so the runs move "
+            "up and to the left; below β = 1 the objective is no longer a bound on the NLL."
+        )
+    return text
+
+
+def figure(sweep_dir: Path, tall_rows: int, scale: float) -> str:
+    """Figure 1: the rate-distortion plot, and the comparison grids of the kinds the runs drew strips of."""
+    panels = [
+        (sweep_dir / "figures" / file, label)
+        for file, label in PANELS
+        if file == "rate_distortion.png"
+        or any(sweep_dir.glob(f"*/figures/strips/{file.removesuffix('_grid.png')}.png"))
+    ]
+    rows = pdf.panel_rows([], panels, tall_rows)
+    return pdf.figure(rows, sweep_dir, CAPTION, "fig-sweep", scale)
+
+
+def sweep_source(
+    sweep_dir: Path,
+    spec: ExperimentSpec | None,
+    sweep: dict[str, Any],
+    tall_rows: int = 1,
+    scale: float = 1.0,
+) -> str:
+    """The typst source of a sweep's report; `sweep` holds write_sweep_pdf's keyword arguments."""
+    name, entries, keys, results = sweep["name"], sweep["entries"], sweep["keys"], sweep["results"]
+    header, rows = sweep_rows(entries, keys, sweep["headline"])
+    fig = figure(sweep_dir, tall_rows, scale)
+    heading = title(name, sweep["varied"], spec)
+    byline = f"vaezoo sweep {inline('`' + name + '`')} · {len(results)} runs"
+    parts = [
+        pdf.preamble(heading),
+        pdf.header(escape(heading), byline, abstract(entries, keys, results)),
+        "= What varied, and the shared model",
+        protocol(spec, sweep["varied"]),
+        "= The evidence lower bound",
+        derivation(results[0]),
+        "= The rate-distortion trade-off in this sweep",
+        trade_off(entries, keys, drawn=bool(fig)),
+        fig,
+        "= Results",
+        f"{inline(sweep['caption'])}. Sorted by #raw({string(sweep['headline'])}).",
+        pdf.table(rows, header, align="left"),
+        "= Observations",
+        pdf.bullets(sweep["notes"]),
+        pdf.MAIN_END,
+        pdf.appendix(),
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def write_sweep_pdf(sweep_dir: Path, first_run: str, **sweep: Any) -> pdf.PdfPages:
+    """sweep_dir/report.pdf and report.typ. `sweep` holds name, headline, entries (the table's rows),
+    keys (its varied columns), results (every run's metrics), varied (each key's values), caption
+    (the table's) and notes (the observations); the shared spec is read from the first run."""
+    try:
+        spec: ExperimentSpec | None = load_spec(sweep_dir / first_run / "spec.yaml")
+    except VaezooError:
+        spec = None
+    return pdf.write_pdf(
+        sweep_dir / "report.pdf", lambda rows, scale: sweep_source(sweep_dir, spec, sweep, rows, scale)
+    )
