@@ -19,7 +19,7 @@ from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
 from vaezoo.metrics import HistoryRow, RunMetrics, TestMetrics
 from vaezoo.model import VAE
 from vaezoo.objectives import OBJECTIVES
-from vaezoo.outputs.figures import write_run_figures
+from vaezoo.outputs.figures import applicable_figures, write_run_figures
 from vaezoo.outputs.report import write_run_report
 from vaezoo.parts import DECODERS, ENCODERS, LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.progress import PhaseView, quiet_phase
@@ -152,8 +152,7 @@ def run(
         **labels(spec, data),
         **training_summary(model, data, state.history, device),
     )
-    with view.phase("figures and report"):
-        render(run_dir, spec, model, data, state.history, metrics, figures)
+    render(run_dir, spec, model, data, state.history, metrics, figures, view)
     io.write_json(metrics_path, metrics.to_json())  # last: its presence marks the run finished
     return metrics
 
@@ -166,21 +165,21 @@ def render(
     history: list[HistoryRow],
     metrics: RunMetrics,
     figures: bool = True,
+    view: PhaseView | None = None,
 ) -> None:
-    """Every figure of a trained run (unless `figures` is False), then its report."""
+    """Every figure of a trained run (unless `figures` is False), then its report (md, html, pdf)."""
+    phase = view.phase if view is not None else quiet_phase
     if figures:
-        mu, _ = posterior_params(model, data.test_images, spec.eval.batch_size)
-        write_run_figures(
-            model,
-            data.test_images,
-            data.test_labels,
-            [row.to_json() for row in history],
-            metrics.kl_per_dim,
-            metrics.active_mask,
-            mu,
-            run_dir / "figures",
-        )
-    write_run_report(run_dir, spec, metrics.to_json(), [row.to_json() for row in history])
+        kinds = len(applicable_figures(model.latent_dim)) + 1  # and the sweep strips
+        with phase("figures", kinds) as advance:
+            mu, _ = posterior_params(model, data.test_images, spec.eval.batch_size)
+            rows = [row.to_json() for row in history]
+            write_run_figures(
+                model, data.test_images, data.test_labels, rows, metrics.kl_per_dim, metrics.active_mask, mu,
+                run_dir / "figures", advance,
+            )  # fmt: skip
+    with phase("report (pdf, html, md)"):
+        write_run_report(run_dir, spec, metrics.to_json(), [row.to_json() for row in history])
 
 
 def finished_metrics(run_dir: Path) -> RunMetrics:

@@ -161,9 +161,10 @@ def write_run_figures(
     active_units_mask: Sequence[bool] | None,
     mu_test: torch.Tensor,
     out_dir: Path,
+    advance: Callable[[int], None] | None = None,
 ) -> list[Path]:
     """Write every figure that applies to the run as out_dir/<kind>.png, and the comparison strips
-    under out_dir/strips/; returns the figures' paths."""
+    under out_dir/strips/; returns the figures' paths. `advance(1)` is told of each one written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     run = RunFigureInputs(model, test_images, test_labels, kl_per_dim, history, active_units_mask, mu_test.cpu())
     paths = []
@@ -171,7 +172,11 @@ def write_run_figures(
         kind = FIGURES.get(name)
         paths.append(out_dir / kind.file_name)
         kind.draw(run, paths[-1])
+        if advance is not None:
+            advance(1)
     write_strips(model, test_images, test_labels, kl_per_dim, out_dir / "strips")
+    if advance is not None:
+        advance(1)
     return paths
 
 
