@@ -157,3 +157,17 @@ def test_list_shows_every_component(capsys):
     for name in ("mlp", "conv", "bernoulli", "gaussian", "constant", "linear", "cyclical", "mnist", "fashion-mnist"):
         assert name in out
     assert "warmup_steps" in out and "channels" in out
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["run", "BAD"]], ids=["help", "list", "spec-error"])
+def test_start_up_paths_import_neither_torchvision_nor_matplotlib(tmp_path, args):
+    bad = write_spec(tmp_path / "bad.yaml", {"name": "x", "model": {"encoder": {"kind": "mlp", "hidden": [0]}}})
+    argv = [str(bad) if a == "BAD" else a for a in args]
+    code = (
+        "import contextlib, io, sys\nfrom vaezoo.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "    try:\n        main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('torchvision', 'matplotlib') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -27,10 +27,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from vaezoo.runner import run
     from vaezoo.spec import load_spec
 
-    spec = load_spec(Path(args.spec), args.set)
+    spec = load_spec(Path(args.spec), args.set)  # before the runner's imports: a bad spec fails fast
+    from vaezoo.runner import run
+
     console = None if args.quiet else Console(stderr=True)
     metrics = run(spec, Path(args.out), resume=args.resume, console=console)
     _print_metrics(spec.name, metrics, Path(args.out) / spec.name)

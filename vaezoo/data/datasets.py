@@ -24,7 +24,8 @@ class DatasetInfo:
     """Where a dataset lives (torchvision's class and folder layout), its checksums and how to fetch it."""
 
     name: str
-    torchvision_class: Callable[..., object]
+    folder: str  # torchvision's class name, which names its folder: <root>/<folder>/raw
+    reader: Callable[[], Callable[..., object]]  # gives torchvision's class, imported only when data is read
     md5: dict[str, str]
     fetch: Callable[[Path, Callable[[str], None]], None]
     image_shape: tuple[int, int, int] = (1, 28, 28)
@@ -32,22 +33,36 @@ class DatasetInfo:
 
     def raw_dir(self, root: Path) -> Path:
         """torchvision's layout: <root>/<ClassName>/raw."""
-        return root / self.torchvision_class.__name__ / "raw"
+        return root / self.folder / "raw"
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
 
 
-def _register_torchvision_datasets() -> None:
-    from torchvision.datasets import MNIST, FashionMNIST
+def torchvision_class(name: str) -> Callable[[], Callable[..., object]]:
+    """A reader for torchvision.datasets.<name>: torchvision is imported when data is read, so specs,
+    `vaezoo list` and spec errors start without it."""
 
-    DATASETS.register("mnist")(DatasetInfo("mnist", MNIST, acquire.MNIST_MD5, acquire.fetch_mnist))
-    DATASETS.register("fashion-mnist")(
-        DatasetInfo("fashion-mnist", FashionMNIST, acquire.FASHION_MNIST_MD5, acquire.fetch_fashion_mnist)
+    def reader() -> Callable[..., object]:
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, name)
+
+    return reader
+
+
+DATASETS.register("mnist")(
+    DatasetInfo("mnist", "MNIST", torchvision_class("MNIST"), acquire.MNIST_MD5, acquire.fetch_mnist)
+)
+DATASETS.register("fashion-mnist")(
+    DatasetInfo(
+        "fashion-mnist",
+        "FashionMNIST",
+        torchvision_class("FashionMNIST"),
+        acquire.FASHION_MNIST_MD5,
+        acquire.fetch_fashion_mnist,
     )
-
-
-_register_torchvision_datasets()
+)
 
 
 def default_root() -> Path:

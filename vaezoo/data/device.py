@@ -53,8 +53,9 @@ def load(spec: DataSpec, device: torch.device) -> DeviceData:
 def read(info: DatasetInfo, spec: DataSpec, device: torch.device) -> DeviceData:
     """Read already verified files through torchvision, split off validation, binarize, move to `device`."""
     root = str(spec.resolved_root())
-    train = info.torchvision_class(root=root, train=True, download=False)
-    test = info.torchvision_class(root=root, train=False, download=False)
+    dataset = info.reader()
+    train = dataset(root=root, train=True, download=False)
+    test = dataset(root=root, train=False, download=False)
     images, labels = train.data.unsqueeze(1), train.targets
     n_train = images.shape[0] - spec.val_size
     if n_train < 1:
