@@ -122,7 +122,7 @@ def test_an_interrupted_point_resumes_and_finished_points_are_kept(tmp_path, syn
     monkeypatch.setattr(ProgressView, "epoch_done", original)
     resumed = executors.run_sweep(*load_sweep(path), tmp_path / "killed", figures=False)
     assert (killed / "beta=0.5" / "metrics.json").read_bytes() == kept
-    timing = {"train_seconds", "train_images_per_second", "iw_seconds"}
+    timing = {"train_seconds", "train_images_per_second", "iw_seconds", "phase_seconds"}
     strip = lambda ms: [{k: v for k, v in m.to_json().items() if k not in timing} for m in ms]
     assert strip(resumed) == strip(whole)
 

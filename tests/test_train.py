@@ -14,7 +14,7 @@ from vaezoo.objectives import ELBO
 from vaezoo.spec import validate
 from vaezoo.train import ProgressView, TrainingDiverged
 
-TIMINGS = {"train_seconds", "train_images_per_second", "iw_seconds"}
+TIMINGS = {"train_seconds", "train_images_per_second", "iw_seconds", "phase_seconds"}
 
 
 def spec_for(root, **changes):
@@ -34,6 +34,8 @@ def test_run_writes_its_folder(tmp_path, synthetic_root):
     assert metrics.test_neg_elbo == pytest.approx(metrics.test_recon_nll + metrics.test_kl)
     assert metrics.epochs == 2 and metrics.binarize == "dynamic" and metrics.device == "cpu"
     assert metrics.kl_estimate == "closed-form" and metrics.discrete and metrics.test_bits_per_dim is not None
+    phases = {"train", "validation", "test_elbo", "importance_sampling", "latent_statistics", "probe", "report"}
+    assert set(metrics.phase_seconds) == phases and all(v >= 0 for v in metrics.phase_seconds.values())
     assert metrics.params == sum(
         p.numel() for p in runner.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters()
     )
@@ -86,7 +88,8 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, synthetic_roo
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     histories = [(tmp_path / d / "tiny" / "history.jsonl").read_text().splitlines() for d in ("whole", "killed")]
     strip = lambda rows: [
-        {k: v for k, v in json.loads(r).items() if k not in {"seconds", "images_per_second"}} for r in rows
+        {k: v for k, v in json.loads(r).items() if k not in {"seconds", "images_per_second", "val_seconds"}}
+        for r in rows
     ]
     assert strip(histories[0]) == strip(histories[1])
 

@@ -66,7 +66,11 @@ def _print_metrics(name: str, metrics: RunMetrics, run_dir: Path) -> None:
     cells[0] += f" ± {METRIC['test_nll_iw'].format(metrics.test_nll_iw_stderr)}"
     table.add_row(*cells)
     # a log file or a pipe gets the whole table rather than 80 columns of truncated cells
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    console.print(
+        "seconds per phase: " + ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in metrics.phase_seconds.items())
+    )
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:

@@ -212,16 +212,16 @@ def evaluate_all(
 ) -> TestMetrics:
     """Every test-set metric of a trained model (nats per image, beta = 1); `phase` shows each step."""
     test = data.test_images
-    with phase("test ELBO"):
+    with phase("test ELBO", key="test_elbo"):
         elbo = elbo_means(model, test, batch_size)
     start = time.perf_counter()
-    with phase(f"importance sampling, K = {iw_samples} (images)", len(test)) as advance:
+    with phase(f"importance sampling, K = {iw_samples} (images)", len(test), key="importance_sampling") as advance:
         iw = importance_weighted_nll(model, test, iw_samples, batch_size, advance)
     iw_seconds = time.perf_counter() - start
-    with phase("active units, KL per dimension, mutual information"):
+    with phase("active units, KL per dimension, mutual information", key="latent_statistics"):
         mu, logvar = posterior_params(model, test, batch_size)
         stats = latent_stats(model, mu, logvar, batch_size)
-    with phase("linear probe on the posterior means"):
+    with phase("linear probe on the posterior means", key="probe"):
         train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
         probe = probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes)
     pixels = test[0].numel()

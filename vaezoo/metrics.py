@@ -5,7 +5,7 @@ report, sweep table and observation reads."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vaezoo.errors import OutputError
@@ -91,6 +91,9 @@ class RunMetrics(TestMetrics):
     train_seconds: float = 0.0
     train_images_per_second: float = 0.0
     device: str = ""
+    #: seconds of each phase: train, validation, test_elbo, importance_sampling, latent_statistics, probe,
+    #: figures, report
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,6 +128,7 @@ class HistoryRow:
     val_neg_elbo: float | None = None
     val_recon: float | None = None
     val_kl: float | None = None
+    val_seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -118,30 +118,34 @@ Advance = Callable[[int], None]
 
 
 @contextlib.contextmanager
-def quiet_phase(name: str, total: int | None = None) -> Iterator[Advance]:
-    """A phase that shows nothing (no console)."""
+def quiet_phase(name: str, total: int | None = None, key: str | None = None) -> Iterator[Advance]:
+    """A phase that shows and records nothing."""
     yield lambda done: None
 
 
 class PhaseView:
     """What a run does after training: a progress bar with ETA while a phase runs (where it has a size),
-    then one line with the phase's seconds."""
+    then one line with the phase's seconds; `seconds` keeps each phase's time under its key."""
 
     def __init__(self, console: Console | None) -> None:
         self.console = console
+        self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def phase(self, name: str, total: int | None = None) -> Iterator[Advance]:
-        if self.console is None:
-            yield lambda done: None
-            return
+    def phase(self, name: str, total: int | None = None, key: str | None = None) -> Iterator[Advance]:
         start = time.perf_counter()
-        if not self.console.is_terminal:  # a log file gets the one line, without a bar's redraws
+        with self._shown(name, total) as advance:
+            yield advance
+        self.seconds[key or name] = time.perf_counter() - start
+        if self.console is not None:
+            self.console.print(f"{name}: {self.seconds[key or name]:.1f} s")
+
+    @contextlib.contextmanager
+    def _shown(self, name: str, total: int | None) -> Iterator[Advance]:
+        if self.console is None or not self.console.is_terminal:  # a log file gets only the closing line
             yield lambda done: None
-            self.console.print(f"{name}: {time.perf_counter() - start:.1f} s")
             return
         columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(name, total=total)
             yield lambda done: progress.update(task, advance=done)
-            progress.console.print(f"{name}: {time.perf_counter() - start:.1f} s")

@@ -153,6 +153,11 @@ def run(
         **training_summary(model, data, state.history, device),
     )
     render(run_dir, spec, model, data, state.history, metrics, figures, view)
+    trained = {
+        "train": sum(r.seconds for r in state.history),
+        "validation": sum(r.val_seconds or 0 for r in state.history),
+    }
+    metrics = dataclasses.replace(metrics, phase_seconds=trained | view.seconds)
     io.write_json(metrics_path, metrics.to_json())  # last: its presence marks the run finished
     return metrics
 
@@ -171,14 +176,14 @@ def render(
     phase = view.phase if view is not None else quiet_phase
     if figures:
         kinds = len(applicable_figures(model.latent_dim)) + 1  # and the sweep strips
-        with phase("figures", kinds) as advance:
+        with phase("figures", kinds, key="figures") as advance:
             mu, _ = posterior_params(model, data.test_images, spec.eval.batch_size)
             rows = [row.to_json() for row in history]
             write_run_figures(
                 model, data.test_images, data.test_labels, rows, metrics.kl_per_dim, metrics.active_mask, mu,
                 run_dir / "figures", advance,
             )  # fmt: skip
-    with phase("report (pdf, html, md)"):
+    with phase("report (pdf, html, md)", key="report"):
         write_run_report(run_dir, spec, metrics.to_json(), [row.to_json() for row in history])
 
 

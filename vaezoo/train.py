@@ -286,6 +286,8 @@ def _train_epoch(
 def _validate(model: VAE, data: DeviceData, config: TrainConfig) -> dict[str, float | None]:
     """Validation -ELBO (beta = 1) and its terms, or None when there is no validation split."""
     if data.val_images.shape[0] == 0:
-        return {"val_neg_elbo": None, "val_recon": None, "val_kl": None}
+        return {"val_neg_elbo": None, "val_recon": None, "val_kl": None, "val_seconds": None}
+    start = time.perf_counter()
     means = elbo_means(model, data.val_images, config.eval_batch_size)
-    return {"val_neg_elbo": means.neg_elbo, "val_recon": means.recon_nll, "val_kl": means.kl}
+    seconds = time.perf_counter() - start
+    return {"val_neg_elbo": means.neg_elbo, "val_recon": means.recon_nll, "val_kl": means.kl, "val_seconds": seconds}

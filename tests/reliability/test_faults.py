@@ -19,7 +19,7 @@ from vaezoo.cli import main
 pytestmark = pytest.mark.reliability
 
 REPO = Path(__file__).resolve().parents[2]
-TIMINGS = {"train_seconds", "train_images_per_second", "iw_seconds"}
+TIMINGS = {"train_seconds", "train_images_per_second", "iw_seconds", "phase_seconds"}
 KILL_TRIALS = 4
 
 

@@ -77,6 +77,10 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         ("split", metrics["split"]),
         ("parameters", f"{metrics['params']:,}"),
         ("device", metrics["device"]),
+        (
+            "seconds per phase",
+            ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in metrics["phase_seconds"].items()) or "—",
+        ),
     ]
 
 
