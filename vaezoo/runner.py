@@ -152,12 +152,13 @@ def run(
         **labels(spec, data),
         **training_summary(model, data, state.history, device),
     )
-    render(run_dir, spec, model, data, state.history, metrics, figures, view)
     trained = {
         "train": sum(r.seconds for r in state.history),
         "validation": sum(r.val_seconds or 0 for r in state.history),
     }
-    metrics = dataclasses.replace(metrics, phase_seconds=trained | view.seconds)
+    metrics = dataclasses.replace(metrics, phase_seconds=trained | view.seconds)  # what the report can show
+    render(run_dir, spec, model, data, state.history, metrics, figures, view)
+    metrics = dataclasses.replace(metrics, phase_seconds=trained | view.seconds)  # with figures and report
     io.write_json(metrics_path, metrics.to_json())  # last: its presence marks the run finished
     return metrics
 
