@@ -7,6 +7,7 @@ import re
 import pytest
 import typst
 
+from vaezoo import outputs
 from vaezoo.errors import OutputError
 from vaezoo.outputs import pdf, render, sweep_pdf
 from vaezoo.outputs.html_page import math_html, to_html
@@ -14,7 +15,7 @@ from vaezoo.outputs.sweep_figures import save_rate_distortion
 from vaezoo.outputs.tex_typst import TexError, tex_to_typst
 from vaezoo.outputs.typst_markup import escape, markdown_to_typst
 
-DERIVATION = pdf.DOCS.read_text()
+DERIVATION = outputs.DERIVATION.read_text()
 FORMULAS = re.findall(r"\$\$.+?\$\$|\$[^$\n]+?\$", DERIVATION, re.DOTALL)
 
 

@@ -10,3 +10,8 @@
 - `run_pdf`, `sweep_pdf`, `pdf`: report.pdf, a two-page paper plus the derivation as an appendix,
   typeset with typst; `typst_markup` and `tex_typst` turn markdown and TeX into typst.
 """
+
+from pathlib import Path
+
+#: The derivation every report includes (package data: a wheel ships it).
+DERIVATION = Path(__file__).resolve().parents[1] / "resources" / "elbo.md"

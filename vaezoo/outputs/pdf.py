@@ -18,11 +18,11 @@ from typing import TypeVar
 
 from vaezoo import io
 from vaezoo.errors import OutputError
+from vaezoo.outputs import DERIVATION
 from vaezoo.outputs.tex_typst import tex_to_typst
 from vaezoo.outputs.typst_markup import escape, inline, markdown_to_typst, string
 
 T = TypeVar("T")
-DOCS = Path(__file__).resolve().parents[1] / "resources" / "elbo.md"
 MAIN_PAGES = 2
 #: the figure's layouts, largest first, tried in turn until the main body fits: (how many rows its
 #: squarish panels are split into, the figure's share of the text width)
@@ -131,9 +131,9 @@ def aspect(png: Path) -> float:
 
 def appendix() -> str:
     """The full derivation, resources/elbo.md, as an appendix on its own pages."""
-    if not DOCS.exists():
+    if not DERIVATION.exists():
         return ""
-    text = re.sub(r"\A# ", "# Appendix: ", DOCS.read_text(), count=1)
+    text = re.sub(r"\A# ", "# Appendix: ", DERIVATION.read_text(), count=1)
     return "#pagebreak()\n#set heading(numbering: none)\n" + markdown_to_typst(text)
 
 

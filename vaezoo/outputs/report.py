@@ -12,11 +12,10 @@ from typing import Any
 
 from vaezoo import io
 from vaezoo.metrics import METRICS
+from vaezoo.outputs import DERIVATION
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.html_page import to_html
 from vaezoo.spec import ExperimentSpec
-
-DOCS = Path(__file__).resolve().parents[1] / "resources" / "elbo.md"  # package data: a wheel ships it
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -185,8 +184,8 @@ def run_markdown(
     for name in figures:
         kind = FIGURES.get(name)
         parts.append(f"![{name}](figures/{kind.file_name})\n\n*{name}*: {kind.caption}")
-    if DOCS.exists():
-        parts += ["---", DOCS.read_text().replace("\n# ", "\n## ", 1)]
+    if DERIVATION.exists():
+        parts += ["---", DERIVATION.read_text().replace("\n# ", "\n## ", 1)]
     return "\n\n".join(parts) + "\n"
 
 
