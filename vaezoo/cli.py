@@ -51,7 +51,7 @@ CONSOLE_METRICS = (
 
 
 def _print_metrics(name: str, metrics: RunMetrics, run_dir: Path) -> None:
-    from vaezoo.metrics import METRIC
+    from vaezoo.metrics import METRIC, format_phases
 
     table = Table(
         title=f"{name}: test set ({metrics.split}), per image, summed over pixels and latents (beta = 1); "
@@ -68,9 +68,7 @@ def _print_metrics(name: str, metrics: RunMetrics, run_dir: Path) -> None:
     # a log file or a pipe gets the whole table rather than 80 columns of truncated cells
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
-    console.print(
-        "seconds per phase: " + ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in metrics.phase_seconds.items())
-    )
+    console.print("seconds per phase: " + format_phases(metrics.phase_seconds))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:

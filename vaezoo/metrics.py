@@ -55,6 +55,11 @@ METRICS = (
 METRIC = {metric.key: metric for metric in METRICS}
 
 
+def format_phases(phase_seconds: dict[str, float]) -> str:
+    """Each phase's seconds on one line, as the console and the report show them ("" for none)."""
+    return ", ".join(f"{phase.replace('_', ' ')} {seconds:.1f}" for phase, seconds in phase_seconds.items())
+
+
 @dataclass(frozen=True)
 class TestMetrics:
     """Every test-set number of a trained model (per image, nats, beta = 1), from evaluate_all."""

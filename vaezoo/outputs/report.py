@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vaezoo import io
-from vaezoo.metrics import METRICS
+from vaezoo.metrics import METRICS, format_phases
 from vaezoo.outputs import DERIVATION
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.html_page import to_html
@@ -76,10 +76,7 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         ("split", metrics["split"]),
         ("parameters", f"{metrics['params']:,}"),
         ("device", metrics["device"]),
-        (
-            "seconds per phase",
-            ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in metrics["phase_seconds"].items()) or "—",
-        ),
+        ("seconds per phase", format_phases(metrics["phase_seconds"]) or "—"),
     ]
 
 
