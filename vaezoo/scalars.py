@@ -46,11 +46,12 @@ class StepWindow:
 
 
 class ScalarLog:
-    """Closed windows waiting for their asynchronous copies, and the finished rows."""
+    """Closed windows waiting for their asynchronous copies; finished ones are appended to `rows`
+    (a run's list of rows, which its checkpoint holds)."""
 
-    def __init__(self, window: StepWindow) -> None:
+    def __init__(self, window: StepWindow, rows: list[ScalarRow]) -> None:
         self.window = window
-        self.rows: list[ScalarRow] = []
+        self.rows = rows
         self._pending: list[tuple[tuple[int, int, float, float], torch.Tensor]] = []
 
     def close(self, step: int, epoch: int, beta: float, lr: float) -> None:
@@ -61,14 +62,13 @@ class ScalarLog:
         sums.zero_()  # ordered after the copy on the same stream
         self._pending.append(((step, epoch, beta, lr), host))
 
-    def collect(self) -> list[ScalarRow]:
-        """Every queued window as a row; call after a sync (the end of an epoch), when all copies are done."""
+    def collect(self) -> None:
+        """Append every queued window to `rows`; call after a sync (the end of an epoch), when all copies are done."""
         for (step, epoch, beta, lr), host in self._pending:
             loss, recon, kl, grad_norm, steps = host.tolist()
             n = max(steps, 1.0)
             self.rows.append(ScalarRow(step, epoch, int(steps), loss / n, recon / n, kl / n, grad_norm / n, beta, lr))
         self._pending.clear()
-        return self.rows
 
 
 def grad_norm(parameters: list[torch.nn.Parameter], device: torch.device) -> torch.Tensor:

@@ -182,15 +182,14 @@ def fit(
         config.precision,
         window,
     )
-    scalars = ScalarLog(window)
-    scalars.rows = state.scalars
+    scalars = ScalarLog(window, state.scalars)
     runner: StepRunner = CapturedStep(step) if graphed else step
     schedule = LR_SCHEDULES.get(config.lr_schedule)
     board = TensorBoardLog(run_dir, state.step) if config.tensorboard else None
     with ProgressView(console, total_steps, state.step) as view:
         for epoch in range(state.epoch, config.epochs):
-            set_lr(optimizer, schedule(config.lr, epoch, config.epochs))
             lr = schedule(config.lr, epoch, config.epochs)
+            set_lr(optimizer, lr)
             row = _train_epoch(runner, step, total_steps, config, state, epoch, view, lr, scalars)
             row = dataclasses.replace(row, **_validate(model, data, config))
             state.history.append(row)
@@ -266,7 +265,7 @@ def _train_epoch(
     if state.step % config.log_every != 0:  # windows end with their epoch, so a resume repeats them exactly
         scalars.close(state.step, epoch + 1, beta, lr)
     totals = running.read()  # the one sync of the epoch
-    state.scalars = scalars.collect()
+    scalars.collect()
     seconds = time.perf_counter() - start
     check_finite(totals, epoch)
     loss, recon, kl = (totals[:3] / totals[3]).tolist()
