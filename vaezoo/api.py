@@ -31,25 +31,19 @@ if TYPE_CHECKING:
 
 @dataclass
 class Run:
-    """A finished run: its folder, spec, trained model (in eval mode), typed metrics and history."""
+    """A finished run: its folder, spec, trained model (in eval mode), typed metrics, history and data."""
 
     path: Path
     spec: ExperimentSpec
     model: VAE
     metrics: RunMetrics
     history: list[HistoryRow]
-    _data: DeviceData | None = field(default=None, repr=False)
+    #: the run's dataset on the model's device, test images binarized as for evaluation
+    data: DeviceData = field(repr=False)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    @property
-    def data(self) -> DeviceData:
-        """The run's dataset on the model's device (test images binarized as for evaluation), loaded once."""
-        if self._data is None:
-            self._data = runner.load_run(self.path, str(self.device)).data
-        return self._data
 
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
