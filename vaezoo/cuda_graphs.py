@@ -38,7 +38,7 @@ class _Snapshot:
 
     model: dict[str, torch.Tensor]
     optimizer: dict[torch.Tensor, dict[str, torch.Tensor]]
-    running: list[torch.Tensor]
+    accumulators: list[torch.Tensor]
     data_rng: torch.Tensor
     cuda_rng: torch.Tensor
 
@@ -52,7 +52,7 @@ class _Snapshot:
         return cls(
             model={key: value.clone() for key, value in step.model.state_dict().items()},
             optimizer=optimizer_state,
-            running=[step.running.sums.clone(), step.running.first_bad_step.clone(), step.window.sums.clone()],
+            accumulators=[tensor.clone() for tensor in _accumulators(step)],
             data_rng=step.generator.get_state(),
             cuda_rng=torch.cuda.get_rng_state(device),
         )
@@ -70,11 +70,15 @@ class _Snapshot:
                             value.copy_(saved[key])
                         else:  # the warm-up created this state: zeros are Adam's fresh state
                             value.zero_()
-            step.running.sums.copy_(self.running[0])
-            step.running.first_bad_step.copy_(self.running[1])
-            step.window.sums.copy_(self.running[2])
+            for tensor, saved_tensor in zip(_accumulators(step), self.accumulators, strict=True):
+                tensor.copy_(saved_tensor)
         step.generator.set_state(self.data_rng)
         torch.cuda.set_rng_state(self.cuda_rng, step.running.device)
+
+
+def _accumulators(step: _Step) -> list[torch.Tensor]:
+    """The tensors a step adds its losses into (the epoch's sums, the first bad step, the scalars' window)."""
+    return [step.running.sums, step.running.first_bad_step, step.window.sums]
 
 
 class CapturedStep:
