@@ -175,17 +175,17 @@ def render(
 ) -> None:
     """Every figure of a trained run (unless `figures` is False), then its report (md, html, pdf)."""
     phase = view.phase if view is not None else quiet_phase
+    rows = [row.to_json() for row in history]
     if figures:
         kinds = len(applicable_figures(model.latent_dim)) + 1  # and the sweep strips
         with phase("figures", kinds, key="figures") as advance:
             mu, _ = posterior_params(model, data.test_images, spec.eval.batch_size)
-            rows = [row.to_json() for row in history]
             write_run_figures(
                 model, data.test_images, data.test_labels, rows, metrics.kl_per_dim, metrics.active_mask, mu,
                 run_dir / "figures", advance,
             )  # fmt: skip
     with phase("report (pdf, html, md)", key="report"):
-        write_run_report(run_dir, spec, metrics.to_json(), [row.to_json() for row in history])
+        write_run_report(run_dir, spec, metrics.to_json(), rows)
 
 
 def finished_metrics(run_dir: Path) -> RunMetrics:
