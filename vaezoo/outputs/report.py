@@ -18,15 +18,6 @@ from vaezoo.outputs.html_page import to_html
 from vaezoo.spec import ExperimentSpec
 
 
-def fmt(value: Any, digits: int = 2) -> str:
-    """A number for a table, or an em dash for a missing one."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return str(value)
-
-
 def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """The spec in brief: one row per part, each with its settings."""
     m = spec.model
