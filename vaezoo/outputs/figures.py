@@ -84,7 +84,7 @@ register_figure(
 register_figure(
     FigureKind(
         "samples",
-        caption="Decoded draws from the prior N(0, I): the likelihood's mean, not a binary sample.",
+        caption="Decoded draws from the model's prior p(z): the likelihood's mean, not a binary sample.",
         draw=lambda run, path: save_samples(run.model, path),
         strip=lambda run: samples_grid(run.model, n=20, per_row=10),
         strip_caption="20 decoded draws from the prior (the same z for every run of the same latent size)",

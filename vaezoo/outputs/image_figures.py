@@ -50,7 +50,7 @@ def save_samples(model: VAE, path: Path, n: int = 64, seed: int = SAMPLES_SEED) 
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel(f"{n} independent draws, 8 per row (seed {seed})")
-    render.titled(ax, "Samples from the prior", "likelihood mean of decode(z), z ~ N(0, I)")
+    render.titled(ax, "Samples from the prior", "likelihood mean of decode(z), z ~ p(z), the model's prior")
     render.save_png(fig, path)
 
 
