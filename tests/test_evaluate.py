@@ -47,7 +47,7 @@ def test_active_units_and_kl_per_dim():
     mu = torch.randn(1000, 4, generator=g) * torch.tensor([1.0, 0.5, 0.05, 0.0])
     logvar = torch.zeros(1000, 4)
     model = build_model(validate({"name": "x", "model": {"latent_dim": 4}}, "t").model, (1, 28, 28))
-    stats = evaluate.latent_stats(model, mu, logvar, batch_size=256)
+    stats = evaluate.latent_stats(model, mu, logvar)
     assert stats.active == [True, True, False, False]
     expected = 0.5 * mu.square().mean(0)
     assert stats.kl_per_dim == pytest.approx(expected.tolist(), rel=1e-5)
@@ -55,10 +55,10 @@ def test_active_units_and_kl_per_dim():
 
 def test_mutual_information_is_zero_for_a_collapsed_posterior_and_log_n_for_a_sharp_one():
     n = 2000
-    collapsed = evaluate.mutual_information(torch.zeros(n, 3), torch.zeros(n, 3), batch_size=512)
+    collapsed = evaluate.mutual_information(torch.zeros(n, 3), torch.zeros(n, 3))
     assert abs(collapsed) < 0.05
     mu = torch.arange(n, dtype=torch.float32)[:, None].expand(n, 2) * 10
-    sharp = evaluate.mutual_information(mu, torch.full((n, 2), -4.0), batch_size=512)
+    sharp = evaluate.mutual_information(mu, torch.full((n, 2), -4.0))
     assert sharp == pytest.approx(math.log(n), abs=1e-3)
 
 
@@ -73,11 +73,11 @@ def test_probe_separates_separable_features_and_not_noise():
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.integers(1, 300), st.integers(1, 40), st.floats(0.1, 5.0))
-def test_log_mixture_by_matrix_products_equals_the_elementwise_sum(seed, n, dims, scale):
+@given(st.integers(0, 2**31 - 1), st.integers(1, 300), st.integers(1, 40), st.floats(0.1, 5.0), st.floats(-8, 2))
+def test_log_mixture_by_matrix_products_equals_the_elementwise_sum(seed, n, dims, scale, log_scale):
     g = torch.Generator().manual_seed(seed)
     mu = scale * torch.randn(n, dims, generator=g)
-    logvar = torch.randn(n, dims, generator=g) - 1
+    logvar = torch.randn(n, dims, generator=g) + log_scale  # sharp posteriors make the cancellation hardest
     z = scale * torch.randn(17, dims, generator=g)
     elementwise = gaussian_log_density(z[:, None, :].double(), mu[None].double(), logvar[None].double()).sum(-1)
     reference = torch.logsumexp(elementwise, dim=1) - math.log(n)

@@ -138,18 +138,18 @@ def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tens
 
 
 @torch.inference_mode()
-def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> LatentStats:
+def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> LatentStats:
     """KL per dimension, active units, and I(x; z) under q, from the posteriors of a dataset."""
     active = mu.double().var(0, correction=1 if len(mu) > 1 else 0) > ACTIVE_UNIT_THRESHOLD
     return LatentStats(
         kl_per_dim=kl_per_dim(model, mu, logvar).tolist(),
         active=active.tolist(),
-        mutual_information=mutual_information(mu, logvar, batch_size),
+        mutual_information=mutual_information(mu, logvar),
     )
 
 
 @torch.inference_mode()
-def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> float:
+def mutual_information(mu: torch.Tensor, logvar: torch.Tensor) -> float:
     """I(x; z) under q(x, z) = p_data(x) q(z|x), with the dataset as p_data (Hoffman & Johnson 2016).
 
     I = E_x E_q(z|x)[log q(z|x) - log q(z)], with q(z) = (1/N) sum_n q(z|x_n) the aggregate posterior
@@ -169,15 +169,17 @@ MI_ROWS = 1024  # z rows per block of the N x N log-densities: 80 MiB of float64
 def log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log (1/N) sum_n N(z; mu_n, exp(logvar_n)) for each row of z, in float64.
 
-    The Gaussian exponent is a quadratic form in z, so every pair's log-density comes from two
-    matrix products instead of an elementwise (rows, N, D) tensor:
-    sum_d (z_d - mu_nd)^2 / s_nd = z^2 . (1 / s_n) - 2 z . (mu_n / s_n) + sum_d mu_nd^2 / s_nd.
+    The Gaussian exponent is a quadratic form in z, so every pair's log-density comes from one
+    matrix product instead of an elementwise (rows, N, D) tensor:
+    sum_d (z_d - mu_nd)^2 / s_nd = [z^2, z, 1] . [1 / s_n, -2 mu_n / s_n, sum_d mu_nd^2 / s_nd + log s_nd].
+    The -1/2 is folded into the right factor so that logsumexp reads the product directly.
     """
     z, mu, logvar = z.double(), mu.double(), logvar.double()
     precision = torch.exp(-logvar)
-    constant = (mu.square() * precision + logvar).sum(-1) + mu.shape[1] * LOG_2PI
-    quadratic = z.square() @ precision.T - 2 * z @ (mu * precision).T + constant
-    return torch.logsumexp(-0.5 * quadratic, dim=1) - math.log(mu.shape[0])
+    constant = (mu.square() * precision + logvar).sum(-1, keepdim=True) + mu.shape[1] * LOG_2PI
+    right = (-0.5 * torch.cat([precision, -2 * mu * precision, constant], 1)).T
+    left = torch.cat([z.square(), z, torch.ones_like(z[:, :1])], 1)
+    return torch.logsumexp(left @ right, dim=1) - math.log(mu.shape[0])
 
 
 def probe_accuracy(
@@ -220,7 +222,7 @@ def evaluate_all(
     iw_seconds = time.perf_counter() - start
     with phase("active units, KL per dimension, mutual information", key="latent_statistics"):
         mu, logvar = posterior_params(model, test, batch_size)
-        stats = latent_stats(model, mu, logvar, batch_size)
+        stats = latent_stats(model, mu, logvar)
     with phase("linear probe on the posterior means", key="probe"):
         train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
         probe = probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes)
