@@ -1,8 +1,10 @@
-"""Importance-weighted test NLL: vaezoo's batched, chunked estimate against one image at a time.
+"""Importance-weighted test NLL: vaezoo's batched, chunked estimate against one image at a time,
+and against its floor: the decoder's matmul FLOPs over images x K at the machine's matmul rate.
 
 The reference loop is the straightforward one: for each test image, draw its K samples, decode
 them, and take the logsumexp. Both use the same model and the same formula; the benchmark checks
 that they agree (within the Monte Carlo noise of their different draws) and reports the ratio.
+`--budgets` also times the estimate at other CPU chunk budgets, interleaved, to justify the default.
 
     VAEZOO_DATA=../shared/data python -m benchmarks.eval_speed --run runs/mnist-mlp --images 200
 """
@@ -16,8 +18,10 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import header, write
+from benchmarks.common import header, median, write
+from vaezoo import evaluate
 from vaezoo.evaluate import importance_weighted_nll, log_likelihood_iw
 from vaezoo.runner import load_run
 
@@ -32,6 +36,50 @@ def one_at_a_time(model: torch.nn.Module, images: torch.Tensor, samples: int) ->
         weights = model.log_weights(x.unsqueeze(0), samples, generator)
         total -= (torch.logsumexp(weights.double(), dim=0) - math.log(samples)).item()
     return total / len(images)
+
+
+@torch.inference_mode()
+def decoder_flops(model: torch.nn.Module, device: torch.device) -> int:
+    """FLOPs of one decoder pass for one latent sample (matmuls and convolutions, as torch counts them)."""
+    with FlopCounterMode(display=False) as counter:
+        model.decode(torch.zeros(1, model.latent_dim, device=device))
+    return counter.get_total_flops()
+
+
+@torch.inference_mode()
+def matmul_rate(device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
+    """The machine's float32 matmul rate in FLOP/s: the median of repeated size^3 products."""
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ b
+    times: list[float] = []
+    while sum(times) < seconds:
+        sync()
+        start = time.perf_counter()
+        a @ b
+        sync()
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / median(times)
+
+
+def time_budgets(model, images, samples, batch_size, budgets: list[int], repeats: int) -> list[str]:
+    """The estimate's seconds at each CPU chunk budget, interleaved `repeats` times, as medians."""
+    seconds: dict[int, list[float]] = {b: [] for b in budgets}
+    for _ in range(repeats):
+        for budget in budgets:
+            evaluate.CPU_ELEMENT_BUDGET = budget
+            start = time.perf_counter()
+            importance_weighted_nll(model, images, samples, batch_size)
+            seconds[budget].append(time.perf_counter() - start)
+    lines = ["", f"CPU chunk budget (decoder activation elements held at once), {repeats} interleaved repeats:", ""]
+    lines += ["| budget | MiB of float32 | chunks (images x samples) | median seconds |", "|---|---|---|---|"]
+    for budget in budgets:
+        evaluate.CPU_ELEMENT_BUDGET = budget
+        chunks = evaluate.is_chunks(model, samples, batch_size, images)
+        lines.append(
+            f"| 2^{budget.bit_length() - 1} | {budget * 4 / 2**20:g} | {chunks.images} x {chunks.samples} | {median(seconds[budget]):.2f} |"
+        )
+    return lines
 
 
 def cpu_check(model: torch.nn.Module, images: torch.Tensor, samples: int, batch_size: int) -> list[str]:
@@ -68,6 +116,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10000, help="test images to score (all 10,000 by default)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--cpu-check", type=int, default=0, metavar="N", help="also compare with the CPU on N images")
+    parser.add_argument("--budgets", default="", help="CPU chunk budgets to compare, as powers of two: 20,22,24")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the budget comparison")
     args = parser.parse_args()
 
     loaded = load_run(Path(args.run), args.device)
@@ -85,6 +135,9 @@ def main() -> None:
     start = time.perf_counter()
     reference = one_at_a_time(model, images, args.samples)
     reference_seconds = time.perf_counter() - start
+    flops = decoder_flops(model, device) * len(images) * args.samples
+    rate = matmul_rate(device)
+    floor_seconds = flops / rate
 
     lines = header(f"Importance-weighted test NLL, K = {args.samples}: batched vs one image at a time", device)
     lines += [
@@ -99,7 +152,16 @@ def main() -> None:
             f"**Ratio: {reference_seconds / ours_seconds:.1f}x** faster; the two estimates differ by "
             f"{ours.nll - reference:+.3f} nats (different draws of the same estimator)."
         ),
+        "",
+        (
+            f"Floor: the decoder's {flops / 1e9:,.0f} GFLOP (images x K x {decoder_flops(model, device) / 1e6:.3f} MFLOP "
+            f"per sample) at the measured float32 matmul rate of {rate / 1e9:,.0f} GFLOP/s (2048^3 products) is "
+            f"{floor_seconds:.2f} s: **vaezoo runs at {floor_seconds / ours_seconds:.0%} of its floor**."
+        ),
     ]
+    if args.budgets:
+        budgets = [1 << int(p) for p in args.budgets.split(",")]
+        lines += time_budgets(model, images, args.samples, spec.eval.batch_size, budgets, args.repeats)
     if args.cpu_check and device.type != "cpu":
         lines += cpu_check(model, images[: args.cpu_check], args.samples, spec.eval.batch_size)
     write(f"eval_speed_{device.type}.md", lines)

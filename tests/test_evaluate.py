@@ -4,12 +4,15 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.linear_gaussian import linear_gaussian
+from tests.test_components import IMAGE, example_images, spec_for
 from vaezoo import evaluate
 from vaezoo.distributions import gaussian_log_density
+from vaezoo.parts import DECODERS
 from vaezoo.runner import build_model
 from vaezoo.spec import validate
 
@@ -23,12 +26,48 @@ def test_exact_posterior_gives_exact_log_likelihood_for_any_k(samples):
 
 def test_chunked_samples_still_exact(monkeypatch):
     model, x, exact = linear_gaussian()
-    monkeypatch.setitem(evaluate.CHUNK_ELEMENTS, "cpu", 7 * 64 * 6)  # batches of 64 images, 7 samples a chunk
+    monkeypatch.setattr(evaluate, "CPU_ELEMENT_BUDGET", 7 * 64 * 6)  # batches of 64 images, 7 samples a chunk
     estimate = evaluate.log_likelihood_iw(model, x, 50, torch.Generator().manual_seed(1))
     assert torch.allclose(estimate, exact, atol=1e-9)
     result = evaluate.importance_weighted_nll(model, x, 50, batch_size=64)
     assert result.nll == pytest.approx(-exact.mean().item(), abs=1e-9)
     assert result.stderr == pytest.approx(exact.std().item() / math.sqrt(len(exact)), rel=1e-6)
+
+
+@pytest.mark.parametrize("decoder", DECODERS.names())
+@pytest.mark.parametrize("budget", [1, 5000, 1 << 22])
+def test_is_chunks_fit_the_budget_and_chunking_leaves_the_estimate_unchanged(monkeypatch, decoder, budget):
+    """Whatever the chunks, L_K is the logsumexp of the same weights as one call drawing all K would give."""
+    monkeypatch.setattr(evaluate, "CPU_ELEMENT_BUDGET", budget)
+    spec = spec_for({"model.decoder": decoder})
+    torch.manual_seed(0)
+    model = build_model(spec.model, IMAGE)
+    x = example_images(spec, n=6)
+    footprint = evaluate.decoder_footprint(model, x)
+    chunks = evaluate.is_chunks(model, 40, batch_size=4, images=x)
+    assert chunks.images * chunks.samples * footprint <= budget or chunks.images == chunks.samples == 1
+    assert 1 <= chunks.images <= 4 and 1 <= chunks.samples <= 40
+    drawn = []
+    log_weights = model.log_weights
+    monkeypatch.setattr(model, "log_weights", lambda *args: drawn.append(log_weights(*args)) or drawn[-1])
+    result = evaluate.importance_weighted_nll(model, x, 40, batch_size=4)
+    batches = [torch.cat(drawn[i : i + calls]) for i, calls in enumerate_batches(chunks, len(x), 40)]
+    reference = torch.cat([torch.logsumexp(w.double(), 0) - math.log(40) for w in batches])
+    assert all(len(w) == 40 for w in batches)
+    assert result.nll == pytest.approx(-reference.mean().item(), rel=1e-12)
+
+
+def enumerate_batches(chunks: evaluate.Chunks, images: int, samples: int) -> list[tuple[int, int]]:
+    """(first call, number of calls) of each image batch's log_weights calls."""
+    calls = math.ceil(samples / chunks.samples)
+    return [(i * calls, calls) for i in range(math.ceil(images / chunks.images))]
+
+
+def test_decoder_footprint_counts_every_layer_output():
+    spec = validate({"name": "x", "model": {"latent_dim": 4, "decoder": {"hidden": [30, 50]}}}, "t")
+    model = build_model(spec.model, (1, 28, 28))
+    # Linear 30, activation 30, Linear 50, activation 50, Linear to 784 logits
+    assert evaluate.decoder_footprint(model, torch.zeros(1)) == 30 + 30 + 50 + 50 + 784
 
 
 def test_poorer_posterior_bound_rises_with_k_toward_log_px_and_elbo_stays_below():
@@ -82,3 +121,38 @@ def test_log_mixture_by_matrix_products_equals_the_elementwise_sum(seed, n, dims
     elementwise = gaussian_log_density(z[:, None, :].double(), mu[None].double(), logvar[None].double()).sum(-1)
     reference = torch.logsumexp(elementwise, dim=1) - math.log(n)
     torch.testing.assert_close(evaluate.log_mixture(z, mu, logvar), reference, rtol=1e-5, atol=0)
+
+
+def reference_probe(x_train, y_train, classes, weight_decay=1e-4):
+    """The straightforward probe: nn.Linear, F.cross_entropy, the same L-BFGS settings."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(x_train.shape[1], classes, dtype=x_train.dtype)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=200, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(linear(x_train), y_train) + weight_decay * linear.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return linear
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_probe_fits_the_same_classifier_as_the_straightforward_one(seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(3000) % 10
+    features = torch.randn(10, 6, generator=g)[labels] + 1.5 * torch.randn(3000, 6, generator=g)  # overlapping classes
+    x = ((features - features.mean(0)) / features.std(0)).double()  # float32 L-BFGS stalls short of 1e-5
+    weight, bias = evaluate.fit_probe(x, labels, 10, 1e-4)
+    reference = reference_probe(x, labels, 10)
+    # the same convex objective, minimized along different paths to the same value
+    ours = F.cross_entropy(x @ weight.T + bias, labels) + 1e-4 * weight.square().sum()
+    theirs = F.cross_entropy(reference(x), labels) + 1e-4 * reference.weight.square().sum()
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    accuracy = evaluate.probe_accuracy(features[:2000], labels[:2000], features[2000:], labels[2000:], 10)
+    mean, std = features[:2000].mean(0), features[:2000].std(0)
+    fitted = reference_probe(((features[:2000] - mean) / std).double(), labels[:2000], 10)
+    expected = (fitted(((features[2000:] - mean) / std).double()).argmax(1) == labels[2000:]).double().mean().item()
+    assert accuracy == pytest.approx(expected, rel=1e-5)

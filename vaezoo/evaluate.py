@@ -22,13 +22,63 @@ Phase = Callable[..., AbstractContextManager[Advance]]
 
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
-# Decoder outputs held at once by the IS estimate: on the CPU, 8 MiB chunks stay in cache and ran
-# about twice as fast as 128 MiB ones (measured on 2 cores); a GPU wants large launches.
-CHUNK_ELEMENTS = {"cpu": 1 << 21, "cuda": 1 << 27}
+# Decoder activations the IS estimate holds at once, in elements. On the CPU a block that stays in the
+# shared cache runs fastest (benchmarks/eval_speed.py --budgets); a GPU wants large launches: 2^27
+# elements (512 MiB of float32) gave benchmarks/results/eval_speed_cuda.md, less when memory is short.
+CPU_ELEMENT_BUDGET = 1 << 23
+GPU_ELEMENT_BUDGET = 1 << 27
+GPU_MEMORY_SHARE = 0.25
 
 
-def chunk_elements(device: torch.device) -> int:
-    return CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS["cpu"])
+def element_budget(device: torch.device) -> int:
+    """How many decoder activation elements (float32) one IS step may hold on `device`."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(CPU_ELEMENT_BUDGET, min(GPU_ELEMENT_BUDGET, int(free * GPU_MEMORY_SHARE) // 4))
+    return CPU_ELEMENT_BUDGET
+
+
+@torch.inference_mode()
+def decoder_footprint(model: VAE, like: torch.Tensor) -> int:
+    """Elements the decoder's layers produce for one latent sample, every leaf module's output summed,
+    on the device and in the dtype of `like`."""
+    leaves = [m for m in model.decoder.modules() if not any(m.children())]
+    total = 0
+
+    def count(_module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        total += output.numel()
+
+    handles = [leaf.register_forward_hook(count) for leaf in leaves]
+    try:
+        model.decode(like.new_zeros(1, model.latent_dim))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(total, 1)
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """How the IS estimate splits its work: images per batch, importance samples per decoder call."""
+
+    images: int
+    samples: int
+
+
+def is_chunks(model: VAE, samples: int, batch_size: int, images: torch.Tensor) -> Chunks:
+    """Batches and sample chunks sized from the decoder's footprint and the budget of the device
+    that holds `images`.
+
+    Images come first (a wide matmul is the efficient one); samples fill what the budget leaves.
+    """
+    per_batch = max(1, min(batch_size, element_budget(images.device) // decoder_footprint(model, images)))
+    return Chunks(images=per_batch, samples=_samples_per_chunk(model, samples, per_batch, images))
+
+
+def _samples_per_chunk(model: VAE, samples: int, images: int, like: torch.Tensor) -> int:
+    budget = element_budget(like.device) // (images * decoder_footprint(model, like))
+    return max(1, min(samples, budget))
 
 
 @dataclass(frozen=True)
@@ -77,17 +127,17 @@ def elbo_means(model: VAE, images: torch.Tensor, batch_size: int) -> ELBOMeans:
 
 @torch.inference_mode()
 def log_likelihood_iw(
-    model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None
+    model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None, chunk: int | None = None
 ) -> torch.Tensor:
     """L_K = log (1/K) sum_k p(x, z_k) / q(z_k|x) per image of the batch `x`, K = `samples`.
 
-    The K samples are drawn in chunks sized by CHUNK_ELEMENTS and combined with a running
-    logsumexp, so K = 5000 fits in memory whatever the batch.
+    The K samples are drawn `chunk` at a time (by default as `is_chunks` sizes them) and combined
+    with a running logsumexp, so K = 5000 fits in memory whatever the batch.
     """
     model.eval()
+    if chunk is None:
+        chunk = _samples_per_chunk(model, samples, len(x), x)
     features = model.encoder(x)
-    pixels = x[0].numel()
-    chunk = max(1, min(samples, chunk_elements(x.device) // (x.shape[0] * pixels)))
     total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
     for start in range(0, samples, chunk):
         weights = model.log_weights(x, min(chunk, samples - start), generator, features)
@@ -100,13 +150,14 @@ def importance_weighted_nll(
 ) -> ImportanceWeighted:
     """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error.
 
-    `advance(n)` is told the images finished after each batch (for a progress bar).
+    Batches hold at most `batch_size` images, fewer where the decoder's activations would not fit
+    the device's budget (`is_chunks`); `advance(n)` is told the images finished after each batch.
     """
     generator = _generator(images.device)
-    batch_size = max(1, min(batch_size, chunk_elements(images.device) // images[0].numel()))
+    chunks = is_chunks(model, samples, min(batch_size, len(images)), images)
     parts = []
-    for batch in images.split(batch_size):
-        parts.append(-log_likelihood_iw(model, batch, samples, generator))
+    for batch in images.split(chunks.images):
+        parts.append(-log_likelihood_iw(model, batch, samples, generator, chunks.samples))
         if advance is not None:
             advance(len(batch))
     nll = torch.cat(parts)
@@ -192,26 +243,53 @@ def probe_accuracy(
 ) -> float:
     """Test accuracy of a linear softmax classifier fitted (L-BFGS, L2 penalty) on standardized features."""
     mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
-    # outside inference mode these are ordinary tensors, which autograd may save for backward
-    x_train, x_test = (train_features - mean) / std, (test_features - mean) / std
+    weight, bias = fit_probe((train_features - mean) / std, train_labels, classes, weight_decay)
+    with torch.inference_mode():
+        predicted = (weight @ ((test_features - mean) / std).T.double() + bias[:, None]).argmax(0)
+        return (predicted == test_labels).double().mean().item()
+
+
+def fit_probe(
+    features: torch.Tensor, labels: torch.Tensor, classes: int, weight_decay: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight (C, D), bias (C,)), float64, minimizing the mean cross-entropy + weight_decay * ||weight||^2.
+
+    The problem is convex, so L-BFGS from zero reaches the same optimum from any start. The logits are
+    held as (C, N): a softmax over a short leading axis runs along contiguous rows of N, about three
+    times faster on a CPU than over a trailing axis of 10 (what F.cross_entropy's layout needs).
+    """
+    # float64 so that L-BFGS converges to the optimum rather than stalling on float32 rounding; and
+    # outside inference mode, so that autograd may save these for backward
+    x = features.T.double()
+    onehot = F.one_hot(labels, classes).T.to(x.dtype)
+    weight = torch.zeros(classes, x.shape[0], device=x.device, dtype=x.dtype, requires_grad=True)
+    bias = torch.zeros(classes, 1, device=x.device, dtype=x.dtype, requires_grad=True)
     with torch.enable_grad():
-        linear = torch.nn.Linear(x_train.shape[1], classes).to(x_train.device)
-        optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=200, history_size=20, line_search_fn="strong_wolfe")
+        optimizer = torch.optim.LBFGS([weight, bias], max_iter=200, history_size=20, line_search_fn="strong_wolfe")
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = F.cross_entropy(linear(x_train), train_labels) + weight_decay * linear.weight.square().sum()
+            log_p = torch.log_softmax(weight @ x + bias, dim=0)
+            loss = -(log_p * onehot).sum() / x.shape[1] + weight_decay * weight.square().sum()
             loss.backward()
             return loss
 
         optimizer.step(closure)
-    with torch.inference_mode():
-        return (linear(x_test).argmax(1) == test_labels).double().mean().item()
+    return weight.detach(), bias.detach().squeeze(1)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A trained model's test metrics, and the test posterior means they were computed from (for the
+    figures, so that the test set is encoded once)."""
+
+    metrics: TestMetrics
+    test_mu: torch.Tensor
 
 
 def evaluate_all(
     model: VAE, data: DeviceData, iw_samples: int, batch_size: int, classes: int, phase: Phase = quiet_phase
-) -> TestMetrics:
+) -> Evaluation:
     """Every test-set metric of a trained model (nats per image, beta = 1); `phase` shows each step."""
     test = data.test_images
     with phase("test ELBO", key="test_elbo"):
@@ -227,7 +305,7 @@ def evaluate_all(
         train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
         probe = probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes)
     pixels = test[0].numel()
-    return TestMetrics(
+    metrics = TestMetrics(
         test_neg_elbo=elbo.neg_elbo,
         test_recon_nll=elbo.recon_nll,
         test_kl=elbo.kl,
@@ -246,6 +324,7 @@ def evaluate_all(
         mutual_information_estimator=MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),
         probe_accuracy=probe,
     )
+    return Evaluation(metrics, mu)
 
 
 MI_ESTIMATOR = (

@@ -14,9 +14,9 @@ from rich.console import Console
 from vaezoo import data as datasets
 from vaezoo import io
 from vaezoo.errors import OutputError, SpecError, VaezooError
-from vaezoo.evaluate import Phase, evaluate_all, posterior_params
+from vaezoo.evaluate import Evaluation, Phase, evaluate_all, posterior_params
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
-from vaezoo.metrics import HistoryRow, RunMetrics, TestMetrics
+from vaezoo.metrics import HistoryRow, RunMetrics
 from vaezoo.model import VAE
 from vaezoo.objectives import OBJECTIVES
 from vaezoo.outputs.figures import applicable_figures, write_run_figures
@@ -147,8 +147,9 @@ def run(
     objective = build(OBJECTIVES, spec.objective)
     state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective)
     view = PhaseView(console)
+    evaluation = evaluate_run(spec, model, data, phase=view.phase)
     metrics = RunMetrics(
-        **dataclasses.asdict(evaluate_run(spec, model, data, phase=view.phase)),
+        **dataclasses.asdict(evaluation.metrics),
         **labels(spec, data),
         **training_summary(model, data, state.history, device),
     )
@@ -157,7 +158,7 @@ def run(
         "validation": sum(r.val_seconds or 0 for r in state.history),
     }
     metrics = dataclasses.replace(metrics, phase_seconds=trained | view.seconds)  # what the report can show
-    render(run_dir, spec, model, data, state.history, metrics, figures, view)
+    render(run_dir, spec, model, data, state.history, metrics, figures, view, evaluation.test_mu)
     metrics = dataclasses.replace(metrics, phase_seconds=trained | view.seconds)  # with figures and report
     io.write_json(metrics_path, metrics.to_json())  # last: its presence marks the run finished
     return metrics
@@ -172,14 +173,18 @@ def render(
     metrics: RunMetrics,
     figures: bool = True,
     view: PhaseView | None = None,
+    test_mu: torch.Tensor | None = None,
 ) -> None:
-    """Every figure of a trained run (unless `figures` is False), then its report (md, html, pdf)."""
+    """Every figure of a trained run (unless `figures` is False), then its report (md, html, pdf).
+
+    `test_mu`: the test posterior means where the evaluation has them; else they are encoded here.
+    """
     phase = view.phase if view is not None else quiet_phase
     rows = [row.to_json() for row in history]
     if figures:
         kinds = len(applicable_figures(model.latent_dim)) + 1  # and the sweep strips
         with phase("figures", kinds, key="figures") as advance:
-            mu, _ = posterior_params(model, data.test_images, spec.eval.batch_size)
+            mu = test_mu if test_mu is not None else posterior_params(model, data.test_images, spec.eval.batch_size)[0]
             write_run_figures(
                 model, data.test_images, data.test_labels, rows, metrics.kl_per_dim, metrics.active_mask, mu,
                 run_dir / "figures", advance,
@@ -235,7 +240,7 @@ def evaluate_run(
     data: datasets.DeviceData,
     iw_samples: int | None = None,
     phase: Phase = quiet_phase,
-) -> TestMetrics:
+) -> Evaluation:
     """The test metrics of a trained run (K = `iw_samples`, else the spec's)."""
     info = datasets.DATASETS.get(spec.data.dataset)
     return evaluate_all(model, data, iw_samples or spec.eval.iw_samples, spec.eval.batch_size, info.classes, phase)
@@ -299,7 +304,7 @@ def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -
     """
     previous = finished_metrics(run_dir)
     loaded = load_run(run_dir, device_name)
-    test = evaluate_run(loaded.spec, loaded.model, loaded.data, iw_samples)
+    test = evaluate_run(loaded.spec, loaded.model, loaded.data, iw_samples).metrics
     metrics = dataclasses.replace(previous, **dataclasses.asdict(test))
     io.write_json(run_dir / "metrics.json", metrics.to_json())
     write_run_report(run_dir, loaded.spec, metrics.to_json(), [row.to_json() for row in loaded.history])
