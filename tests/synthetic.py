@@ -48,9 +48,7 @@ def register(root: Path) -> None:
         make_files(root)
     if "synthetic" not in DATASETS:
         md5 = {name: md5_file(raw / name) for name in FILES}
-        DATASETS.register("synthetic")(
-            DatasetInfo("synthetic", SyntheticMNIST.__name__, lambda: SyntheticMNIST, md5, _no_fetch)
-        )
+        DATASETS.register("synthetic")(DatasetInfo("synthetic", SyntheticMNIST.__name__, md5, _no_fetch))
 
 
 def _no_fetch(raw_dir: Path, log: object) -> None:

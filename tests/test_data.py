@@ -60,7 +60,19 @@ def test_default_root_follows_the_environment(monkeypatch, tmp_path):
 
 
 @needs_mnist
-def test_real_mnist_loads_through_torchvision():
+def test_real_mnist_loads():
     d = data.load(data.DataSpec(val_size=10000), torch.device("cpu"))
     assert d.n_train == 50000 and d.val_images.shape[0] == 10000 and d.test_images.shape[0] == 10000
     assert d.test_labels.bincount().tolist()[:3] == [980, 1135, 1032]
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_idx_reading_gives_what_torchvision_reads(synthetic_root, train):
+    """vaezoo reads the IDX files itself (torchvision costs a second of start-up); torchvision's reader
+    over the same files is the reference."""
+    from tests.synthetic import SyntheticMNIST
+
+    images, labels = data.DATASETS.get("synthetic").read_split(synthetic_root, train)
+    reference = SyntheticMNIST(root=str(synthetic_root), train=train, download=False)
+    assert images.dtype == reference.data.dtype and labels.dtype == reference.targets.dtype
+    assert torch.equal(images, reference.data) and torch.equal(labels, reference.targets)

@@ -237,3 +237,19 @@ def test_curves_with_one_epoch_and_no_validation(tmp_path):
 def test_kl_per_dim_checks_the_mask_length(tmp_path):
     with pytest.raises(ValueError, match="active-unit flags"):
         plots.save_kl_per_dim([1.0, 2.0], tmp_path / "kl.png", active=[True])
+
+
+@pytest.mark.parametrize(("n", "per_row", "channels"), [(1, 8, 1), (7, 3, 1), (12, 4, 3), (5, 10, 1)])
+def test_tile_and_its_png_match_torchvision(tmp_path, n, per_row, channels):
+    """The grid layout and the PNG rounding are torchvision's make_grid and save_image (the reference),
+    done without importing torchvision."""
+    from torchvision.utils import make_grid, save_image
+
+    images = torch.rand(n, channels, 6, 5, generator=torch.Generator().manual_seed(n))
+    ours = grids.tile(images, per_row)
+    if n > 1:  # make_grid returns a lone image without its padding
+        assert torch.equal(ours, make_grid(images, nrow=per_row, padding=grids.PADDING, pad_value=grids.PAD_VALUE))
+    with open(tmp_path / "ours.png", "wb") as handle:
+        grids.save_grid_png(ours, handle)
+    save_image(ours, tmp_path / "reference.png")
+    assert (tmp_path / "ours.png").read_bytes() == (tmp_path / "reference.png").read_bytes()

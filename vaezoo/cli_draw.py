@@ -83,11 +83,10 @@ def _load(args: argparse.Namespace):
 
 
 def _save(images, args: argparse.Namespace, per_row: int, is_grid: bool = False) -> None:
-    from torchvision.utils import make_grid, save_image
-
     from vaezoo import io
+    from vaezoo.outputs.grids import save_grid_png, tile
 
     out = Path(args.out) if args.out else Path(args.run_dir) / args.default_name
-    grid = images if is_grid else make_grid(images.float().cpu(), nrow=per_row, padding=2, pad_value=0.5)
-    io.atomic_write(out, lambda handle: save_image(grid.cpu(), handle, format="png"))
+    grid = images if is_grid else tile(images.float().cpu(), per_row)
+    io.atomic_write(out, lambda handle: save_grid_png(grid, handle))
     print(f"wrote {out}")

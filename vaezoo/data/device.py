@@ -1,7 +1,7 @@
 """Datasets held on the training device as uint8, and batches sliced from a permutation.
 
 DeviceData (a dataset's splits on one device), check_files (verify the raw files), and
-load / read (verify, then read the files through torchvision, split and binarize).
+load / read (verify, then read the IDX files, split and binarize).
 """
 
 from __future__ import annotations
@@ -51,12 +51,11 @@ def load(spec: DataSpec, device: torch.device) -> DeviceData:
 
 
 def read(info: DatasetInfo, spec: DataSpec, device: torch.device) -> DeviceData:
-    """Read already verified files through torchvision, split off validation, binarize, move to `device`."""
-    root = str(spec.resolved_root())
-    dataset = info.reader()
-    train = dataset(root=root, train=True, download=False)
-    test = dataset(root=root, train=False, download=False)
-    images, labels = train.data.unsqueeze(1), train.targets
+    """Read already verified files, split off validation, binarize, move to `device`."""
+    root = spec.resolved_root()
+    train_images, labels = info.read_split(root, train=True)
+    test_images, test_labels = info.read_split(root, train=False)
+    images = train_images.unsqueeze(1)
     n_train = images.shape[0] - spec.val_size
     if n_train < 1:
         raise DataError(f"data.val_size {spec.val_size} leaves no training images out of {images.shape[0]}")
@@ -67,7 +66,7 @@ def read(info: DatasetInfo, spec: DataSpec, device: torch.device) -> DeviceData:
         train_labels=labels[:n_train].to(device),
         val_images=binarization.eval_set(images[n_train:].to(device), "val"),
         val_labels=labels[n_train:].to(device),
-        test_images=binarization.eval_set(test.data.unsqueeze(1).to(device), "test"),
-        test_labels=test.targets.to(device),
+        test_images=binarization.eval_set(test_images.unsqueeze(1).to(device), "test"),
+        test_labels=test_labels.to(device),
         image_shape=info.image_shape,
     )

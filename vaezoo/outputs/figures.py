@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.utils import save_image
 
 from vaezoo import io
 from vaezoo.model import VAE
-from vaezoo.outputs.grids import interpolation_grid, reconstructions_grid, samples_grid, traversal_grid
+from vaezoo.outputs.grids import (
+    interpolation_grid,
+    reconstructions_grid,
+    samples_grid,
+    save_grid_png,
+    traversal_grid,
+)
 from vaezoo.outputs.image_figures import (
     save_interpolation,
     save_manifold,
@@ -198,6 +203,4 @@ def write_strips(
     """Each comparison strip as a bare PNG (no axes), read back by a sweep's comparison grids."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, grid in comparison_strips(model, test_images, test_labels, kl_per_dim).items():
-        io.atomic_write(
-            out_dir / FIGURES.get(name).file_name, lambda handle, grid=grid: save_image(grid, handle, format="png")
-        )
+        io.atomic_write(out_dir / FIGURES.get(name).file_name, lambda handle, grid=grid: save_grid_png(grid, handle))

@@ -1,7 +1,7 @@
 """Image grids as tensors: which test images to show, and (3, H, W) grids in [0, 1] of model decodes.
 
-Each builder returns a float tensor made with torchvision's `make_grid`, so that a comparison
-report can stack one row per run. Every random draw uses a torch.Generator with a fixed seed, and
+Each builder returns a float tensor laid out as torchvision's `make_grid` lays it out (`tile`),
+so that a comparison report can stack one row per run. Every random draw uses a torch.Generator with a fixed seed, and
 all model work runs under `torch.inference_mode()` with the model in eval mode, so the same
 checkpoint always gives the same pictures. Latent dimensions are named z1..zD (1-based, as in the
 math): `kl_per_dim[0]` is z1.
@@ -9,11 +9,12 @@ math): `kl_per_dim[0]` is z1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import BinaryIO
 
 import torch
-from torchvision.utils import make_grid
 
 from vaezoo.model import VAE
 
@@ -21,6 +22,27 @@ PADDING = 2  # pixels between grid cells
 PAD_VALUE = 0.5  # grey separators: MNIST digits are white on black, so neither colour would read as a border
 SAMPLES_SEED = 0
 TRAVERSAL_VALUES = torch.linspace(-3, 3, 11)
+
+
+def tile(images: torch.Tensor, per_row: int, padding: int = PADDING, pad_value: float = PAD_VALUE) -> torch.Tensor:
+    """A (3, H, W) grid of (N, C, h, w) images, `per_row` to a row, `padding` pixels of `pad_value`
+    between and around the cells: torchvision's make_grid layout, without importing torchvision (a
+    second of start-up). Grey images are repeated over the three channels."""
+    n, _, h, w = images.shape
+    columns, rows = min(per_row, n), math.ceil(n / per_row)
+    grid = images.new_full((3, rows * (h + padding) + padding, columns * (w + padding) + padding), pad_value)
+    for k, image in enumerate(images):
+        top, left = padding + (k // columns) * (h + padding), padding + (k % columns) * (w + padding)
+        grid[:, top : top + h, left : left + w] = image.expand(3, h, w)
+    return grid
+
+
+def save_grid_png(grid: torch.Tensor, handle: BinaryIO) -> None:
+    """A (3, H, W) grid in [0, 1] as an 8-bit PNG, rounded as torchvision's save_image rounds."""
+    from PIL import Image  # matplotlib's dependency; imported where a PNG is written
+
+    pixels = grid.detach().cpu().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(handle, format="png")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -45,8 +67,7 @@ def _device(model: VAE) -> torch.device:
 
 def _grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
     """A (3, H, W) grid in [0, 1] of (N, C, h, w) images, `per_row` to a row."""
-    grid = make_grid(images.detach().float().cpu(), nrow=per_row, padding=PADDING, pad_value=PAD_VALUE)
-    return grid.clamp(0.0, 1.0)
+    return tile(images.detach().float().cpu(), per_row).clamp(0.0, 1.0)
 
 
 def _decode_mean(model: VAE, z: torch.Tensor) -> torch.Tensor:
