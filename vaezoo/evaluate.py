@@ -23,9 +23,10 @@ Phase = Callable[..., AbstractContextManager[Advance]]
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
 # Decoder activations the IS estimate holds at once, in elements. On the CPU a block that stays in the
-# shared cache runs fastest (benchmarks/eval_speed.py --budgets); a GPU wants large launches: 2^27
+# shared cache runs fastest (benchmarks/eval_speed.py --budgets: 2^21 to 2^23 within noise of each other,
+# 2^24 a quarter slower); a GPU wants large launches: 2^27
 # elements (512 MiB of float32) gave benchmarks/results/eval_speed_cuda.md, less when memory is short.
-CPU_ELEMENT_BUDGET = 1 << 23
+CPU_ELEMENT_BUDGET = 1 << 22
 GPU_ELEMENT_BUDGET = 1 << 27
 GPU_MEMORY_SHARE = 0.25
 
