@@ -20,6 +20,7 @@ VARIANTS = {
     "free-bits": {"kl": {"kind": "free_bits", "beta": 1.0, "nats": 0.1}},
     "gaussian-learned": {"model__likelihood": {"kind": "gaussian", "sigma": "learned"}, "data__binarize": "none"},
     "cosine-lr": {"train__lr_schedule": "cosine"},
+    "clip-and-average": {"train__grad_clip": 1.0, "train__ema": 0.9},
 }
 
 

@@ -77,8 +77,10 @@ class _Snapshot:
 
 
 def _accumulators(step: _Step) -> list[torch.Tensor]:
-    """The tensors a step adds its losses into (the epoch's sums, the first bad step, the scalars' window)."""
-    return [step.running.sums, step.running.first_bad_step, step.window.sums]
+    """The tensors a step updates besides the model and optimizer: the epoch's sums, the first bad
+    step, the scalars' window and the weight average."""
+    average = step.average.average if step.average is not None else []
+    return [step.running.sums, step.running.first_bad_step, step.window.sums, *average]
 
 
 class CapturedStep:

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from vaezoo import data as datasets
 from vaezoo import io
+from vaezoo.ema import load_averaged
 from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import Evaluation, Phase, evaluate_all, posterior_params
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
@@ -292,6 +293,8 @@ def load_run(run_dir: Path, device_name: str | None = None) -> LoadedRun:
     model = build_model(spec.model, info.image_shape).to(device)
     state = io.load_torch(checkpoint, device)
     model.load_state_dict(state["model"])
+    if state.get("ema") is not None:  # a run with train.ema is evaluated and drawn with its average
+        load_averaged(model, state["ema"])
     history = [HistoryRow.from_json(row, str(checkpoint)) for row in state["history"]]
     return LoadedRun(spec, model, datasets.read(info, spec.data, device), history)
 

@@ -65,6 +65,15 @@ class TrainSpec(StrictModel):
         default=50, ge=1, le=10**6, description="steps per row of scalars.csv (rows also end epochs)"
     )
     tensorboard: bool = Field(default=False, description="also log to <run>/tensorboard (the tensorboard extra)")
+    grad_clip: float | None = Field(
+        default=None, gt=0.0, le=1e6, description="clip the gradients' global L2 norm to this (none: no clipping)"
+    )
+    ema: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="decay per step of an average of the weights that validation and evaluation use (none: off)",
+    )
 
     @field_validator("lr_schedule")
     @classmethod

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,8 +14,10 @@ import torch
 from rich.console import Console
 
 from vaezoo import io
+from vaezoo.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from vaezoo.cuda_graphs import CapturedStep, StepRunner
 from vaezoo.data import DeviceData
+from vaezoo.ema import WeightAverage, load_averaged
 from vaezoo.errors import VaezooError
 from vaezoo.evaluate import elbo_means
 from vaezoo.kl import KLWeighting
@@ -23,7 +26,7 @@ from vaezoo.metrics import HistoryRow
 from vaezoo.model import VAE
 from vaezoo.objectives import ELBO, Objective
 from vaezoo.progress import ProgressView, RunningLoss
-from vaezoo.scalars import ScalarLog, ScalarRow, StepWindow, grad_norm
+from vaezoo.scalars import ScalarLog, StepWindow, grad_norm
 from vaezoo.scalars import write_csv as write_scalars
 from vaezoo.tensorboard_log import TensorBoardLog
 
@@ -52,6 +55,8 @@ class TrainConfig:
     checkpoint_every: int = 1
     log_every: int = 50
     tensorboard: bool = False
+    grad_clip: float | None = None
+    ema: float | None = None
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec) -> TrainConfig:
@@ -68,17 +73,9 @@ class TrainConfig:
             checkpoint_every=train.checkpoint_every,
             log_every=train.log_every,
             tensorboard=train.tensorboard,
+            grad_clip=train.grad_clip,
+            ema=train.ema,
         )
-
-
-@dataclass
-class TrainState:
-    """Where a run stands after a whole number of epochs; what a checkpoint restores."""
-
-    epoch: int = 0
-    step: int = 0
-    history: list[HistoryRow] = field(default_factory=list)
-    scalars: list[ScalarRow] = field(default_factory=list)
 
 
 def make_optimizer(model: VAE, lr: float, capturable: bool = False) -> torch.optim.Adam:
@@ -114,39 +111,6 @@ def check_finite(values: torch.Tensor, epoch: int) -> None:
         )
 
 
-def save_checkpoint(
-    path: Path, model: VAE, optimizer: torch.optim.Optimizer, state: TrainState, generator: torch.Generator
-) -> None:
-    """Model, optimizer, schedule position, history and every RNG state, written atomically."""
-    cuda_rng = torch.cuda.get_rng_state() if generator.device.type == "cuda" else None
-    io.save_torch(
-        path,
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "epoch": state.epoch,
-            "step": state.step,
-            "history": [row.to_json() for row in state.history],
-            "scalars": [dataclasses.asdict(row) for row in state.scalars],
-            "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng, "data": generator.get_state()},
-        },
-    )
-
-
-def load_checkpoint(path: Path, model: VAE, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> TrainState:
-    """Restore a checkpoint written by save_checkpoint (loaded with weights_only=True: data, never code)."""
-    checkpoint = io.load_torch(path, generator.device)
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
-    if checkpoint["rng"]["cuda"] is not None and generator.device.type == "cuda":
-        torch.cuda.set_rng_state(checkpoint["rng"]["cuda"].cpu())
-    generator.set_state(checkpoint["rng"]["data"].cpu())
-    history = [HistoryRow.from_json(row, str(path)) for row in checkpoint["history"]]
-    scalars = [ScalarRow(**row) for row in checkpoint.get("scalars", [])]  # none in older checkpoints
-    return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], history=history, scalars=scalars)
-
-
 def fit(
     model: VAE,
     data: DeviceData,
@@ -165,8 +129,10 @@ def fit(
     generator = torch.Generator(device).manual_seed(config.seed)
     graphed = config.cuda_graphs and device.type == "cuda"
     optimizer = make_optimizer(model, config.lr, capturable=graphed)
+    average = WeightAverage(model, config.ema) if config.ema is not None else None
     checkpoint = run_dir / "checkpoint.pt"
-    state = load_checkpoint(checkpoint, model, optimizer, generator) if resume and checkpoint.exists() else TrainState()
+    resuming = resume and checkpoint.exists()
+    state = load_checkpoint(checkpoint, model, optimizer, generator, average) if resuming else TrainState()
     _keep_capturable(optimizer, graphed)
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -181,6 +147,8 @@ def fit(
         RunningLoss(device),
         config.precision,
         window,
+        config.grad_clip,
+        average,
     )
     scalars = ScalarLog(window, state.scalars)
     runner: StepRunner = CapturedStep(step) if graphed else step
@@ -191,11 +159,12 @@ def fit(
             lr = schedule(config.lr, epoch, config.epochs)
             set_lr(optimizer, lr)
             row = _train_epoch(runner, step, total_steps, config, state, epoch, view, lr, scalars)
-            row = dataclasses.replace(row, **_validate(model, data, config))
+            with average.applied() if average is not None else contextlib.nullcontext():
+                row = dataclasses.replace(row, **_validate(model, data, config))
             state.history.append(row)
             state.epoch = epoch + 1
             if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
-                save_checkpoint(checkpoint, model, optimizer, state, generator)
+                save_checkpoint(checkpoint, model, optimizer, state, generator, average)
                 io.write_jsonl(run_dir / "history.jsonl", [r.to_json() for r in state.history])
                 write_scalars(run_dir / "scalars.csv", state.scalars)
             view.epoch_done(row)
@@ -203,6 +172,8 @@ def fit(
                 board.epoch(state.scalars, row, model)
     if board is not None:
         board.close()
+    if average is not None:  # what the run evaluates and draws from here on
+        load_averaged(model, average.state_dict())
     return state
 
 
@@ -219,6 +190,8 @@ class _Step:
     running: RunningLoss
     precision: str
     window: StepWindow
+    grad_clip: float | None = None
+    average: WeightAverage | None = None
 
     def __call__(self, index: torch.Tensor, step: int | torch.Tensor, beta: float | torch.Tensor) -> None:
         x = self.data.train_batch(index, self.generator)
@@ -228,8 +201,15 @@ class _Step:
             terms = self.objective.terms(self.model, x, beta, self.kl_weighting)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.float().mean().backward()
-        self.window.add(terms, grad_norm(list(self.model.parameters()), x.device))
+        parameters = list(self.model.parameters())
+        if self.grad_clip is not None:  # the norm before clipping is what the scalars log
+            norm = torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
+        else:
+            norm = grad_norm(parameters, x.device)
+        self.window.add(terms, norm)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         self.running.add(terms, step)
 
 
