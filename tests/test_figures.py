@@ -11,7 +11,7 @@ from PIL import Image  # Pillow comes with torchvision
 
 from vaezoo.evaluate import posterior_params
 from vaezoo.outputs import figures, grids, plots
-from vaezoo.parts import DECODERS, ENCODERS, PRIORS
+from vaezoo.parts import DECODERS, ENCODERS, POSTERIORS, PRIORS
 from vaezoo.parts.likelihoods import LIKELIHOODS
 from vaezoo.runner import build_model
 from vaezoo.spec import validate
@@ -47,6 +47,12 @@ def covering_cases() -> list[tuple[str, str, int, str]]:
     ]
 
 
+def posterior_for(prior: str) -> str:
+    """The first posterior that fits the prior (a hierarchical prior needs a hierarchical posterior)."""
+    wanted = PRIORS.get(prior).hierarchical
+    return next(name for name, posterior in POSTERIORS.items() if posterior.hierarchical == wanted)
+
+
 def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim: int = 5, prior: str = "standard"):
     encoder = network if network in ENCODERS.names() else "mlp"
     decoder = network if network in DECODERS.names() else "mlp"
@@ -56,6 +62,7 @@ def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim:
             "data": {"binarize": LIKELIHOODS.get(likelihood).needs_binarize or "dynamic"},
             "model": {
                 "prior": {"kind": prior},
+                "posterior": {"kind": posterior_for(prior)},
                 "latent_dim": latent_dim,
                 "encoder": {"kind": encoder, **LAYERS.get(encoder, {})},
                 "decoder": {"kind": decoder, **LAYERS.get(decoder, {})},

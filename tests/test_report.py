@@ -118,7 +118,7 @@ def test_observations_follow_the_numbers():
         {"val_neg_elbo": 101.0, "train_loss": 99.0, "beta": 1.0},
         {"val_neg_elbo": 100.0, "train_loss": 98.0, "beta": 1.0},
     ]
-    text = "\n".join(report.observations(metrics, history))
+    text = "\n".join(report.observations(metrics, history, validate({"name": "x"}, "t")))
     assert "4.50 nats looser" in text and "2 of 4 latent dimensions are active" in text
     assert "z1 (5.00 nats), z3 (3.00 nats)" in text and "2 dimensions carry under 0.01 nats" in text
     assert (
@@ -127,3 +127,6 @@ def test_observations_follow_the_numbers():
         and "still improving" in text
         and "not log-likelihoods" in text
     )
+    ladder = validate({"name": "x", "model": {"prior": {"kind": "ladder"}, "posterior": {"kind": "ladder"}}}, "t")
+    text = "\n".join(report.observations(metrics, history, ladder))
+    assert "the code is the top layer" in text and "is the mismatch" not in text and "covers every layer" in text

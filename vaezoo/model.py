@@ -56,6 +56,8 @@ class VAE(nn.Module):
         self.decoder = decoder
         self.likelihood = likelihood
         self.latent_dim = latent_dim
+        self.posterior.bind(self)  # the ladder's posterior builds its layers from the prior's
+        self.prior.bind(self)  # last: a prior defined through the other parts may read any of them
 
     @property
     def closed_form_kl(self) -> bool:
@@ -71,9 +73,14 @@ class VAE(nn.Module):
         """The posterior's base diagonal Gaussian for each image; unpacks as (mu, logvar), (B, D) each."""
         return self.posterior.distribution(self.encoder(x))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The likelihood's parameters for each z, shaped (*z.shape[:-1], P * C, H, W)."""
-        return self.decoder(z)
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters for each code (a latent as `encode` gives it; the top layer of a
+        hierarchy, whose lower layers are filled with their conditional means), (*lead, P * C, H, W)."""
+        return self.decode_latent(self.prior.expand(code))
+
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters for each full latent z (as the posterior and prior draw them)."""
+        return self.decoder(self.prior.observed(z))
 
     def kl_terms(self, draw: PosteriorSample) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(KL per image, KL per dimension or None): closed-form where it exists, else one sample's."""
@@ -86,7 +93,7 @@ class VAE(nn.Module):
         """The ELBO's terms for a batch, one z sample per image; `loss` is the -ELBO itself (beta = 1),
         and the training objectives weight the KL as they say."""
         draw = self.posterior.rsample(self.encoder(x), generator=generator)
-        recon_nll = -self.likelihood.log_prob(x, self.decode(draw.z))
+        recon_nll = -self.likelihood.log_prob(x, self.decode_latent(draw.z))
         kl, kl_per_dim = self.kl_terms(draw)
         return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=1.0, loss=recon_nll + kl)
 
@@ -115,11 +122,11 @@ class VAE(nn.Module):
         """(log p(x|z_k), log p(z_k) - log q(z_k|x)) for `samples` draws z_k ~ q(z|x), each (samples, B)."""
         features = self.encoder(x) if features is None else features
         draw = self.posterior.rsample(features, samples, generator)
-        log_px_z = self.likelihood.log_prob(x, self.decode(draw.z))
+        log_px_z = self.likelihood.log_prob(x, self.decode_latent(draw.z))
         return log_px_z, self.prior.log_prob(draw.z) - draw.log_q
 
     @torch.inference_mode()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Images decoded from n draws of the prior: the likelihood's mean, (n, C, H, W)."""
         device = next(self.parameters()).device
-        return self.likelihood.mean(self.decode(self.prior.sample(n, generator).to(device)))
+        return self.likelihood.mean(self.decode_latent(self.prior.sample(n, generator).to(device)))

@@ -52,7 +52,7 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
             DECODERS,
             spec.decoder,
             image_shape=image_shape,
-            latent_dim=spec.latent_dim,
+            latent_dim=PRIORS.get(spec.prior.kind).observed_dims(spec.prior, spec.latent_dim),
             params_per_pixel=likelihood.params_per_pixel,
         )
     except ValueError as error:

@@ -108,6 +108,12 @@ class ExperimentSpec(StrictModel):
         weighting = KL_WEIGHTINGS.get(self.kl.kind)
         if not OBJECTIVES.get(self.objective.kind).accepts(weighting):
             raise ValueError(f"objective {self.objective.kind} cannot use the KL weighting {self.kl.kind}")
+        prior, posterior = PRIORS.get(self.model.prior.kind), POSTERIORS.get(self.model.posterior.kind)
+        if prior.hierarchical != posterior.hierarchical:
+            raise ValueError(
+                f"the prior {self.model.prior.kind} and the posterior {self.model.posterior.kind} must both be "
+                "hierarchical (over a stack of latent layers) or both flat"
+            )
         closed_form = (
             PRIORS.get(self.model.prior.kind).closed_form_kl
             and POSTERIORS.get(self.model.posterior.kind).is_base_gaussian

@@ -152,9 +152,8 @@ def reconstructions_grid(
 def samples_grid(model: VAE, n: int = 64, seed: int = SAMPLES_SEED, per_row: int = 8) -> torch.Tensor:
     """Mean images of n draws z ~ p(z) from the model's prior, 8 to a row."""
     # drawn on the CPU so that every device shows the same samples for the same seed
-    z = model.prior.sample(n, torch.Generator().manual_seed(seed))
     with _evaluating(model):
-        return _grid(_decode_mean(model, z), per_row=per_row)
+        return _grid(model.sample(n, torch.Generator().manual_seed(seed)), per_row=per_row)
 
 
 def interpolation_grid(

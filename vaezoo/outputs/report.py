@@ -15,6 +15,7 @@ from vaezoo.metrics import METRICS, format_phases
 from vaezoo.outputs import DERIVATION
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.html_page import to_html
+from vaezoo.parts import PRIORS
 from vaezoo.spec import ExperimentSpec
 
 
@@ -71,8 +72,9 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def observations(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list[str]:
-    """Findings computed from this run's numbers."""
+def observations(metrics: dict[str, Any], history: list[dict[str, Any]], spec: ExperimentSpec) -> list[str]:
+    """Findings computed from this run's numbers (and, for what they cover, its prior)."""
+    code_note = PRIORS.get(spec.model.prior.kind).code_note
     kl = metrics["kl_per_dim"]
     total = sum(kl) or 1.0
     order = sorted(range(len(kl)), key=lambda d: -kl[d])
@@ -93,12 +95,14 @@ def observations(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list
             if collapsed
             else "No dimension has collapsed to the prior (every one carries at least 0.01 nats)."
         ),
-        mutual_information_note(metrics),
+        mutual_information_note(metrics, decompose=code_note is None),
         (
             f"A linear classifier on the posterior means reaches {100 * metrics['probe_accuracy']:.1f} % test accuracy "
             "(chance is 10 %): the labels are that linearly readable from z without ever being trained on."
         ),
     ]
+    if code_note is not None:
+        notes.insert(1, f"The latent dimensions counted here are the code's: {code_note}.")
     notes += training_observations(history)
     if metrics["nll_kind"].startswith("not a likelihood"):
         notes.append(
@@ -107,12 +111,17 @@ def observations(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list
     return notes
 
 
-def mutual_information_note(metrics: dict[str, Any]) -> str:
-    """Rate = I(x; z) + KL(q(z) || p(z)); say so, and say when the estimate sits at its log N ceiling."""
+def mutual_information_note(metrics: dict[str, Any], decompose: bool = True) -> str:
+    """Rate = I(x; z) + KL(q(z) || p(z)); say so, and say when the estimate sits at its log N ceiling.
+
+    Without `decompose` (the estimate covers part of the latent, the rate all of it) only I is given.
+    """
     mi, rate, ceiling = metrics["mutual_information"], metrics["test_kl"], metrics["mutual_information_max"]
     note = (
         f"Of the rate of {rate:.2f} nats, the estimated I(x; z) is {mi:.2f} nats; the rest, {rate - mi:.2f} nats, "
         "is the mismatch KL(q(z) || p(z)) between the aggregate posterior and the prior."
+        if decompose
+        else f"The estimated I(x; z) of the code is {mi:.2f} nats (the rate, {rate:.2f} nats, covers every layer)."
     )
     if mi > 0.95 * ceiling:
         note += (
@@ -166,7 +175,7 @@ def run_markdown(
         "## Metrics (test set)",
         table(metrics_rows(metrics), ("metric", "value")),
         "## Observations",
-        "\n".join(f"- {note}" for note in observations(metrics, history)),
+        "\n".join(f"- {note}" for note in observations(metrics, history, spec)),
         "## Figures",
     ]
     for name in figures:

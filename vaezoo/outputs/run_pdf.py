@@ -218,7 +218,7 @@ def run_source(
         "Test-set numbers at β = 1, per image:",
         pdf.table(metrics_rows(metrics), ("metric", "value")),
         "= Observations",
-        pdf.bullets(observations(metrics, history)),
+        pdf.bullets(observations(metrics, history, spec)),
         pdf.MAIN_END,
         pdf.appendix(),
     ]

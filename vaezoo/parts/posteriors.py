@@ -8,7 +8,7 @@ from `rsample`, so that a flow can add its log-determinant there, reading the fe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -16,6 +16,9 @@ from torch import nn
 from vaezoo.distributions import DiagonalGaussian
 from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
+
+if TYPE_CHECKING:
+    from vaezoo.model import VAE
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Posterior(nn.Module):
 
     #: True when z ~ `distribution(features)` exactly, so a prior's closed-form KL against it holds.
     is_base_gaussian: ClassVar[bool]
+    #: True for a posterior over a stack of latent layers, which needs a hierarchical prior.
+    hierarchical: ClassVar[bool] = False
 
     def distribution(self, features: torch.Tensor) -> DiagonalGaussian:
         """The base diagonal Gaussian for each image, (B, D) each."""
@@ -42,6 +47,10 @@ class Posterior(nn.Module):
     ) -> PosteriorSample:
         """Reparameterized draws: one per image, or `samples` per image along a new leading axis."""
         raise NotImplementedError
+
+    def bind(self, model: VAE) -> None:
+        """Called once the VAE is assembled; a no-op here. A posterior that works through the prior
+        (the ladder's top-down inference) keeps it, and may build what depends on it."""
 
 
 POSTERIORS: Registry[type[Posterior]] = Registry("posterior")

@@ -3,7 +3,7 @@ against a diagonal Gaussian posterior in closed form (otherwise the ELBO estimat
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -13,12 +13,33 @@ from vaezoo.distributions import DiagonalGaussian, gaussian_kl_per_dim, gaussian
 from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
 
+if TYPE_CHECKING:
+    from vaezoo.model import VAE
+
 
 class Prior(nn.Module):
     """p(z) over `latent_dim` dimensions."""
 
     #: True when `kl` gives KL(q || p) in closed form for a diagonal Gaussian q.
     closed_form_kl: ClassVar[bool]
+    #: True for a prior over a stack of latent layers (the code is its top layer); it needs a
+    #: hierarchical posterior.
+    hierarchical: ClassVar[bool] = False
+    #: What the report says of the latent statistics and figures, where they are not the whole latent's.
+    code_note: ClassVar[str | None] = None
+
+    @classmethod
+    def observed_dims(cls, spec: StrictModel, latent_dim: int) -> int:
+        """How many latent values the decoder reads (all of them, unless the prior says otherwise)."""
+        return latent_dim
+
+    def observed(self, z: torch.Tensor) -> torch.Tensor:
+        """The part of a full latent that the decoder reads: all of it, except in a hierarchy."""
+        return z
+
+    def expand(self, code: torch.Tensor) -> torch.Tensor:
+        """The full latent for a code (what `encode` gives): the code itself, except in a hierarchy."""
+        return code
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z), summed over the latent dimensions (last axis)."""
@@ -40,6 +61,14 @@ class Prior(nn.Module):
     def marginal_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation of each dimension's marginal, (D,) each (traversals use them)."""
         raise NotImplementedError
+
+    def bind(self, model: VAE) -> None:
+        """Called once the VAE is assembled (at the end of its __init__); a no-op here.
+
+        A prior defined through the model's other parts (the VampPrior, through its encoder and
+        posterior) keeps what it needs from `model`, without registering those parts as its own
+        submodules, so that no parameter is counted twice.
+        """
 
 
 PRIORS: Registry[type[Prior]] = Registry("prior")

@@ -1,0 +1,190 @@
+"""Hierarchical latents: the ladder VAE's prior and top-down posterior (Sønderby et al. 2016).
+
+The latent is a stack of layers z_1 (bottom, what the decoder reads) ... z_L (top). The prior is
+top-down, p(z_L) p(z_{L-1}|z_L) ... p(z_1|z_2), with p(z_L) = N(0, I) and each conditional a
+diagonal Gaussian from a small network. The posterior shares the encoder's path: bottom-up, each
+layer gets a Gaussian estimate from the encoder's features (the bottom layer) or from a further
+deterministic layer on them (the layers above); top-down, q(z_L|x) is the top's estimate, and each
+lower q(z_l|.) is the precision-weighted product of its bottom-up estimate with the prior's
+conditional p(z_l|z_{l+1}), at the sample drawn for the layer above.
+
+`model.latent_dim` is the top layer's size; `lower` lists the layers below it, bottom first. A full
+latent is [z_1, ..., z_L] on its last axis. What the rest of vaezoo sees as the code (`encode`,
+the latent statistics, traversals, the scatter, interpolations) is the top layer z_L; decoding a
+code fills the layers below with the prior's conditional means.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from vaezoo.distributions import DiagonalGaussian, gaussian_log_density, standard_log_density
+from vaezoo.parts.layers import ACTIVATIONS, Activation
+from vaezoo.parts.posteriors import POSTERIORS, Posterior, PosteriorSample
+from vaezoo.parts.priors import PRIORS, Prior
+from vaezoo.schema import StrictModel
+
+if TYPE_CHECKING:
+    from vaezoo.model import VAE
+
+LayerSize = Annotated[int, Field(ge=1, le=4096)]
+NOTE = "hierarchical latents: the code is the top layer, so these statistics and figures are the top layer's"
+
+
+def _gaussian(params: torch.Tensor) -> DiagonalGaussian:
+    mu, logvar = params.chunk(2, dim=-1)
+    return DiagonalGaussian(mu, logvar)
+
+
+def _network(n_in: int, hidden: int, n_out: int, activation: str) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), ACTIVATIONS[activation](), nn.Linear(hidden, n_out))
+
+
+class LadderPriorSpec(StrictModel):
+    kind: Literal["ladder"]
+    lower: list[LayerSize] = Field(
+        default=[64], min_length=1, max_length=8, description="sizes of the layers below the top, bottom first"
+    )
+    hidden: int = Field(default=256, ge=1, le=65536, description="width of each conditional's hidden layer")
+    activation: Activation = "tanh"
+
+
+@PRIORS.register("ladder")
+class LadderPrior(Prior):
+    """p(z_L) prod_l p(z_l | z_{l+1}): a standard normal top and diagonal Gaussian conditionals."""
+
+    Spec: ClassVar = LadderPriorSpec
+    closed_form_kl = False
+    hierarchical = True
+    code_note: ClassVar[str | None] = NOTE
+
+    def __init__(self, *, latent_dim: int, lower: list[int], hidden: int, activation: Activation) -> None:
+        super().__init__()
+        self.sizes = [*lower, latent_dim]  # bottom first
+        # conditionals[l] gives p(z_l | z_{l+1}) for the layer l below the top (bottom first)
+        self.conditionals = nn.ModuleList(
+            _network(above, hidden, 2 * size, activation) for size, above in itertools.pairwise(self.sizes)
+        )
+        self.register_buffer("anchor", torch.zeros(()), persistent=False)
+
+    @classmethod
+    def observed_dims(cls, spec: LadderPriorSpec, latent_dim: int) -> int:
+        return spec.lower[0]
+
+    def split(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """A full latent's layers, bottom first."""
+        return list(z.split(self.sizes, dim=-1))
+
+    def conditional(self, layer: int, above: torch.Tensor) -> DiagonalGaussian:
+        """p(z_layer | z_{layer+1}), layers counted from 0 at the bottom."""
+        return _gaussian(self.conditionals[layer](above))
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        layers = self.split(z)
+        total = standard_log_density(layers[-1]).sum(-1)
+        for layer, (below, above) in enumerate(itertools.pairwise(layers)):
+            total = total + self.conditional(layer, above).log_prob(below)
+        return total
+
+    def marginal_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return standard_log_density(z)  # the code is the top layer, whose prior is N(0, I)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        # noise on the generator's device (the same draws whatever device the model is on), layers
+        # computed on the model's
+        device, dtype = generator.device if generator is not None else self.anchor.device, self.anchor.dtype
+        layers = [torch.randn(n, self.sizes[-1], generator=generator, device=device, dtype=dtype)]
+        for layer in reversed(range(len(self.conditionals))):
+            q = self.conditional(layer, layers[0].to(self.anchor.device))
+            eps = torch.randn(q.mu.shape, generator=generator, device=device, dtype=dtype).to(q.mu.device)
+            layers.insert(0, (q.mu + torch.exp(0.5 * q.logvar) * eps).to(device))
+        return torch.cat(layers, dim=-1)
+
+    def marginal_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(self.sizes[-1], device=self.anchor.device)
+        return zeros, zeros + 1.0
+
+    def observed(self, z: torch.Tensor) -> torch.Tensor:
+        return self.split(z)[0]
+
+    def expand(self, code: torch.Tensor) -> torch.Tensor:
+        layers = [code]
+        for layer in reversed(range(len(self.conditionals))):
+            layers.insert(0, self.conditional(layer, layers[0]).mu)
+        return torch.cat(layers, dim=-1)
+
+
+class LadderPosteriorSpec(StrictModel):
+    kind: Literal["ladder"]
+    hidden: int = Field(default=256, ge=1, le=65536, description="width of each bottom-up layer above the encoder")
+    activation: Activation = "tanh"
+
+
+@POSTERIORS.register("ladder")
+class LadderPosterior(Posterior):
+    """Top-down inference sharing the encoder's path: needs the ladder prior, whose layers it reads
+    and whose conditionals it combines with its own bottom-up estimates."""
+
+    Spec: ClassVar = LadderPosteriorSpec
+    is_base_gaussian = False
+    hierarchical = True
+
+    def __init__(self, *, in_features: int, latent_dim: int, hidden: int, activation: Activation) -> None:
+        super().__init__()
+        self.in_features, self.hidden, self.activation = in_features, hidden, activation
+        self.paths = nn.ModuleList()  # built in bind, once the prior's layers are known
+        self.heads = nn.ModuleList()
+
+    def bind(self, model: VAE) -> None:
+        prior = model.prior
+        if not isinstance(prior, LadderPrior):
+            raise TypeError("the ladder posterior needs the ladder prior")
+        object.__setattr__(self, "_prior", prior)  # not a submodule: the model owns the prior
+        width = self.in_features
+        for layer, size in enumerate(prior.sizes):
+            if layer == 0:  # the bottom layer reads the encoder's features directly
+                self.paths.append(nn.Identity())
+            else:
+                self.paths.append(nn.Sequential(nn.Linear(width, self.hidden), ACTIVATIONS[self.activation]()))
+                width = self.hidden
+            self.heads.append(nn.Linear(width, 2 * size))
+
+    def _bottom_up(self, features: torch.Tensor) -> list[DiagonalGaussian]:
+        estimates, h = [], features
+        for path, head in zip(self.paths, self.heads, strict=True):
+            h = path(h)
+            estimates.append(_gaussian(head(h)))
+        return estimates
+
+    def distribution(self, features: torch.Tensor) -> DiagonalGaussian:
+        """q(z_L|x), the top layer's posterior: the code's distribution."""
+        return self._bottom_up(features)[-1]
+
+    def rsample(
+        self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None
+    ) -> PosteriorSample:
+        estimates = self._bottom_up(features)
+        top = estimates[-1]
+        layers = [top.rsample(samples, generator)]
+        log_q = top.log_prob(layers[0])
+        for layer in reversed(range(len(estimates) - 1)):
+            q = precision_weighted(estimates[layer], self._prior.conditional(layer, layers[0]))
+            z = q.mu + torch.exp(0.5 * q.logvar) * torch.randn(
+                q.mu.shape, generator=generator, device=q.mu.device, dtype=q.mu.dtype
+            )
+            log_q = log_q + gaussian_log_density(z, q.mu, q.logvar).sum(-1)
+            layers.insert(0, z)
+        return PosteriorSample(z=torch.cat(layers, dim=-1), log_q=log_q, base=top)
+
+
+def precision_weighted(a: DiagonalGaussian, b: DiagonalGaussian) -> DiagonalGaussian:
+    """The normalized product of two diagonal Gaussians: precisions add, means weight by precision."""
+    precision_a, precision_b = torch.exp(-a.logvar), torch.exp(-b.logvar)
+    logvar = -torch.log(precision_a + precision_b)
+    mu = (a.mu * precision_a + b.mu * precision_b) * torch.exp(logvar)
+    return DiagonalGaussian(mu, logvar)
