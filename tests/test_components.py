@@ -8,13 +8,20 @@ import torch
 
 from vaezoo.errors import SpecError
 from vaezoo.objectives import OBJECTIVES
-from vaezoo.parts import LIKELIHOODS
+from vaezoo.parts import LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.runner import build_kl_weighting, build_model
 from vaezoo.schema import build
 from vaezoo.spec import SLOTS, ExperimentSpec, set_dotted, validate
 
 IMAGE = (1, 28, 28)
-SMALL = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8]}}  # small networks, whatever the slot
+# small networks, whatever the slot
+SMALL = {
+    "mlp": {"hidden": [16]},
+    "conv": {"channels": [4, 8]},
+    "resnet": {"channels": [4, 8], "blocks": 1},
+    "vamp": {"pseudo_inputs": 4},
+    "ladder": {"hidden": 8},
+}
 # slots whose kinds interact (shapes; the KL and its estimate) are crossed; the others vary alone
 CROSSED = (
     ("model.encoder", "model.decoder", "model.likelihood"),
@@ -31,6 +38,12 @@ def spec_for(choice: dict[str, str], **likelihood_fields) -> ExperimentSpec:
     data["data"] = {"binarize": likelihood.needs_binarize or "dynamic"}
     set_dotted(data, "model.likelihood", {"kind": likelihood_kind(choice), **likelihood_fields})
     return validate(data, "test")
+
+
+def posterior_for(prior: str) -> str:
+    """The first posterior that fits the prior (a hierarchical prior needs a hierarchical posterior)."""
+    wanted = PRIORS.get(prior).hierarchical
+    return next(name for name, posterior in POSTERIORS.items() if posterior.hierarchical == wanted)
 
 
 def likelihood_kind(choice: dict[str, str]) -> str:

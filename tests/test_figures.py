@@ -9,16 +9,16 @@ import pytest
 import torch
 from PIL import Image  # Pillow comes with torchvision
 
+from tests.test_components import SMALL, posterior_for
 from vaezoo.evaluate import posterior_params
 from vaezoo.outputs import figures, grids, plots
-from vaezoo.parts import DECODERS, ENCODERS, POSTERIORS, PRIORS
+from vaezoo.parts import DECODERS, ENCODERS, PRIORS
 from vaezoo.parts.likelihoods import LIKELIHOODS
 from vaezoo.runner import build_model
 from vaezoo.spec import validate
 
 IMAGE = (1, 28, 28)
 CELL = 28 + grids.PADDING
-LAYERS = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8]}}  # small, so the file runs in seconds
 # Each network kind is tried as both encoder and decoder (the other side mlp, if it has no such
 # kind), so a new encoder, decoder or likelihood joins these tests by registering.
 NETWORKS = sorted(set(ENCODERS.names()) | set(DECODERS.names()))
@@ -47,12 +47,6 @@ def covering_cases() -> list[tuple[str, str, int, str]]:
     ]
 
 
-def posterior_for(prior: str) -> str:
-    """The first posterior that fits the prior (a hierarchical prior needs a hierarchical posterior)."""
-    wanted = PRIORS.get(prior).hierarchical
-    return next(name for name, posterior in POSTERIORS.items() if posterior.hierarchical == wanted)
-
-
 def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim: int = 5, prior: str = "standard"):
     encoder = network if network in ENCODERS.names() else "mlp"
     decoder = network if network in DECODERS.names() else "mlp"
@@ -61,11 +55,11 @@ def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim:
             "name": "figures",
             "data": {"binarize": LIKELIHOODS.get(likelihood).needs_binarize or "dynamic"},
             "model": {
-                "prior": {"kind": prior},
-                "posterior": {"kind": posterior_for(prior)},
+                "prior": {"kind": prior, **SMALL.get(prior, {})},  # small, so the file runs in seconds
+                "posterior": {"kind": posterior_for(prior), **SMALL.get(posterior_for(prior), {})},
                 "latent_dim": latent_dim,
-                "encoder": {"kind": encoder, **LAYERS.get(encoder, {})},
-                "decoder": {"kind": decoder, **LAYERS.get(decoder, {})},
+                "encoder": {"kind": encoder, **SMALL.get(encoder, {})},
+                "decoder": {"kind": decoder, **SMALL.get(decoder, {})},
                 "likelihood": {"kind": likelihood},
             },
         },

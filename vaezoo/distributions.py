@@ -48,3 +48,21 @@ class DiagonalGaussian(NamedTuple):
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log q(z), summed over the latent dimensions: z's leading shape."""
         return gaussian_log_density(z, self.mu, self.logvar).sum(-1)
+
+
+def log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log (1/N) sum_n N(z; mu_n, exp(logvar_n)) for each row of z, in float64.
+
+    The Gaussian exponent is a quadratic form in z, so every pair's log-density comes from one
+    matrix product instead of an elementwise (rows, N, D) tensor:
+    sum_d (z_d - mu_nd)^2 / s_nd = [z^2, z, 1] . [1 / s_n, -2 mu_n / s_n, sum_d mu_nd^2 / s_nd + log s_nd].
+    The -1/2 is folded into the right factor so that logsumexp reads the product directly. The
+    expansion cancels where z is near mu_n and the variance is small, so it is taken in float64
+    (which autocast leaves alone: a bf16 training step does not round it).
+    """
+    z, mu, logvar = z.double(), mu.double(), logvar.double()
+    precision = torch.exp(-logvar)
+    constant = (mu.square() * precision + logvar).sum(-1, keepdim=True) + mu.shape[1] * LOG_2PI
+    right = (-0.5 * torch.cat([precision, -2 * mu * precision, constant], 1)).T
+    left = torch.cat([z.square(), z, torch.ones_like(z[:, :1])], 1)
+    return torch.logsumexp(left @ right, dim=1) - math.log(mu.shape[0])

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vaezoo.data import DeviceData
-from vaezoo.distributions import LOG_2PI, DiagonalGaussian, gaussian_log_density
+from vaezoo.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
 from vaezoo.metrics import TestMetrics
 from vaezoo.model import VAE
 from vaezoo.progress import Advance, quiet_phase
@@ -216,22 +216,6 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor) -> float:
 
 
 MI_ROWS = 1024  # z rows per block of the N x N log-densities: 80 MiB of float64 at N = 10,000
-
-
-def log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log (1/N) sum_n N(z; mu_n, exp(logvar_n)) for each row of z, in float64.
-
-    The Gaussian exponent is a quadratic form in z, so every pair's log-density comes from one
-    matrix product instead of an elementwise (rows, N, D) tensor:
-    sum_d (z_d - mu_nd)^2 / s_nd = [z^2, z, 1] . [1 / s_n, -2 mu_n / s_n, sum_d mu_nd^2 / s_nd + log s_nd].
-    The -1/2 is folded into the right factor so that logsumexp reads the product directly.
-    """
-    z, mu, logvar = z.double(), mu.double(), logvar.double()
-    precision = torch.exp(-logvar)
-    constant = (mu.square() * precision + logvar).sum(-1, keepdim=True) + mu.shape[1] * LOG_2PI
-    right = (-0.5 * torch.cat([precision, -2 * mu * precision, constant], 1)).T
-    left = torch.cat([z.square(), z, torch.ones_like(z[:, :1])], 1)
-    return torch.logsumexp(left @ right, dim=1) - math.log(mu.shape[0])
 
 
 def probe_accuracy(

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.test_components import posterior_for
 from vaezoo.distributions import DiagonalGaussian
 from vaezoo.parts.discretized_logistic import DiscretizedLogistic
 from vaezoo.parts.posteriors import PosteriorSample
@@ -47,15 +48,17 @@ def test_mixture_log_prob_matches_torch_distributions(seed, components, dims):
 
 @pytest.mark.parametrize("name", PRIORS.names())
 def test_every_prior_samples_what_its_log_prob_and_moments_describe(name):
-    spec = validate({"name": "t", "model": {"latent_dim": 3, "prior": {"kind": name}}}, "t")
+    model = {"latent_dim": 3, "prior": {"kind": name}, "posterior": {"kind": posterior_for(name)}}
+    spec = validate({"name": "t", "model": model}, "t")
     torch.manual_seed(0)
     prior = build_model(spec.model, (1, 28, 28)).prior
-    z = prior.sample(200_000, torch.Generator().manual_seed(1))
+    full = prior.sample(200_000, torch.Generator().manual_seed(1))
+    z = prior.code(full)  # the moments describe the code (a hierarchy's top layer)
     mean, std = prior.marginal_moments()
     assert z.shape == (200_000, 3)
     torch.testing.assert_close(z.mean(0), mean, atol=5 * std.max().item() / math.sqrt(len(z)), rtol=0)
     torch.testing.assert_close(z.std(0), std, atol=0.02, rtol=0.02)
-    assert torch.isfinite(prior.log_prob(z)).all()
+    assert torch.isfinite(prior.log_prob(full)).all()
 
 
 @settings(max_examples=10, deadline=None)

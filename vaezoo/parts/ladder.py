@@ -112,6 +112,9 @@ class LadderPrior(Prior):
     def observed(self, z: torch.Tensor) -> torch.Tensor:
         return self.split(z)[0]
 
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        return self.split(z)[-1]
+
     def expand(self, code: torch.Tensor) -> torch.Tensor:
         layers = [code]
         for layer in reversed(range(len(self.conditionals))):

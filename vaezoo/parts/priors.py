@@ -37,6 +37,10 @@ class Prior(nn.Module):
         """The part of a full latent that the decoder reads: all of it, except in a hierarchy."""
         return z
 
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """The code (what `encode` describes) of a full latent: all of it, except in a hierarchy."""
+        return z
+
     def expand(self, code: torch.Tensor) -> torch.Tensor:
         """The full latent for a code (what `encode` gives): the code itself, except in a hierarchy."""
         return code
