@@ -1,7 +1,6 @@
 """Gradient-norm clipping and the weight average: what they compute, that evaluation uses the
 average, and that a run using them still resumes exactly."""
 
-
 import pytest
 import torch
 
