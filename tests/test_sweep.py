@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+import torch
 import yaml
 
 from tests.conftest import tiny_spec
@@ -86,6 +87,15 @@ def test_sweep_runs_writes_results_and_reruns_nothing(tmp_path, synthetic_root, 
     means = [sum(float(r["test_nll_iw"]) for r in rows if r["kl.beta"] == b) / 2 for b in ("0.5", "2.0")]
     assert f"*{min(means):.2f} nats*" in source  # the abstract's headline: the best mean over seeds
     assert '<div class="figures">' in (sweep_dir / "report.html").read_text()
+    nll = {n: torch.load(sweep_dir / n / "test_nll.pt", weights_only=True) for n in names}
+    diffs = ((nll["beta=2.0_seed=0"] - nll["beta=0.5_seed=0"]) + (nll["beta=2.0_seed=1"] - nll["beta=0.5_seed=1"])) / 2
+    assert (
+        f"| {diffs.mean().item():+.3f} | {diffs.std().item() / len(diffs) ** 0.5:.3f} |"
+        in (sweep_dir / "report.md").read_text()
+    )
+    assert nll["beta=0.5_seed=0"].mean().item() == pytest.approx(
+        json.loads((sweep_dir / "beta=0.5_seed=0" / "metrics.json").read_text())["test_nll_iw"]
+    )
     capsys.readouterr()
 
     before = {n: (sweep_dir / n / "metrics.json").read_bytes() for n in names}

@@ -1,6 +1,10 @@
-"""Sweep tables and observations never rank one kind of NLL against another, and read the metric table."""
+"""Sweep tables and observations never rank one kind of NLL against another, and read the metric table;
+paired differences between runs on the same test images."""
+
+import math
 
 import pytest
+import torch
 
 from vaezoo.errors import SpecError
 from vaezoo.metrics import METRICS
@@ -59,3 +63,28 @@ def test_an_unknown_headline_is_refused():
 
     with pytest.raises((ValidationError, SpecError), match="unknown headline metric"):
         SweepSpec.model_validate({"name": "s", "base": "x.yaml", "headline": "accuracy"})
+
+
+def test_paired_differences_against_the_first_point(tmp_path):
+    """The paired mean and its standard error, per seed then averaged, computed by hand."""
+    from vaezoo.outputs.paired import paired_differences
+
+    g = torch.Generator().manual_seed(0)
+    hard = 90 + 10 * torch.rand(500, generator=g, dtype=torch.float64)  # what every model finds hard
+    runs = {
+        "a_s0": hard,
+        "a_s1": hard + 0.1,
+        "b_s0": hard + 0.5 + 0.2 * torch.randn(500, generator=g, dtype=torch.float64),
+        "b_s1": hard + 0.4 + 0.2 * torch.randn(500, generator=g, dtype=torch.float64),
+    }
+    for name, values in runs.items():
+        (tmp_path / name).mkdir()
+        torch.save(values, tmp_path / name / "test_nll.pt")
+    points = [(n, {"variant": n[0], "seed": int(n[-1])}) for n in runs]
+    (b,) = paired_differences(points, tmp_path)
+    expected = ((runs["b_s0"] - runs["a_s0"]) + (runs["b_s1"] - runs["a_s1"])) / 2
+    assert b.difference == pytest.approx(expected.mean().item()) and b.seeds == 2
+    assert b.stderr == pytest.approx(expected.std().item() / math.sqrt(500)) and b.significant
+    assert b.stderr < 0.1 * hard.std().item() / math.sqrt(500)  # pairing removed the shared spread
+    (tmp_path / "b_s1" / "test_nll.pt").unlink()
+    assert paired_differences(points, tmp_path) is None  # a run from before per-image NLLs were kept

@@ -93,11 +93,13 @@ class ELBOMeans:
 
 @dataclass(frozen=True)
 class ImportanceWeighted:
-    """-L_K per image averaged over a dataset (nats), and the standard error of that mean."""
+    """-L_K per image averaged over a dataset (nats), the standard error of that mean, and each image's
+    -L_K (float64, on the CPU), so that two models can be compared image by image."""
 
     nll: float
     stderr: float
     samples: int
+    per_image: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ def importance_weighted_nll(
             advance(len(batch))
     nll = torch.cat(parts)
     stderr = nll.std().item() / math.sqrt(len(nll)) if len(nll) > 1 else math.nan
-    return ImportanceWeighted(nll=nll.mean().item(), stderr=stderr, samples=samples)
+    return ImportanceWeighted(nll=nll.mean().item(), stderr=stderr, samples=samples, per_image=nll.cpu())
 
 
 @torch.inference_mode()
@@ -265,11 +267,12 @@ def fit_probe(
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A trained model's test metrics, and the test posterior means they were computed from (for the
-    figures, so that the test set is encoded once)."""
+    """A trained model's test metrics, the test posterior means they were computed from (for the
+    figures, so that the test set is encoded once) and each test image's -L_K."""
 
     metrics: TestMetrics
     test_mu: torch.Tensor
+    test_nll_per_image: torch.Tensor  # -L_K of each test image, for paired comparisons between runs
 
 
 def evaluate_all(
@@ -309,7 +312,7 @@ def evaluate_all(
         mutual_information_estimator=MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),
         probe_accuracy=probe,
     )
-    return Evaluation(metrics, mu)
+    return Evaluation(metrics, mu, iw.per_image)
 
 
 MI_ESTIMATOR = (

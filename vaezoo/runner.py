@@ -21,6 +21,7 @@ from vaezoo.metrics import HistoryRow, RunMetrics
 from vaezoo.model import VAE
 from vaezoo.objectives import OBJECTIVES
 from vaezoo.outputs.figures import applicable_figures, write_run_figures
+from vaezoo.outputs.paired import PER_IMAGE_NLL
 from vaezoo.outputs.report import write_run_report
 from vaezoo.parts import DECODERS, ENCODERS, LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.progress import PhaseView, quiet_phase
@@ -161,6 +162,7 @@ def run(
     metrics = dataclasses.replace(metrics, phase_seconds=trained | view.seconds)  # what the report can show
     render(run_dir, spec, model, data, state.history, metrics, figures, view, evaluation.test_mu)
     metrics = dataclasses.replace(metrics, phase_seconds=trained | view.seconds)  # with figures and report
+    io.save_torch(run_dir / PER_IMAGE_NLL, evaluation.test_nll_per_image)
     io.write_json(metrics_path, metrics.to_json())  # last: its presence marks the run finished
     return metrics
 
@@ -307,8 +309,9 @@ def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -
     """
     previous = finished_metrics(run_dir)
     loaded = load_run(run_dir, device_name)
-    test = evaluate_run(loaded.spec, loaded.model, loaded.data, iw_samples).metrics
-    metrics = dataclasses.replace(previous, **dataclasses.asdict(test))
+    evaluation = evaluate_run(loaded.spec, loaded.model, loaded.data, iw_samples)
+    metrics = dataclasses.replace(previous, **dataclasses.asdict(evaluation.metrics))
+    io.save_torch(run_dir / PER_IMAGE_NLL, evaluation.test_nll_per_image)
     io.write_json(run_dir / "metrics.json", metrics.to_json())
     write_run_report(run_dir, loaded.spec, metrics.to_json(), [row.to_json() for row in loaded.history])
     return metrics

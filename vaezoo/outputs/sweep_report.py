@@ -14,6 +14,7 @@ from vaezoo import io
 from vaezoo.metrics import METRIC, METRICS, Metric
 from vaezoo.outputs.figures import comparison_kinds
 from vaezoo.outputs.html_page import to_html
+from vaezoo.outputs.paired import paired_section
 from vaezoo.outputs.sweep_figures import save_comparison_grid, save_curves_comparison, save_rate_distortion
 
 #: the sweep table's columns, in the metric table's order (throughput is per machine, not per setting)
@@ -246,12 +247,13 @@ def write_sweep_report(
         f"# Sweep {name}",
         "What varied: " + "; ".join(f"`{k}` in {', '.join(v)}" for k, v in varied.items()) + f" ({len(points)} runs).",
         f"## Results\n\n{title}. Sorted by `{headline}`.\n\n{table_md}",
+        paired_section(points, sweep_dir),
         "## Observations\n\n" + "\n".join(f"- {n}" for n in notes),
         "## Figures",
     ]
     for path in sorted(figure_dir.glob("*.png")):
         parts.append(f"![{path.stem}](figures/{path.name})\n\n*{path.stem}*")
-    text = "\n\n".join(parts) + "\n"
+    text = "\n\n".join(part for part in parts if part is not None) + "\n"
     io.write_text(sweep_dir / "report.md", text)
     io.write_text(sweep_dir / "report.html", to_html(text, sweep_dir, name))
     from vaezoo.outputs.sweep_pdf import write_sweep_pdf  # sweep_pdf builds on this module's tables

@@ -1,0 +1,85 @@
+"""Paired comparisons of a sweep's runs on the same test images.
+
+Two models' mean test NLLs each carry a standard error of about 0.3 nats over 10,000 images, but
+most of that spread is which images are hard, which both models share. The difference image by
+image removes it: its standard error is what says whether two runs really differ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaezoo import io
+
+PER_IMAGE_NLL = "test_nll.pt"  # written by the runner beside metrics.json
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """test NLL of `point` minus the baseline's, averaged over images (and seeds), with its paired SE."""
+
+    point: str
+    difference: float
+    stderr: float
+    seeds: int
+
+    @property
+    def significant(self) -> bool:
+        return abs(self.difference) > 2 * self.stderr
+
+
+def paired_differences(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path) -> list[PairedDifference] | None:
+    """Each point against the sweep's first point (with the same seed), or None when a run has no
+    per-image NLLs (made before they were saved) or the runs scored different test sets."""
+    nll = {}
+    for name, _ in points:
+        path = sweep_dir / name / PER_IMAGE_NLL
+        if not path.exists():
+            return None
+        nll[name] = io.load_torch(path, torch.device("cpu")).double()
+    if len({len(v) for v in nll.values()}) != 1:
+        return None
+    by_config: dict[str, dict[Any, str]] = {}
+    for name, varied in points:
+        config = repr(sorted((k, repr(v)) for k, v in varied.items() if k != "seed"))
+        by_config.setdefault(config, {})[varied.get("seed")] = name
+    configs = list(by_config.values())
+    baseline = configs[0]
+    results = []
+    for runs in configs[1:]:
+        seeds = [seed for seed in runs if seed in baseline]
+        if not seeds:
+            continue
+        diffs = torch.stack([nll[runs[s]] - nll[baseline[s]] for s in seeds]).mean(0)  # per image, over seeds
+        label = ", ".join(runs[s] for s in seeds) if len(seeds) == 1 else f"{runs[seeds[0]]} (+{len(seeds) - 1} seeds)"
+        results.append(
+            PairedDifference(label, diffs.mean().item(), diffs.std().item() / math.sqrt(len(diffs)), len(seeds))
+        )
+    return results
+
+
+def paired_section(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path) -> str | None:
+    """The report's markdown section of paired differences against the first point, or None."""
+    differences = paired_differences(points, sweep_dir)
+    if not differences:
+        return None
+    base = points[0][0]
+    lines = [
+        "## Paired differences",
+        "",
+        (
+            f"Test NLL (IS) of each run minus `{base}`'s (the first point; same seed), image by image on the same "
+            "test images, averaged over images and seeds; SE is the standard error of that paired mean."
+        ),
+        "",
+        "| run | difference (nats) | paired SE | beyond 2 SE |",
+        "|---|---|---|---|",
+    ]
+    for d in differences:
+        lines.append(f"| {d.point} | {d.difference:+.3f} | {d.stderr:.3f} | {'yes' if d.significant else 'no'} |")
+    return "\n".join(lines)
