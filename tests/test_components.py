@@ -21,6 +21,8 @@ SMALL = {
     "resnet": {"channels": [4, 8], "blocks": 1},
     "vamp": {"pseudo_inputs": 4},
     "ladder": {"hidden": 8},
+    "planar": {"steps": 2},
+    "iaf": {"steps": 2, "hidden": 16, "context": 8},
 }
 # slots whose kinds interact (shapes; the KL and its estimate) are crossed; the others vary alone
 CROSSED = (
