@@ -141,12 +141,13 @@ def test_shipped_sweeps_expand_and_validate():
     from pathlib import Path
 
     files = sorted(Path(__file__).parents[1].joinpath("experiments").glob("ablation-*.yaml"))
-    assert len(files) == 5
+    assert len(files) == 6
     counts = {f.stem: len(load_sweep(f)[1]) for f in files}
     assert counts == {
         "ablation-annealing": 3,
         "ablation-architecture": 4,
         "ablation-beta": 5,
         "ablation-latent": 5,
+        "ablation-zoo": 8,
         "ablation-likelihood": 3,
     }
