@@ -45,6 +45,7 @@ def paired_differences(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path
     if len({len(v) for v in nll.values()}) != 1:
         return None
     by_config: dict[str, dict[Any, str]] = {}
+    labels = {name: ", ".join(f"{v}" for k, v in varied.items() if k != "seed") or name for name, varied in points}
     for name, varied in points:
         config = repr(sorted((k, repr(v)) for k, v in varied.items() if k != "seed"))
         by_config.setdefault(config, {})[varied.get("seed")] = name
@@ -56,7 +57,7 @@ def paired_differences(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path
         if not seeds:
             continue
         diffs = torch.stack([nll[runs[s]] - nll[baseline[s]] for s in seeds]).mean(0)  # per image, over seeds
-        label = ", ".join(runs[s] for s in seeds) if len(seeds) == 1 else f"{runs[seeds[0]]} (+{len(seeds) - 1} seeds)"
+        label = runs[seeds[0]] if len(seeds) == 1 else f"{labels[runs[seeds[0]]]} ({len(seeds)} seeds)"
         results.append(
             PairedDifference(label, diffs.mean().item(), diffs.std().item() / math.sqrt(len(diffs)), len(seeds))
         )
@@ -68,7 +69,8 @@ def paired_section(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path) ->
     differences = paired_differences(points, sweep_dir)
     if not differences:
         return None
-    base = points[0][0]
+    first, varied = points[0]
+    base = ", ".join(f"{v}" for k, v in varied.items() if k != "seed") if "seed" in varied else first
     lines = [
         "## Paired differences",
         "",
