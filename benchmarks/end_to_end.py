@@ -129,8 +129,9 @@ def main() -> None:
     args = parser.parse_args()
     epoch_counts = [int(n) for n in args.epochs.split(",")]
 
+    # static: pythae's one binarized copy; the fixed binary test set is the same under either binarization
     data = vdata.load(classic_spec().data.model_copy(update={"binarize": "static"}), torch.device("cpu"))
-    test = vdata.load(classic_spec().data, torch.device("cpu")).test_images
+    test = data.test_images
     seconds: dict[tuple[str, int], list[float]] = {}
     elbos: dict[tuple[str, int], list[float]] = {}
     rates: list[float] = []  # vaezoo's training images/s, against the ceiling

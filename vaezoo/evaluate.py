@@ -73,13 +73,13 @@ def is_chunks(model: VAE, samples: int, batch_size: int, images: torch.Tensor) -
 
     Images come first (a wide matmul is the efficient one); samples fill what the budget leaves.
     """
-    per_batch = max(1, min(batch_size, element_budget(images.device) // decoder_footprint(model, images)))
-    return Chunks(images=per_batch, samples=_samples_per_chunk(model, samples, per_batch, images))
+    per_sample, budget = decoder_footprint(model, images), element_budget(images.device)
+    per_batch = max(1, min(batch_size, budget // per_sample))
+    return Chunks(images=per_batch, samples=_samples_per_chunk(samples, per_batch, per_sample, budget))
 
 
-def _samples_per_chunk(model: VAE, samples: int, images: int, like: torch.Tensor) -> int:
-    budget = element_budget(like.device) // (images * decoder_footprint(model, like))
-    return max(1, min(samples, budget))
+def _samples_per_chunk(samples: int, images: int, per_sample: int, budget: int) -> int:
+    return max(1, min(samples, budget // (images * per_sample)))
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def log_likelihood_iw(
     """
     model.eval()
     if chunk is None:
-        chunk = _samples_per_chunk(model, samples, len(x), x)
+        chunk = _samples_per_chunk(samples, len(x), decoder_footprint(model, x), element_budget(x.device))
     features = model.encoder(x)
     total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
     for start in range(0, samples, chunk):

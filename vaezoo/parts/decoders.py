@@ -40,8 +40,24 @@ class MLPDecoder(nn.Module):
         return self.net(z).unflatten(-1, self.out_shape)
 
 
+class FeatureMapDecoder(nn.Module):
+    """A decoder that projects z to a small feature map (`project`, to `start_shape`) and grows it to
+    the image with convolutions (`net`); subclasses build the three."""
+
+    project: nn.Module
+    start_shape: tuple[int, int, int]
+    net: nn.Module
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # convolutions take one batch axis: fold importance samples (S, B, D) into it, then restore them
+        lead = z.shape[:-1]
+        h = self.project(z.reshape(-1, z.shape[-1])).unflatten(-1, self.start_shape)
+        out = self.net(h)
+        return out.reshape(*lead, *out.shape[1:])
+
+
 @DECODERS.register("conv")
-class ConvDecoder(nn.Module):
+class ConvDecoder(FeatureMapDecoder):
     """The conv encoder mirrored: a linear layer to the smallest feature map, then transposed
     convolutions back up through `channels` (read in reverse) to the full image.
 
@@ -75,12 +91,6 @@ class ConvDecoder(nn.Module):
             if i < len(channels) - 1:
                 layers.append(ACTIVATIONS[activation]())
         self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        lead = z.shape[:-1]
-        h = self.project(z.reshape(-1, z.shape[-1])).unflatten(-1, self.start_shape)
-        out = self.net(h)
-        return out.reshape(*lead, *out.shape[1:])
 
 
 def _transposed(c_in: int, c_out: int, kernel: int, stride: int, side_in: int, side_out: int) -> nn.ConvTranspose2d:

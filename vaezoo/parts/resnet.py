@@ -16,7 +16,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from vaezoo.parts.decoders import DECODERS, _transposed
+from vaezoo.parts.decoders import DECODERS, FeatureMapDecoder, _transposed
 from vaezoo.parts.encoders import ENCODERS, Encoder
 from vaezoo.parts.layers import ACTIVATIONS, Sizes, conv_padding, conv_sides
 from vaezoo.schema import StrictModel
@@ -89,7 +89,7 @@ class ResNetEncoder(Encoder):
 
 
 @DECODERS.register("resnet")
-class ResNetDecoder(nn.Module):
+class ResNetDecoder(FeatureMapDecoder):
     """The ResNet encoder mirrored: a linear layer from z to the smallest feature map (`channels[-1]`
     wide), the stages in reverse with a stride-2 transposed convolution up to the next side and width
     after each but the last, then an activation and a 3x3 convolution to the likelihood's parameters.
@@ -124,10 +124,3 @@ class ResNetDecoder(nn.Module):
         out_channels = params_per_pixel * image_channels
         layers += [ACTIVATIONS[activation](), nn.Conv2d(widths[-1], out_channels, KERNEL, padding=conv_padding(KERNEL))]
         self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        # convolutions take one batch axis: fold importance samples (S, B, D) into it, then restore them
-        lead = z.shape[:-1]
-        h = self.project(z.reshape(-1, z.shape[-1])).unflatten(-1, self.start_shape)
-        out = self.net(h)
-        return out.reshape(*lead, *out.shape[1:])
