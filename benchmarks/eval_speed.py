@@ -21,7 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import header, median, write
-from vaezoo import evaluate
+from vaezoo import chunking, evaluate
 from vaezoo.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
 from vaezoo.evaluate import importance_weighted_nll, log_likelihood_iw
 from vaezoo.runner import load_run
@@ -68,15 +68,15 @@ def time_budgets(model, images, samples, batch_size, budgets: list[int], repeats
     seconds: dict[int, list[float]] = {b: [] for b in budgets}
     for _ in range(repeats):
         for budget in budgets:
-            evaluate.CPU_ELEMENT_BUDGET = budget
+            chunking.CPU_ELEMENT_BUDGET = budget
             start = time.perf_counter()
             importance_weighted_nll(model, images, samples, batch_size)
             seconds[budget].append(time.perf_counter() - start)
     lines = ["", f"CPU chunk budget (decoder activation elements held at once), {repeats} interleaved repeats:", ""]
     lines += ["| budget | MiB of float32 | chunks (images x samples) | median seconds |", "|---|---|---|---|"]
     for budget in budgets:
-        evaluate.CPU_ELEMENT_BUDGET = budget
-        chunks = evaluate.is_chunks(model, samples, min(batch_size, len(images)), images)
+        chunking.CPU_ELEMENT_BUDGET = budget
+        chunks = chunking.is_chunks(model, samples, min(batch_size, len(images)), images)
         lines.append(
             f"| 2^{budget.bit_length() - 1} | {budget * 4 / 2**20:g} | {chunks.images} x {chunks.samples} | {median(seconds[budget]):.2f} |"
         )

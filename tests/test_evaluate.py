@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.linear_gaussian import linear_gaussian
 from tests.test_components import IMAGE, example_images, spec_for
-from vaezoo import evaluate
+from vaezoo import chunking, evaluate
 from vaezoo.distributions import gaussian_log_density, log_mixture
 from vaezoo.parts import DECODERS
 from vaezoo.runner import build_model
@@ -26,7 +26,7 @@ def test_exact_posterior_gives_exact_log_likelihood_for_any_k(samples):
 
 def test_chunked_samples_still_exact(monkeypatch):
     model, x, exact = linear_gaussian()
-    monkeypatch.setattr(evaluate, "CPU_ELEMENT_BUDGET", 7 * 64 * 6)  # batches of 64 images, 7 samples a chunk
+    monkeypatch.setattr(chunking, "CPU_ELEMENT_BUDGET", 7 * 64 * 6)  # batches of 64 images, 7 samples a chunk
     estimate = evaluate.log_likelihood_iw(model, x, 50, torch.Generator().manual_seed(1))
     assert torch.allclose(estimate, exact, atol=1e-9)
     result = evaluate.importance_weighted_nll(model, x, 50, batch_size=64)
@@ -38,13 +38,13 @@ def test_chunked_samples_still_exact(monkeypatch):
 @pytest.mark.parametrize("budget", [1, 5000, 1 << 22])
 def test_is_chunks_fit_the_budget_and_chunking_leaves_the_estimate_unchanged(monkeypatch, decoder, budget):
     """Whatever the chunks, L_K is the logsumexp of the same weights as one call drawing all K would give."""
-    monkeypatch.setattr(evaluate, "CPU_ELEMENT_BUDGET", budget)
+    monkeypatch.setattr(chunking, "CPU_ELEMENT_BUDGET", budget)
     spec = spec_for({"model.decoder": decoder})
     torch.manual_seed(0)
     model = build_model(spec.model, IMAGE)
     x = example_images(spec, n=6)
-    footprint = evaluate.decoder_footprint(model, x)
-    chunks = evaluate.is_chunks(model, 40, batch_size=4, images=x)
+    footprint = chunking.decoder_footprint(model, x)
+    chunks = chunking.is_chunks(model, 40, batch_size=4, images=x)
     assert chunks.images * chunks.samples * footprint <= budget or chunks.images == chunks.samples == 1
     assert 1 <= chunks.images <= 4 and 1 <= chunks.samples <= 40
     drawn = []
@@ -57,7 +57,7 @@ def test_is_chunks_fit_the_budget_and_chunking_leaves_the_estimate_unchanged(mon
     assert result.nll == pytest.approx(-reference.mean().item(), rel=1e-12)
 
 
-def enumerate_batches(chunks: evaluate.Chunks, images: int, samples: int) -> list[tuple[int, int]]:
+def enumerate_batches(chunks: chunking.Chunks, images: int, samples: int) -> list[tuple[int, int]]:
     """(first call, number of calls) of each image batch's log_weights calls."""
     calls = math.ceil(samples / chunks.samples)
     return [(i * calls, calls) for i in range(math.ceil(images / chunks.images))]
@@ -67,7 +67,7 @@ def test_decoder_footprint_counts_every_layer_output():
     spec = validate({"name": "x", "model": {"latent_dim": 4, "decoder": {"hidden": [30, 50]}}}, "t")
     model = build_model(spec.model, (1, 28, 28))
     # Linear 30, activation 30, Linear 50, activation 50, Linear to 784 logits
-    assert evaluate.decoder_footprint(model, torch.zeros(1)) == 30 + 30 + 50 + 50 + 784
+    assert chunking.decoder_footprint(model, torch.zeros(1)) == 30 + 30 + 50 + 50 + 784
 
 
 def test_poorer_posterior_bound_rises_with_k_toward_log_px_and_elbo_stays_below():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vaezoo.chunking import decoder_footprint, element_budget, is_chunks, samples_per_chunk
 from vaezoo.data import DeviceData
 from vaezoo.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
 from vaezoo.metrics import TestMetrics
@@ -22,64 +23,6 @@ Phase = Callable[..., AbstractContextManager[Advance]]
 
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
-# Decoder activations the IS estimate holds at once, in elements. On the CPU a block that stays in the
-# shared cache runs fastest (benchmarks/eval_speed.py --budgets: 2^21 to 2^23 within noise of each other,
-# 2^24 a quarter slower); a GPU wants large launches: 2^27
-# elements (512 MiB of float32) gave benchmarks/results/eval_speed_cuda.md, less when memory is short.
-CPU_ELEMENT_BUDGET = 1 << 22
-GPU_ELEMENT_BUDGET = 1 << 27
-GPU_MEMORY_SHARE = 0.25
-
-
-def element_budget(device: torch.device) -> int:
-    """How many decoder activation elements (float32) one IS step may hold on `device`."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return max(CPU_ELEMENT_BUDGET, min(GPU_ELEMENT_BUDGET, int(free * GPU_MEMORY_SHARE) // 4))
-    return CPU_ELEMENT_BUDGET
-
-
-@torch.inference_mode()
-def decoder_footprint(model: VAE, like: torch.Tensor) -> int:
-    """Elements the decoder's layers produce for one latent sample, every leaf module's output summed,
-    on the device and in the dtype of `like`."""
-    leaves = [m for m in model.decoder.modules() if not any(m.children())]
-    total = 0
-
-    def count(_module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        nonlocal total
-        total += output.numel()
-
-    handles = [leaf.register_forward_hook(count) for leaf in leaves]
-    try:
-        model.decode(like.new_zeros(1, model.latent_dim))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return max(total, 1)
-
-
-@dataclass(frozen=True)
-class Chunks:
-    """How the IS estimate splits its work: images per batch, importance samples per decoder call."""
-
-    images: int
-    samples: int
-
-
-def is_chunks(model: VAE, samples: int, batch_size: int, images: torch.Tensor) -> Chunks:
-    """Batches and sample chunks sized from the decoder's footprint and the budget of the device
-    that holds `images`.
-
-    Images come first (a wide matmul is the efficient one); samples fill what the budget leaves.
-    """
-    per_sample, budget = decoder_footprint(model, images), element_budget(images.device)
-    per_batch = max(1, min(batch_size, budget // per_sample))
-    return Chunks(images=per_batch, samples=_samples_per_chunk(samples, per_batch, per_sample, budget))
-
-
-def _samples_per_chunk(samples: int, images: int, per_sample: int, budget: int) -> int:
-    return max(1, min(samples, budget // (images * per_sample)))
 
 
 @dataclass(frozen=True)
@@ -139,7 +82,7 @@ def log_likelihood_iw(
     """
     model.eval()
     if chunk is None:
-        chunk = _samples_per_chunk(samples, len(x), decoder_footprint(model, x), element_budget(x.device))
+        chunk = samples_per_chunk(samples, len(x), decoder_footprint(model, x), element_budget(x.device))
     features = model.encoder(x)
     total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
     for start in range(0, samples, chunk):
