@@ -3,6 +3,7 @@ inference can represent, so that log p(x) is known and every estimator must hit 
 against torch.distributions; and the spec's and the runner's handling of a ladder."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -42,7 +43,7 @@ def two_layer(sigma: float = 0.5, s1: float = 0.7):
     prior = LadderPrior(latent_dim=D, lower=[D], hidden=4, activation="tanh").double()
     log_s1 = torch.full((D,), 2 * math.log(s1), dtype=torch.float64)
     prior.conditionals[0] = linear(torch.cat([torch.diag(a_diag), zeros]), torch.cat([a, log_s1]))
-    posterior = LadderPosterior(in_features=6, latent_dim=D, hidden=4, activation="tanh").double()
+    posterior = LadderPosterior(in_features=6, latent_dim=D, hidden=4, activation="tanh", combine="precision").double()
     likelihood = Gaussian(image_shape=SHAPE, sigma="fixed", value=sigma, per_pixel=False, min_sigma=1e-3).double()
     model = VAE(nn.Flatten(), posterior, prior, LinearDecoder(w, b), likelihood, D)
 
@@ -99,6 +100,56 @@ def test_prior_log_prob_matches_torch_distributions_layer_by_layer():
     torch.testing.assert_close(prior.log_prob(z), expected)
     assert prior.sample(5, torch.Generator().manual_seed(0)).shape == (5, 9)
     assert torch.equal(prior.expand(z3)[..., 6:], z3) and prior.observed(z).shape[-1] == 4
+
+
+@pytest.mark.parametrize("combine", ["residual", "precision"])
+def test_log_q_is_the_top_down_product_of_the_layers_gaussians(combine):
+    """log q(z|x) = log q(z2|x) + log q(z1|z2, x), each a Gaussian built as `combine` says, against
+    torch.distributions; with a zero residual, q(z1|z2, x) is the prior's conditional itself."""
+    torch.manual_seed(0)
+    prior = LadderPrior(latent_dim=3, lower=[4], hidden=5, activation="tanh").double()
+    posterior = LadderPosterior(in_features=6, latent_dim=3, hidden=5, activation="tanh", combine=combine)
+    posterior.bind(SimpleNamespace(prior=prior))
+    posterior.double()
+    features = torch.randn(7, 6, dtype=torch.float64)
+    draw = posterior.rsample(features, samples=2, generator=torch.Generator().manual_seed(0))
+    z1, z2 = prior.split(draw.z)
+    (mu_a, logvar_a), (mu_top, logvar_top) = (head(path(features)).chunk(2, -1) for path, head in _paths(posterior))
+    mu_p, logvar_p = prior.conditionals[0](z2).chunk(2, dim=-1)
+    if combine == "residual":
+        mu, var = mu_p + mu_a, (logvar_p + logvar_a).exp()
+    else:
+        precision = (-logvar_a).exp() + (-logvar_p).exp()
+        mu, var = (mu_a * (-logvar_a).exp() + mu_p * (-logvar_p).exp()) / precision, 1 / precision
+    normal = torch.distributions.Normal
+    expected = normal(mu_top, (0.5 * logvar_top).exp()).log_prob(z2).sum(-1) + normal(mu, var.sqrt()).log_prob(z1).sum(
+        -1
+    )
+    torch.testing.assert_close(draw.log_q, expected)
+
+
+def test_a_zero_residual_leaves_the_lower_layer_at_the_prior():
+    torch.manual_seed(0)
+    prior = LadderPrior(latent_dim=3, lower=[4], hidden=5, activation="tanh").double()
+    posterior = LadderPosterior(in_features=6, latent_dim=3, hidden=5, activation="tanh")
+    posterior.bind(SimpleNamespace(prior=prior))
+    posterior.double()
+    nn.init.zeros_(posterior.heads[0].weight)
+    nn.init.zeros_(posterior.heads[0].bias)
+    draw = posterior.rsample(torch.randn(7, 6, dtype=torch.float64), samples=3)
+    _, z2 = prior.split(draw.z)
+    top = draw.base
+    log_ratio = draw.log_q - prior.log_prob(draw.z)
+    torch.testing.assert_close(log_ratio, top.log_prob(z2) - torch.distributions.Normal(0.0, 1.0).log_prob(z2).sum(-1))
+
+
+def _paths(posterior):
+    """(bottom-up path to each layer, its head), the paths composed from the encoder's features."""
+    composed = []
+    for layer, (path, head) in enumerate(zip(posterior.paths, posterior.heads, strict=True)):
+        previous = composed[-1][0] if composed else nn.Identity()
+        composed.append((nn.Sequential(previous, path) if layer else path, head))
+    return composed
 
 
 def test_posterior_draws_a_full_stack_and_encodes_the_top_layer():

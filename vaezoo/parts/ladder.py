@@ -5,8 +5,13 @@ top-down, p(z_L) p(z_{L-1}|z_L) ... p(z_1|z_2), with p(z_L) = N(0, I) and each c
 diagonal Gaussian from a small network. The posterior shares the encoder's path: bottom-up, each
 layer gets a Gaussian estimate from the encoder's features (the bottom layer) or from a further
 deterministic layer on them (the layers above); top-down, q(z_L|x) is the top's estimate, and each
-lower q(z_l|.) is the precision-weighted product of its bottom-up estimate with the prior's
-conditional p(z_l|z_{l+1}), at the sample drawn for the layer above.
+lower q(z_l|.) combines its bottom-up estimate with the prior's conditional p(z_l|z_{l+1}) at the
+sample drawn for the layer above. `combine: precision` is the ladder paper's precision-weighted
+product. `combine: residual` (the default; Vahdat & Kautz 2020, NVAE) reads the bottom-up estimate
+as a shift of the conditional's mean and a scale of its variance: q(z_l|.) = N(mu_p + d_mu,
+var_p * exp(d_logvar)). Its KL is zero at a finite point (d = 0), as a plain VAE's is; the product's
+is zero only as the bottom-up variance goes to infinity, where its gradients vanish, and on MNIST
+the product's lower layer collapsed that way (docs/results/ablation-zoo).
 
 `model.latent_dim` is the top layer's size; `lower` lists the layers below it, bottom first. A full
 latent is [z_1, ..., z_L] on its last axis. What the rest of vaezoo sees as the code (`encode`,
@@ -122,10 +127,31 @@ class LadderPrior(Prior):
         return torch.cat(layers, dim=-1)
 
 
+def precision_weighted(estimate: DiagonalGaussian, conditional: DiagonalGaussian) -> DiagonalGaussian:
+    """The normalized product of two diagonal Gaussians: precisions add, means weight by precision."""
+    precision_a, precision_b = torch.exp(-estimate.logvar), torch.exp(-conditional.logvar)
+    logvar = -torch.log(precision_a + precision_b)
+    mu = (estimate.mu * precision_a + conditional.mu * precision_b) * torch.exp(logvar)
+    return DiagonalGaussian(mu, logvar)
+
+
+def residual(estimate: DiagonalGaussian, conditional: DiagonalGaussian) -> DiagonalGaussian:
+    """The conditional shifted by the estimate's mean and its variance scaled by exp(estimate's logvar)."""
+    return DiagonalGaussian(conditional.mu + estimate.mu, conditional.logvar + estimate.logvar)
+
+
+COMBINE = {"precision": precision_weighted, "residual": residual}
+
+
 class LadderPosteriorSpec(StrictModel):
     kind: Literal["ladder"]
     hidden: int = Field(default=256, ge=1, le=65536, description="width of each bottom-up layer above the encoder")
     activation: Activation = "tanh"
+    combine: Literal["residual", "precision"] = Field(
+        default="residual",
+        description="how a lower layer's bottom-up estimate meets the prior's conditional: NVAE's residual "
+        "shift and scale, or the ladder paper's precision-weighted product",
+    )
 
 
 @POSTERIORS.register("ladder")
@@ -137,9 +163,18 @@ class LadderPosterior(Posterior):
     is_base_gaussian = False
     hierarchical = True
 
-    def __init__(self, *, in_features: int, latent_dim: int, hidden: int, activation: Activation) -> None:
+    def __init__(
+        self,
+        *,
+        in_features: int,
+        latent_dim: int,
+        hidden: int,
+        activation: Activation,
+        combine: Literal["residual", "precision"] = "residual",
+    ) -> None:
         super().__init__()
         self.in_features, self.hidden, self.activation = in_features, hidden, activation
+        self.combine = COMBINE[combine]
         self.paths = nn.ModuleList()  # built in bind, once the prior's layers are known
         self.heads = nn.ModuleList()
 
@@ -176,18 +211,10 @@ class LadderPosterior(Posterior):
         layers = [top.rsample(samples, generator)]
         log_q = top.log_prob(layers[0])
         for layer in reversed(range(len(estimates) - 1)):
-            q = precision_weighted(estimates[layer], self._prior.conditional(layer, layers[0]))
+            q = self.combine(estimates[layer], self._prior.conditional(layer, layers[0]))
             z = q.mu + torch.exp(0.5 * q.logvar) * torch.randn(
                 q.mu.shape, generator=generator, device=q.mu.device, dtype=q.mu.dtype
             )
             log_q = log_q + gaussian_log_density(z, q.mu, q.logvar).sum(-1)
             layers.insert(0, z)
         return PosteriorSample(z=torch.cat(layers, dim=-1), log_q=log_q, base=top)
-
-
-def precision_weighted(a: DiagonalGaussian, b: DiagonalGaussian) -> DiagonalGaussian:
-    """The normalized product of two diagonal Gaussians: precisions add, means weight by precision."""
-    precision_a, precision_b = torch.exp(-a.logvar), torch.exp(-b.logvar)
-    logvar = -torch.log(precision_a + precision_b)
-    mu = (a.mu * precision_a + b.mu * precision_b) * torch.exp(logvar)
-    return DiagonalGaussian(mu, logvar)
