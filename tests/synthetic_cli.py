@@ -9,9 +9,10 @@ from tests import synthetic
 from tests.conftest import skip_figures
 from vaezoo.cli import main
 
-synthetic.register(Path(sys.argv[1]))
-args = sys.argv[2:]
-if args[:1] == ["--no-figures"]:
-    skip_figures()
-    args = args[1:]
-sys.exit(main(args))
+if __name__ == "__main__":  # not in the processes a local sweep spawns, which re-import this module
+    synthetic.register(Path(sys.argv[1]))
+    args = sys.argv[2:]
+    if args[:1] == ["--no-figures"]:
+        skip_figures()
+        args = args[1:]
+    sys.exit(main(args))

@@ -122,7 +122,7 @@ def test_unwritable_output_folder(tmp_path, capsys, synthetic_root):
     blocker.write_text("not a folder")
     path = write_spec(tmp_path / "s.yaml", tiny_spec(synthetic_root))
     code, _, err = run_cli(capsys, "run", str(path), "--out", str(blocker / "runs"))
-    assert_one_line_error(code, err, "cannot write output folder")
+    assert_one_line_error(code, err, "cannot write run folder")
     assert blocker.read_text() == "not a folder"
 
 

@@ -148,6 +148,6 @@ def test_shipped_sweeps_expand_and_validate():
         "ablation-architecture": 4,
         "ablation-beta": 5,
         "ablation-latent": 5,
-        "ablation-zoo": 8,
+        "ablation-zoo": 10,
         "ablation-likelihood": 3,
     }

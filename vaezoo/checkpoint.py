@@ -4,14 +4,17 @@ read back exactly, so that a resumed run ends where an uninterrupted one would."
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from vaezoo import io
 from vaezoo.ema import WeightAverage
-from vaezoo.errors import VaezooError
+from vaezoo.errors import OutputError, VaezooError
 from vaezoo.metrics import HistoryRow
 from vaezoo.model import VAE
 from vaezoo.scalars import ScalarRow
@@ -59,18 +62,85 @@ def load_checkpoint(
     generator: torch.Generator,
     average: WeightAverage | None = None,
 ) -> TrainState:
-    """Restore a checkpoint written by save_checkpoint (loaded with weights_only=True: data, never code)."""
-    checkpoint = io.load_torch(path, generator.device)
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    if average is not None:
-        if checkpoint.get("ema") is None:
-            raise VaezooError(f"{path} was written without train.ema, so its weight average cannot be resumed")
-        average.load_state_dict(checkpoint["ema"])
-    torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
-    if checkpoint["rng"]["cuda"] is not None and generator.device.type == "cuda":
-        torch.cuda.set_rng_state(checkpoint["rng"]["cuda"].cpu())
-    generator.set_state(checkpoint["rng"]["data"].cpu())
-    history = [HistoryRow.from_json(row, str(path)) for row in checkpoint["history"]]
-    scalars = [ScalarRow(**row) for row in checkpoint.get("scalars", [])]  # none in older checkpoints
-    return TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], history=history, scalars=scalars)
+    """Restore a checkpoint written by save_checkpoint (loaded with weights_only=True: data, never code).
+
+    A checkpoint that does not fit (another spec's model, a missing entry, a damaged value) is an
+    OutputError naming it.
+    """
+    checkpoint = read_checkpoint(path, model, generator.device)
+    with io.reading(path):
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if average is not None:
+            if checkpoint.get("ema") is None:
+                raise VaezooError(f"{path} was written without train.ema, so its weight average cannot be resumed")
+            average.load_state_dict(checkpoint["ema"])
+        torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
+        if checkpoint["rng"].get("cuda") is not None and generator.device.type == "cuda":
+            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"].cpu())
+        generator.set_state(checkpoint["rng"]["data"].cpu())
+        scalars = [ScalarRow(**row) for row in checkpoint.get("scalars", [])]  # none in older checkpoints
+    return TrainState(checkpoint["epoch"], checkpoint["step"], checkpoint["history"], scalars)
+
+
+#: each entry every checkpoint holds (see save_checkpoint), and what it must be; "ema" and "scalars" may be absent
+ENTRIES: dict[str, Callable[[Any], bool]] = {
+    "model": lambda value: isinstance(value, dict),
+    "optimizer": lambda value: isinstance(value, dict) and {"state", "param_groups"} <= value.keys(),
+    "epoch": lambda value: isinstance(value, int) and value >= 0,
+    "step": lambda value: isinstance(value, int) and value >= 0,
+    "history": lambda value: isinstance(value, list),
+    "rng": lambda value: (
+        isinstance(value, dict) and all(isinstance(value.get(k), torch.Tensor) for k in ("torch", "data"))
+    ),
+}
+
+
+def read_checkpoint(path: Path, model: nn.Module, device: torch.device) -> dict[str, Any]:
+    """The checkpoint at `path`, its weights loaded into `model` and its history as typed rows.
+
+    Everything is checked before anything is used: a file that is not a vaezoo checkpoint, lacks an entry
+    or holds one of the wrong kind, or whose weights do not fit `model` (another latent size or kind:
+    another spec's run) is an OutputError naming it.
+    """
+    checkpoint = io.load_torch(path, device)
+    if not isinstance(checkpoint, dict):
+        raise OutputError(f"checkpoint {path} is not a vaezoo checkpoint: it holds a {type(checkpoint).__name__}")
+    for entry, fits in ENTRIES.items():
+        if entry not in checkpoint or not fits(checkpoint[entry]):
+            problem = "lacks" if entry not in checkpoint else "has a damaged"
+            raise OutputError(f"checkpoint {path} is damaged or not a vaezoo checkpoint: it {problem} {entry!r} entry")
+    checkpoint["history"] = [HistoryRow.from_json(row, str(path)) for row in checkpoint["history"]]
+    load_weights(path, model, checkpoint["model"])
+    return checkpoint
+
+
+def load_weights(path: Path, model: nn.Module, weights: Any) -> None:
+    """model.load_state_dict(weights), after checking that every tensor is there with its shape: a
+    mismatch is an OutputError naming the file and the first tensor that differs."""
+    expected = model.state_dict()
+    if not isinstance(weights, dict):
+        raise OutputError(f"checkpoint {path} is damaged: its model weights are a {type(weights).__name__}")
+    missing = [key for key in expected if key not in weights]
+    extra = [key for key in weights if key not in expected]
+    wrong = [
+        key
+        for key in expected
+        if key in weights and (not isinstance(weights[key], torch.Tensor) or weights[key].shape != expected[key].shape)
+    ]
+    problem = (
+        f"it lacks {missing[0]}"
+        if missing
+        else f"it has {extra[0]}, which this spec's model has not"
+        if extra
+        else f"{wrong[0]} is {_shape(weights[wrong[0]])} there, {_shape(expected[wrong[0]])} in this spec's model"
+        if wrong
+        else None
+    )
+    if problem is not None:
+        raise OutputError(f"checkpoint {path} does not fit this spec's model (was it written for another?): {problem}")
+    with io.reading(path):
+        model.load_state_dict(weights)
+
+
+def _shape(value: Any) -> str:
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -12,7 +14,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from vaezoo.errors import VaezooError
+from vaezoo.errors import VaezooError, environment_error
+from vaezoo.plugins import load_plugins
 
 if TYPE_CHECKING:
     from vaezoo.metrics import RunMetrics
@@ -72,22 +75,25 @@ def _print_metrics(name: str, metrics: RunMetrics, run_dir: Path) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    from vaezoo.executors import run_sweep
+    from vaezoo.executors import ExecutorOptions, run_sweep
     from vaezoo.outputs.sweep_report import load_results_table
     from vaezoo.sweep import load_sweep
 
-    if args.jobs < 1:
-        raise VaezooError("--jobs must be at least 1")
+    options = ExecutorOptions(jobs=args.jobs, address=args.address, shared=args.shared)
     sweep, points = load_sweep(Path(args.sweep), args.set)
-    run_sweep(sweep, points, Path(args.out), jobs=args.jobs, console=Console(stderr=True))
+    run_sweep(sweep, points, Path(args.out), console=Console(stderr=True), executor=args.executor, options=options)
     # a log file or a pipe gets the whole table rather than 80 columns of truncated cells
     Console(width=None if sys.stdout.isatty() else 200).print(load_results_table(Path(args.out) / sweep.name))
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from vaezoo.runner import reevaluate
+    from vaezoo.spec import EvalSpec, check_option
 
-    metrics = reevaluate(_run_dir(args.run_dir), args.iw_samples, args.device)
+    iw_samples = args.iw_samples
+    if iw_samples is not None:  # bounded like the spec's own eval.iw_samples (0 would mean "the spec's K")
+        iw_samples = check_option(EvalSpec, "iw_samples", iw_samples, "--iw-samples")
+    metrics = reevaluate(_run_dir(args.run_dir), iw_samples, args.device)
     print(
         f"test NLL (IS, K = {metrics.iw_samples}) {metrics.test_nll_iw:.2f} ± {metrics.test_nll_iw_stderr:.2f} "
         f"nats/image in {metrics.iw_seconds:.1f} s; -ELBO {metrics.test_neg_elbo:.2f}; "
@@ -181,7 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("sweep", help="sweep YAML file: base plus grid / variants / seeds")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every point")
     sweep.add_argument("--out", default="runs", help="output folder (default: runs)")
-    sweep.add_argument("--jobs", type=int, default=1, help="CPU processes running points at once (default: 1)")
+    sweep.add_argument("--jobs", type=int, default=1, help="local: processes running points at once (default: 1)")
+    sweep.add_argument(
+        "--executor", default="local", help="where points run: local (default) or ray (one Ray task each)"
+    )
+    sweep.add_argument(
+        "--address", help="ray: the cluster to join (HOST:PORT or auto); default: start a local Ray instance"
+    )
+    sweep.add_argument(
+        "--shared", action="store_true", help="ray: --out is at the same path on every node; write it in place"
+    )
     sweep.set_defaults(handler=_cmd_sweep)
 
     evaluate = commands.add_parser("eval", help="recompute a trained run's test metrics")
@@ -211,18 +226,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that what a stop must undo (a sweep's workers) is undone."""
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `vaezoo` console script; returns the exit status."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        load_plugins()
         handler: Callable[[argparse.Namespace], None] = args.handler
         handler(args)
     except VaezooError as error:
         print(f"vaezoo: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("vaezoo: interrupted", file=sys.stderr)
-        return 130
+    except OSError as error:  # the machine refused (a full disk, a read-only folder) where no file writer caught it
+        user_error = environment_error(error)
+        if user_error is None:
+            raise
+        print(f"vaezoo: error: {user_error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt as stop:
+        print("vaezoo: stopped by SIGTERM" if isinstance(stop, Terminated) else "vaezoo: interrupted", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
     return 0
 
 

@@ -1,5 +1,9 @@
 """User-facing errors: each one is printed as a single line and exits with status 2."""
 
+from __future__ import annotations
+
+import errno
+
 
 class VaezooError(Exception):
     """A problem with the user's input (spec, data, output folder), not a bug in vaezoo."""
@@ -15,3 +19,33 @@ class DataError(VaezooError):
 
 class OutputError(VaezooError):
     """The output folder cannot be written, or a run there conflicts with the request."""
+
+
+#: what the machine refuses (a full disk or quota, a read-only or forbidden folder, a path too long or gone),
+#: as opposed to an OSError that is a bug in vaezoo
+ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENAMETOOLONG,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ELOOP,
+        errno.EIO,
+        errno.EMFILE,
+        errno.ENFILE,
+    }
+)
+
+
+def environment_error(error: OSError) -> OutputError | None:
+    """The one-line user error for an OSError the machine caused, naming its file; None for any other."""
+    if error.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = f"{error.filename}: " if error.filename else ""
+    return OutputError(f"{where}{error.strerror or error}")

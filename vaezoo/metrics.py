@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vaezoo.errors import OutputError
+from vaezoo import io
 
 
 @dataclass(frozen=True)
@@ -105,12 +105,8 @@ class RunMetrics(TestMetrics):
 
     @classmethod
     def from_json(cls, data: Any, source: str) -> RunMetrics:
-        """The record a metrics.json holds; OutputError naming the file when it does not fit."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(data, dict) or not names <= data.keys():
-            missing = sorted(names - data.keys()) if isinstance(data, dict) else ["a mapping"]
-            raise OutputError(f"{source} is damaged or from another version: it lacks {', '.join(missing[:3])}")
-        return cls(**{name: data[name] for name in names})
+        """The record a metrics.json holds, every field checked; OutputError naming the file when it does not fit."""
+        return io.record(cls, data, source)
 
     def value(self, key: str) -> Any:
         """A metric by its table key (for tables built from METRICS)."""
@@ -140,10 +136,5 @@ class HistoryRow:
 
     @classmethod
     def from_json(cls, data: Any, source: str) -> HistoryRow:
-        """The row a history line holds; OutputError naming the file when it does not fit."""
-        try:
-            return cls(**data)
-        except TypeError:
-            raise OutputError(
-                f"{source} is damaged or from another version: a row does not fit ({str(data)[:80]})"
-            ) from None
+        """The row a history line holds, every field checked; OutputError naming the file when it does not fit."""
+        return io.record(cls, data, source)

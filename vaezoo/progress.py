@@ -15,6 +15,11 @@ from typing_extensions import Self
 from vaezoo.metrics import HistoryRow
 from vaezoo.model import ELBOTerms
 
+#: a batch's mean loss per image beyond this means the run has diverged as surely as a NaN, and is stopped the
+#: same way: it is over 10^5 nats per pixel of MNIST (a Bernoulli model starts near 550 per image, a Gaussian
+#: with sigma at its 1e-3 floor and every pixel off by 0.5 is near 10^8)
+DIVERGED_NATS = 1e8
+
 
 class RunningLoss:
     """Per-epoch sums of the step losses, kept on the device and read without waiting on it.
@@ -45,7 +50,8 @@ class RunningLoss:
         batch = torch.stack([loss.sum(), terms.recon_nll.detach().float().sum(), terms.kl.detach().float().sum()])
         self.sums[:3] += batch
         self.sums[3] += loss.shape[0]
-        bad = ~torch.isfinite(batch).all() & (self.first_bad_step < 0)
+        diverged = ~torch.isfinite(batch).all() | (batch[0].abs() > DIVERGED_NATS * loss.shape[0])
+        bad = diverged & (self.first_bad_step < 0)
         self.first_bad_step.copy_(torch.where(bad, step, self.first_bad_step))
 
     def snapshot(self) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,12 @@ from rich.console import Console
 
 from vaezoo import data as datasets
 from vaezoo import io
+from vaezoo.checkpoint import read_checkpoint
 from vaezoo.ema import load_averaged
 from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import Evaluation, Phase, evaluate_all, posterior_params
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
+from vaezoo.lock import LOCK_NAME, folder_lock
 from vaezoo.metrics import HistoryRow, RunMetrics
 from vaezoo.model import VAE
 from vaezoo.objectives import OBJECTIVES
@@ -78,7 +80,7 @@ def run_dir_for(spec: ExperimentSpec, out: Path) -> Path:
 
 def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
     """Create the run folder, or check that an existing one may be resumed with this very spec."""
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         if not resume:
             raise OutputError(
                 f"run folder {run_dir} already exists; pass --resume to continue it, "
@@ -97,7 +99,10 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
 
 def check_saved_spec(spec: ExperimentSpec, run_dir: Path) -> None:
     """A run folder either has no spec.yaml yet or holds a run of this very spec: resuming with a
-    different spec would mix two experiments in one folder."""
+    different spec would mix two experiments in one folder. A finished run is reused as it is, so its
+    metrics.json must read (checked here, before a sweep trains anything)."""
+    if (run_dir / "metrics.json").exists():
+        finished_metrics(run_dir)
     saved = run_dir / "spec.yaml"
     if not saved.exists():
         return
@@ -128,26 +133,47 @@ def check_inputs(spec: ExperimentSpec) -> datasets.DatasetInfo:
 
 
 def run(
-    spec: ExperimentSpec, out: Path, resume: bool = False, console: Console | None = None, figures: bool = True
+    spec: ExperimentSpec,
+    out: Path,
+    resume: bool = False,
+    console: Console | None = None,
+    figures: bool = True,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> RunMetrics:
     """Train and evaluate `spec` in out/<name>; returns its metrics. A finished run is not retrained.
 
     With `figures` False the run's figures are not drawn (its report leaves them out): for tests.
+    `on_checkpoint(run_dir)` is called after each checkpoint is written (see `train.fit`).
     """
     run_dir = run_dir_for(spec, out)
-    metrics_path = run_dir / "metrics.json"
     info = check_inputs(spec)
+    with folder_lock(run_dir, create=True):  # one writer: a second process is told the folder is busy
+        return _train_and_evaluate(spec, run_dir, info, resume, console, figures, on_checkpoint)
+
+
+def _train_and_evaluate(
+    spec: ExperimentSpec,
+    run_dir: Path,
+    info: datasets.DatasetInfo,
+    resume: bool,
+    console: Console | None,
+    figures: bool,
+    on_checkpoint: Callable[[Path], None] | None,
+) -> RunMetrics:
+    metrics_path = run_dir / "metrics.json"
     prepare_run_dir(spec, run_dir, resume)
     if metrics_path.exists():
         return finished_metrics(run_dir)
-    io.write_text(run_dir / "spec.yaml", spec.to_yaml())
     device = resolve_device(spec.train.device)
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, info.image_shape).to(device)
+    if resume and (run_dir / "checkpoint.pt").exists():  # before spec.yaml claims the folder for this spec
+        read_checkpoint(run_dir / "checkpoint.pt", model, device)
+    io.write_text(run_dir / "spec.yaml", spec.to_yaml())
     data = datasets.read(info, spec.data, device)  # check_inputs verified the files
     config = TrainConfig.from_spec(spec)
     objective = build(OBJECTIVES, spec.objective)
-    state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective)
+    state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective, on_checkpoint)
     view = PhaseView(console)
     evaluation = evaluate_run(spec, model, data, phase=view.phase)
     metrics = RunMetrics(
@@ -201,40 +227,35 @@ def finished_metrics(run_dir: Path) -> RunMetrics:
     path = run_dir / "metrics.json"
     if not path.exists():
         raise OutputError(f"{run_dir} has no metrics.json: the run has not finished (run it, or --resume it)")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise OutputError(f"{path} cannot be read: {error}") from None
-    return RunMetrics.from_json(data, str(path))
+    return RunMetrics.from_json(io.read_json(path), str(path))
 
 
 def read_history(run_dir: Path) -> list[HistoryRow]:
     """history.jsonl of a run as typed rows; OutputError when it is damaged."""
     path = run_dir / "history.jsonl"
-    try:
-        rows = io.read_jsonl(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise OutputError(f"{path} cannot be read: {error}") from None
-    return [HistoryRow.from_json(row, str(path)) for row in rows]
+    return [HistoryRow.from_json(row, str(path)) for row in io.read_jsonl(path)]
 
 
 def refigure(run_dir: Path, device_name: str | None = None) -> None:
     """Redraw a finished run's figures and report from its checkpoint, without training."""
-    metrics = finished_metrics(run_dir)
-    loaded = load_run(run_dir, device_name)
-    render(run_dir, loaded.spec, loaded.model, loaded.data, loaded.history, metrics)
+    with folder_lock(run_dir):
+        metrics = finished_metrics(run_dir)
+        loaded = load_run(run_dir, device_name)
+        render(run_dir, loaded.spec, loaded.model, loaded.data, loaded.history, metrics)
 
 
 def rereport(run_dir: Path) -> Path:
     """Rewrite a finished run's (or sweep's) report from its saved files, without training."""
-    if (run_dir / "sweep.json").exists():
-        from vaezoo.executors import report_sweep  # a sweep folder: executors builds on this module
+    sweep = (run_dir / "sweep.json").exists()
+    with folder_lock(run_dir, "sweep folder" if sweep else "run folder"):
+        if sweep:
+            from vaezoo.executors import report_sweep  # a sweep folder: executors builds on this module
 
-        return report_sweep(run_dir)
-    metrics = finished_metrics(run_dir)
-    saved = run_dir / "spec.yaml"
-    spec = load_spec(saved)
-    return write_run_report(run_dir, spec, metrics.to_json(), [row.to_json() for row in read_history(run_dir)])
+            return report_sweep(run_dir)
+        metrics = finished_metrics(run_dir)
+        spec = load_spec(run_dir / "spec.yaml")
+        history = [row.to_json() for row in read_history(run_dir)]
+        return write_run_report(run_dir, spec, metrics.to_json(), history)
 
 
 def evaluate_run(
@@ -293,11 +314,11 @@ def load_run(run_dir: Path, device_name: str | None = None) -> LoadedRun:
     device = resolve_device(device_name or spec.train.device)
     info = check_inputs(spec)
     model = build_model(spec.model, info.image_shape).to(device)
-    state = io.load_torch(checkpoint, device)
-    model.load_state_dict(state["model"])
+    state = read_checkpoint(checkpoint, model, device)
     if state.get("ema") is not None:  # a run with train.ema is evaluated and drawn with its average
-        load_averaged(model, state["ema"])
-    history = [HistoryRow.from_json(row, str(checkpoint)) for row in state["history"]]
+        with io.reading(checkpoint):
+            load_averaged(model, state["ema"])
+    history = state["history"]
     return LoadedRun(spec, model, datasets.read(info, spec.data, device), history)
 
 
@@ -307,6 +328,11 @@ def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -
     Only a finished run: metrics.json marks a run finished, so writing one for an interrupted run
     would make resume and sweeps skip it.
     """
+    with folder_lock(run_dir):
+        return _reevaluate(run_dir, iw_samples, device_name)
+
+
+def _reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -> RunMetrics:
     previous = finished_metrics(run_dir)
     loaded = load_run(run_dir, device_name)
     evaluation = evaluate_run(loaded.spec, loaded.model, loaded.data, iw_samples)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +33,7 @@ from vaezoo.slots import (  # noqa: F401 (SLOTS, SLOT, COMPONENT_KINDS and the u
     slot_field,
     tagged_union,
 )
+from vaezoo.spec_yaml import MAX_SPEC_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, parse_yaml, read_mapping  # noqa: F401 (re-exported)
 
 
 class ModelSpec(StrictModel):
@@ -135,50 +135,6 @@ class ExperimentSpec(StrictModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e-3` as a string; users mean a number, so floats need no dot here."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    """yaml.safe_load with numeric exponents, turning syntax errors into one-line SpecErrors."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SpecError(f"{source}: invalid YAML{where}: {problem}") from None
-
-
-def read_mapping(path: Path) -> dict[str, Any]:
-    """A YAML file whose top level is a mapping; SpecError for anything else."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(f"spec file not found: {path}") from None
-    except IsADirectoryError:
-        raise SpecError(f"spec path is a folder, not a file: {path}") from None
-    except OSError as error:
-        raise SpecError(f"cannot read spec file {path}: {error.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise SpecError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    data = parse_yaml(text, str(path))
-    if data is None:
-        raise SpecError(f"{path}: the spec is empty")
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: the top level must be a mapping of keys, not a {type(data).__name__}")
-    return data
-
-
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """A copy of `data` with each `a.b.c=value` set (value parsed as YAML); SpecError if malformed."""
     result = copy.deepcopy(data)
@@ -245,6 +201,15 @@ def validate(data: dict[str, Any], source: str) -> ExperimentSpec:
         return ExperimentSpec.model_validate(data)
     except ValidationError as error:
         raise SpecError(f"{source}: {describe(error, data)}") from None
+
+
+def check_option(section: type[StrictModel], key: str, value: Any, option: str) -> Any:
+    """A command-line value for a spec field (`--iw-samples` for eval.iw_samples), validated exactly as
+    that field in a spec file is; SpecError naming the option otherwise."""
+    try:
+        return getattr(section.model_validate({key: value}), key)
+    except ValidationError as error:
+        raise SpecError(f"{option} {value}: {describe(error, {key: value}).partition(': ')[2]}") from None
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> ExperimentSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,14 @@ class VariantSpec(StrictModel):
     set: dict[str, Any] = Field(default_factory=dict, description="dotted key -> value, applied to the base")
 
 
+class ResourcesSpec(StrictModel):
+    """What each point asks of a Ray cluster (`--executor ray`); the local executor shares its cores."""
+
+    cpus: float = Field(default=1, gt=0, le=1024, description="CPUs a point reserves (Ray's num_cpus); its threads")
+    gpus: float = Field(default=1, ge=0, le=64, description="GPUs a point whose train.device is cuda reserves")
+    retries: int = Field(default=3, ge=0, le=100, description="times Ray reruns a point whose worker or node died")
+
+
 class SweepSpec(StrictModel):
     """`base` (a spec file, relative to the sweep file, or an inline spec) plus the changes."""
 
@@ -40,6 +49,7 @@ class SweepSpec(StrictModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values (Cartesian product)")
     variants: list[VariantSpec] = Field(default_factory=list)
     seeds: list[int] | None = Field(default=None, min_length=1)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     headline: str = Field(
         default="test_nll_iw", description="the metric that sorts the table (a key of the metric table)"
     )
@@ -58,8 +68,6 @@ class SweepSpec(StrictModel):
         for key, values in grid.items():
             if not values:
                 raise ValueError(f"grid key {key} has no values")
-            if len({repr(v) for v in values}) != len(values):
-                raise ValueError(f"grid key {key} repeats a value")
         return grid
 
     @field_validator("variants")
@@ -116,7 +124,22 @@ def expand(sweep: SweepSpec, base: dict[str, Any], overrides: list[str], source:
             data = _with(data, {"seed": seed})
         data = apply_overrides(_with(data, {"name": name}), overrides)
         points.append(Point(name=name, varied=varied, spec=validate(data, f"{source}, point {name}")))
+    _refuse_duplicates(points, source)
     return points
+
+
+def _refuse_duplicates(points: list[Point], source: str) -> None:
+    """Two points that validate to the same spec (their names aside) would train one run twice:
+    `seeds: [0, 0]`, grid values 1 and 1.0, two variants that set the same, a grid value a variant sets."""
+    seen: dict[str, Point] = {}
+    for point in points:
+        key = json.dumps(point.spec.model_dump(mode="json", exclude={"name"}), sort_keys=True)
+        first = seen.setdefault(key, point)
+        if first is not point:
+            raise SpecError(
+                f"{source}: points {first.name} and {point.name} are the same run (their specs differ only in "
+                "name); drop one of the values that produce them"
+            )
 
 
 def _with(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

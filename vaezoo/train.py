@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from vaezoo.lr import LR_SCHEDULES, set_lr
 from vaezoo.metrics import HistoryRow
 from vaezoo.model import VAE
 from vaezoo.objectives import ELBO, Objective
-from vaezoo.progress import ProgressView, RunningLoss
+from vaezoo.progress import DIVERGED_NATS, ProgressView, RunningLoss
 from vaezoo.scalars import ScalarLog, StepWindow, grad_norm
 from vaezoo.scalars import write_csv as write_scalars
 from vaezoo.tensorboard_log import TensorBoardLog
@@ -37,7 +38,7 @@ POLL_EVERY = 25  # steps between (non-blocking) reads of the running losses
 
 
 class TrainingDiverged(VaezooError):
-    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+    """The loss diverged (NaN, infinite, or beyond DIVERGED_NATS); the last good checkpoint is left as it was."""
 
 
 @dataclass
@@ -101,13 +102,27 @@ def _keep_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None
         group["lr"] = torch.tensor(lr, device=device) if capturable else lr
 
 
-def check_finite(values: torch.Tensor, epoch: int) -> None:
-    """Stop the run, naming the epoch and step, if any step's loss was not finite."""
-    bad_step = int(values[4])
-    if bad_step >= 0:
+@dataclass
+class DivergenceStop:
+    """Stops a run whose loss diverged, naming the run (a sweep's point), the epoch and step, and the
+    checkpoint that is kept: the last one written, or none when the run diverged before its first."""
+
+    run_dir: Path
+    saved_epoch: int | None  # the epoch of the checkpoint on disk, None while there is none
+
+    def check(self, values: torch.Tensor, epoch: int) -> None:
+        """Raise TrainingDiverged if RunningLoss's snapshot `values` records a diverged step."""
+        bad_step = int(values[4])
+        if bad_step < 0:
+            return
+        kept = (
+            f"its checkpoint of epoch {self.saved_epoch} is kept"
+            if self.saved_epoch is not None
+            else "it has no checkpoint yet"
+        )
         raise TrainingDiverged(
-            f"the loss became NaN or infinite at epoch {epoch + 1}, step {bad_step + 1} of the run; stopped, and the "
-            f"checkpoint of epoch {epoch} is kept (try a lower train.lr)"
+            f"run {self.run_dir}: the loss diverged (NaN, infinite or beyond {DIVERGED_NATS:.0e} nats per image) at "
+            f"epoch {epoch + 1}, step {bad_step + 1} of the run; stopped, and {kept} (try a lower train.lr)"
         )
 
 
@@ -120,10 +135,13 @@ def fit(
     resume: bool,
     console: Console | None = None,
     objective: Objective | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> TrainState:
     """Train to config.epochs, checkpointing after every epoch; with `resume`, continue from the checkpoint.
 
     A resumed run ends with the same parameters and history (timings aside) as an uninterrupted one.
+    `on_checkpoint(run_dir)` is called after each checkpoint and its history are written (an executor
+    without a shared filesystem copies them off the worker there).
     """
     device = data.train_images.device
     generator = torch.Generator(device).manual_seed(config.seed)
@@ -133,6 +151,8 @@ def fit(
     checkpoint = run_dir / "checkpoint.pt"
     resuming = resume and checkpoint.exists()
     state = load_checkpoint(checkpoint, model, optimizer, generator, average) if resuming else TrainState()
+    if resuming:  # the checkpoint is the record; a kill may have come before these views were rewritten
+        _write_views(run_dir, state)
     _keep_capturable(optimizer, graphed)
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -154,19 +174,23 @@ def fit(
     runner: StepRunner = CapturedStep(step) if graphed else step
     schedule = LR_SCHEDULES.get(config.lr_schedule)
     board = TensorBoardLog(run_dir, state.step) if config.tensorboard else None
+    stop = DivergenceStop(run_dir, state.epoch if resuming else None)
     with ProgressView(console, total_steps, state.step) as view:
         for epoch in range(state.epoch, config.epochs):
             lr = schedule(config.lr, epoch, config.epochs)
             set_lr(optimizer, lr)
-            row = _train_epoch(runner, step, total_steps, config, state, epoch, view, lr, scalars)
+            row = _train_epoch(runner, step, total_steps, config, state, epoch, view, lr, scalars, stop)
             with average.applied() if average is not None else contextlib.nullcontext():
                 row = dataclasses.replace(row, **_validate(model, data, config))
             state.history.append(row)
             state.epoch = epoch + 1
             if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
                 save_checkpoint(checkpoint, model, optimizer, state, generator, average)
+                stop.saved_epoch = state.epoch
                 io.write_jsonl(run_dir / "history.jsonl", [r.to_json() for r in state.history])
                 write_scalars(run_dir / "scalars.csv", state.scalars)
+                if on_checkpoint is not None:
+                    on_checkpoint(run_dir)
             view.epoch_done(row)
             if board is not None:
                 board.epoch(state.scalars, row, model)
@@ -175,6 +199,12 @@ def fit(
     if average is not None:  # what the run evaluates and draws from here on
         load_averaged(model, average.state_dict())
     return state
+
+
+def _write_views(run_dir: Path, state: TrainState) -> None:
+    """history.jsonl and scalars.csv: readable views of what the checkpoint holds."""
+    io.write_jsonl(run_dir / "history.jsonl", [r.to_json() for r in state.history])
+    write_scalars(run_dir / "scalars.csv", state.scalars)
 
 
 @dataclass
@@ -223,6 +253,7 @@ def _train_epoch(
     view: ProgressView,
     lr: float,
     scalars: ScalarLog,
+    stop: DivergenceStop,
 ) -> HistoryRow:
     """One pass over a fresh permutation of the training set; returns the epoch's history row."""
     step.model.train()
@@ -240,14 +271,14 @@ def _train_epoch(
         if state.step % POLL_EVERY == 0:
             polled = running.poll()
             if polled is not None:
-                check_finite(polled, epoch)
+                stop.check(polled, epoch)
             view.update(state.step, epoch, config.epochs, beta, polled)
     if state.step % config.log_every != 0:  # windows end with their epoch, so a resume repeats them exactly
         scalars.close(state.step, epoch + 1, beta, lr)
     totals = running.read()  # the one sync of the epoch
     scalars.collect()
     seconds = time.perf_counter() - start
-    check_finite(totals, epoch)
+    stop.check(totals, epoch)
     loss, recon, kl = (totals[:3] / totals[3]).tolist()
     return HistoryRow(
         epoch=epoch + 1,

@@ -24,7 +24,8 @@ def test_expansion_is_the_product_with_unique_safe_names(lengths, variants, seed
             "name": "s",
             "base": BASE,
             "grid": {k: values[k][:n] for k, n in zip(keys, lengths)},
-            "variants": [{"name": f"v{i}", "set": {"seed": i}} for i in range(variants)],
+            # each variant sets something the grid and seeds leave alone: no two points are the same run
+            "variants": [{"name": f"v{i}", "set": {"eval.iw_samples": i + 1}} for i in range(variants)],
             "seeds": seeds,
         }
     )

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 
 from vaezoo.data import acquire
 from vaezoo.data.idx import read_idx
+from vaezoo.errors import DataError
 from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
 
@@ -61,9 +62,17 @@ DATASETS.register("fashion-mnist")(
 def default_root() -> Path:
     """$VAEZOO_DATA, else the user's cache folder."""
     if env := os.environ.get("VAEZOO_DATA"):
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return expand_home(env, "VAEZOO_DATA")
+    cache = os.environ.get("XDG_CACHE_HOME") or expand_home("~", "the user cache folder") / ".cache"
     return Path(cache) / "vaezoo" / "data"
+
+
+def expand_home(text: str, source: str) -> Path:
+    """`text` with a leading ~ or ~user expanded; DataError naming `source` where that user or home is unknown."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # pathlib's "Could not determine home directory"
+        raise DataError(f"{source} {text!r}: {text.split('/')[0]} is not a known user's home folder") from None
 
 
 class DataSpec(StrictModel):
@@ -78,4 +87,4 @@ class DataSpec(StrictModel):
         return DATASETS.require(name)
 
     def resolved_root(self) -> Path:
-        return Path(self.root).expanduser() if self.root else default_root()
+        return expand_home(self.root, "data.root") if self.root else default_root()

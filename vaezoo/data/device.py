@@ -6,6 +6,8 @@ load / read (verify, then read the IDX files, split and binarize).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -38,10 +40,21 @@ class DeviceData:
         return self.binarization.train_batch(self.train_images[index], generator)
 
 
+@contextlib.contextmanager
+def _readable() -> Iterator[None]:
+    """An OSError while reading the data (a file without read permission, a path too long) is a DataError."""
+    try:
+        yield
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        raise DataError(f"cannot read data file{where}: {error.strerror or error}") from None
+
+
 def check_files(spec: DataSpec) -> DatasetInfo:
     """Verify the dataset's raw files (presence and MD5) without loading them; DataError if not right."""
     info = DATASETS.get(spec.dataset)
-    acquire.verify_files(info.raw_dir(spec.resolved_root()), info.md5, info.name)
+    with _readable():
+        acquire.verify_files(info.raw_dir(spec.resolved_root()), info.md5, info.name)
     return info
 
 
@@ -53,8 +66,9 @@ def load(spec: DataSpec, device: torch.device) -> DeviceData:
 def read(info: DatasetInfo, spec: DataSpec, device: torch.device) -> DeviceData:
     """Read already verified files, split off validation, binarize, move to `device`."""
     root = spec.resolved_root()
-    train_images, labels = info.read_split(root, train=True)
-    test_images, test_labels = info.read_split(root, train=False)
+    with _readable():
+        train_images, labels = info.read_split(root, train=True)
+        test_images, test_labels = info.read_split(root, train=False)
     images = train_images.unsqueeze(1)
     n_train = images.shape[0] - spec.val_size
     if n_train < 1:

@@ -41,7 +41,8 @@ def paired_differences(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path
         path = sweep_dir / name / PER_IMAGE_NLL
         if not path.exists():
             return None
-        nll[name] = io.load_torch(path, torch.device("cpu")).double()
+        with io.reading(path):  # a damaged file is one OutputError naming it
+            nll[name] = io.load_torch(path, torch.device("cpu")).double().reshape(-1)
     if len({len(v) for v in nll.values()}) != 1:
         return None
     by_config: dict[str, dict[Any, str]] = {}

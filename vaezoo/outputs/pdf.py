@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,9 +165,8 @@ def typeset(source: str, root: Path) -> tuple[bytes, int, int]:
     of <main-end>; OutputError with typst's message and the source line on a typst error."""
     import typst
 
-    with tempfile.NamedTemporaryFile("w", dir=root, prefix=".report.typ.", suffix=".tmp", delete=False) as handle:
-        handle.write(source)
-    temp = Path(handle.name)
+    temp = root / f".report.typ.{uuid.uuid4().hex[:12]}.tmp"
+    io.write_text(temp, source)  # a full disk is an OutputError here, and leaves no partial file
     try:
         compiler = typst.Compiler(str(temp), root=str(root), ignore_system_fonts=True)
         pdf = compiler.compile(format="pdf")

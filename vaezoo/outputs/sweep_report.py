@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vaezoo import io
-from vaezoo.metrics import METRIC, METRICS, Metric
+from vaezoo.metrics import METRIC, METRICS, HistoryRow, Metric
 from vaezoo.outputs.figures import comparison_kinds
 from vaezoo.outputs.html_page import to_html
 from vaezoo.outputs.paired import paired_section
@@ -44,7 +44,9 @@ def grouped(rows: list[dict[str, Any]], varied_keys: list[str]) -> list[dict[str
         groups.setdefault(tuple(row[k] for k in keys), []).append(row)
     out = []
     for members in groups.values():
-        entry: dict[str, Any] = {k: members[0][k] for k in keys} | {"n": len(members)}
+        # "run" labels the group where nothing but the seed varies (its table has no other column)
+        entry: dict[str, Any] = {"run": ", ".join(str(m["run"]) for m in members)}
+        entry |= {k: members[0][k] for k in keys} | {"n": len(members)}
         entry["nll_kind"] = members[0].get("nll_kind")  # seeds never change what the NLL is
         for metric in SWEEP_METRICS:
             values = [m[metric.key] for m in members if isinstance(m.get(metric.key), (int, float))]
@@ -196,7 +198,7 @@ def _trend_notes(entries: list[dict[str, Any]], keys: list[str]) -> list[str]:
 
 
 def point_label(entry: dict[str, Any], keys: list[str]) -> str:
-    return ", ".join(f"{k}={entry[k]}" if k != "variant" else str(entry[k]) for k in keys if k != "seed")
+    return ", ".join(f"{k}={entry[k]}" if k not in ("variant", "run") else str(entry[k]) for k in keys if k != "seed")
 
 
 def _significance(best: dict[str, Any], second: dict[str, Any], metric: str, gap: float) -> str:
@@ -206,6 +208,11 @@ def _significance(best: dict[str, Any], second: dict[str, Any], metric: str, gap
     se = (best[f"{metric}_std"] ** 2 / n1 + second[f"{metric}_std"] ** 2 / n2) ** 0.5
     verdict = "larger than" if gap > 2 * se else "within"
     return f"; the difference is {verdict} twice its standard error across seeds ({2 * se:.3g})"
+
+
+def _history(path: Path) -> list[dict[str, Any]]:
+    """A run's history.jsonl, each row checked: OutputError naming the file if one does not fit."""
+    return [HistoryRow.from_json(row, str(path)).to_json() for row in io.read_jsonl(path)]
 
 
 def write_sweep_report(
@@ -235,7 +242,7 @@ def write_sweep_report(
     labelled = [(run, sweep_dir / run) for run, _ in points]
     for kind in comparison_kinds():
         save_comparison_grid(kind, labelled, figure_dir / f"{kind}_grid.png")
-    histories = [(name, io.read_jsonl(run / "history.jsonl")) for name, run in labelled]
+    histories = [(name, _history(run / "history.jsonl")) for name, run in labelled]
     save_curves_comparison(histories, figure_dir / "curves_grid.png")
     save_rate_distortion(
         [(run, r["test_kl"], r["test_recon_nll"]) for (run, _), r in zip(points, results)],
