@@ -1,0 +1,215 @@
+"""`vaezoo sweep --executor ray`: each sweep point is one Ray task; Ray places it (by the CPUs and
+GPUs it declares) and reruns it when its worker or node dies. vaezoo schedules nothing itself.
+
+No shared filesystem is assumed. A task trains in a scratch folder on its node; after every
+checkpoint it sends the files a resume needs to a small store actor pinned to the driver's node,
+which writes them into runs/<sweep>/<point>/; a rerun fetches them from there and resumes. The task
+returns the finished folder's files and the driver writes them in place, metrics.json last, so a
+point is finished exactly when it is for the local executor. With `--shared` (a path every node
+sees) tasks write the sweep folder in place instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaezoo import io
+from vaezoo.errors import VaezooError
+from vaezoo.executors import ExecutorOptions
+from vaezoo.metrics import RunMetrics
+from vaezoo.plugins import load_plugins
+from vaezoo.runner import run
+from vaezoo.spec import ExperimentSpec
+from vaezoo.sweep import Point, SweepSpec
+from vaezoo.sweep_board import SweepBoard
+
+#: What a rerun needs to resume: the checkpoint holds the history and scalars, the others are their views.
+RESUME_FILES = ("spec.yaml", "checkpoint.pt", "history.jsonl", "scalars.csv")
+FINISHED = "metrics.json"  # written last: its presence marks a run finished
+POLL_SECONDS = 1.0
+
+
+def require_ray() -> Any:
+    """The ray module, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise VaezooError('--executor ray needs Ray: pip install "vaezoo[ray]"') from None
+    return ray
+
+
+def folder_files(run_dir: Path, names: tuple[str, ...] | None = None) -> dict[str, bytes]:
+    """A run folder's files (or just `names`) as relative POSIX path -> bytes; hidden files (temporaries,
+    the folder's lock) left out."""
+    if names is not None:
+        paths = [run_dir / name for name in names]
+    else:
+        paths = sorted(p for p in run_dir.rglob("*") if p.is_file())
+    return {
+        path.relative_to(run_dir).as_posix(): path.read_bytes()
+        for path in paths
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def write_folder_files(run_dir: Path, files: dict[str, bytes]) -> None:
+    """Write files into run_dir, each atomically, metrics.json last."""
+    for name in sorted(files, key=lambda name: name == FINISHED):
+        path = run_dir / name
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise VaezooError(f"refused a file outside the run folder {run_dir}: {name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        io.atomic_write(path, lambda handle, data=files[name]: handle.write(data))
+
+
+class PointStore:
+    """A Ray actor on the driver's node: each point's resume files, in the driver's sweep folder,
+    and which points are running, at which attempt."""
+
+    def __init__(self, sweep_dir: str) -> None:
+        self.sweep_dir = Path(sweep_dir)
+        self.attempts: dict[str, int] = {}
+
+    def begin(self, point: str) -> tuple[int, dict[str, bytes]]:
+        """Count an attempt at `point`; returns its number and the files to resume from."""
+        self.attempts[point] = self.attempts.get(point, 0) + 1
+        run_dir = self.sweep_dir / point
+        return self.attempts[point], folder_files(run_dir, RESUME_FILES) if run_dir.is_dir() else {}
+
+    def checkpoint(self, point: str, files: dict[str, bytes]) -> None:
+        write_folder_files(self.sweep_dir / point, files)
+
+    def started(self) -> dict[str, int]:
+        """point -> attempts so far, for the points that have started."""
+        return dict(self.attempts)
+
+
+@dataclass(frozen=True)
+class PointOutcome:
+    """What a task returns: its attempt number, the metrics, and the run folder's files (None when
+    the task wrote the shared folder in place)."""
+
+    attempt: int
+    metrics: RunMetrics
+    files: dict[str, bytes] | None
+
+
+def run_attempt(spec: ExperimentSpec, store: Any, shared_dir: str | None, figures: bool) -> PointOutcome:
+    """One attempt at a point, in a Ray worker: resume from what the store holds, train, evaluate."""
+    ray = require_ray()
+    load_plugins()
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
+    attempt, files = ray.get(store.begin.remote(spec.name))
+    if shared_dir is not None:
+        return PointOutcome(attempt, run(spec, Path(shared_dir), resume=True, figures=figures), None)
+    with tempfile.TemporaryDirectory(prefix="vaezoo-point-") as scratch:
+        run_dir = Path(scratch) / spec.name
+        write_folder_files(run_dir, files)
+
+        def send(folder: Path) -> None:
+            ray.get(store.checkpoint.remote(spec.name, folder_files(folder, RESUME_FILES)))
+
+        metrics = run(spec, Path(scratch), resume=True, figures=figures, on_checkpoint=send)
+        return PointOutcome(attempt, metrics, folder_files(run_dir))
+
+
+class RayExecutor:
+    """Submits every unfinished point as a Ray task and writes their folders as they finish."""
+
+    def __init__(self, options: ExecutorOptions) -> None:
+        self.ray = require_ray()
+        self.options = options
+
+    def __call__(self, sweep: SweepSpec, todo: list[Point], sweep_dir: Path, board: SweepBoard, figures: bool) -> None:
+        if not todo:
+            return
+        ray = self.ray
+        # the driver's VAEZOO_* settings (data root, plugins) hold in every task, on any node
+        env = {key: value for key, value in os.environ.items() if key.startswith("VAEZOO_")}
+        try:
+            ray.init(
+                address=self.options.address,
+                runtime_env={"env_vars": env},
+                logging_level="ERROR",
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            where = self.options.address or "a local instance"
+            raise VaezooError(f"cannot start or join Ray at {where}: {_first_line(error)}") from None
+        try:
+            self._run(sweep, todo, sweep_dir.resolve(), board, figures)
+        finally:
+            ray.shutdown()  # a stopped driver takes its job's tasks and actors with it
+
+    def _run(self, sweep: SweepSpec, todo: list[Point], sweep_dir: Path, board: SweepBoard, figures: bool) -> None:
+        ray = self.ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        store = ray.remote(PointStore).options(num_cpus=0, scheduling_strategy=here).remote(str(sweep_dir))
+        task = ray.remote(run_attempt)
+        shared = str(sweep_dir) if self.options.shared else None
+        refs = {}
+        for point in todo:
+            cuda = point.spec.train.device.startswith("cuda")
+            options = task.options(
+                name=f"vaezoo:{sweep.name}/{point.name}",
+                num_cpus=sweep.resources.cpus,
+                num_gpus=sweep.resources.gpus if cuda else 0,
+                max_retries=sweep.resources.retries,
+                retry_exceptions=False,  # a point's own error (divergence, bad data) is not a lost worker
+            )
+            refs[options.remote(point.spec, store, shared, figures)] = point
+        failures = self._collect(refs, store, sweep_dir, board)
+        if failures:
+            raise VaezooError(f"{len(failures)} of {len(todo)} points failed: " + "; ".join(failures))
+
+    def _collect(self, refs: dict[Any, Point], store: Any, sweep_dir: Path, board: SweepBoard) -> list[str]:
+        ray = self.ray
+        pending, failures = list(refs), []
+        refs_by_name = {point.name: ref for ref, point in refs.items()}
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
+                for name, attempt in ray.get(store.started.remote()).items():
+                    if refs_by_name[name] in pending:
+                        board.running(name, attempt)
+                for ref in ready:
+                    point = refs[ref]
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as error:
+                        failures.append(f"{point.name}: {_reason(error)}")
+                        board.failed(point.name, failures[-1])
+                        continue
+                    if outcome.files is not None:
+                        write_folder_files(sweep_dir / point.name, outcome.files)
+                    board.finished(point.name, outcome.metrics, outcome.attempt)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        return failures
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
+
+
+def _reason(error: Exception) -> str:
+    """One line for a failed task: the point's own error message, or how its worker was lost."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, VaezooError):
+        return str(cause)
+    if cause is not None:
+        return f"{type(cause).__name__}: {_first_line(cause)}"
+    return f"{type(error).__name__}: {_first_line(error)}"
