@@ -24,7 +24,7 @@ from benchmarks.common import header, median, write
 from vaezoo import chunking, evaluate
 from vaezoo.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
 from vaezoo.evaluate import importance_weighted_nll, log_likelihood_iw
-from vaezoo.runner import load_run
+from vaezoo.saved_runs import load_run
 
 
 @torch.inference_mode()

@@ -158,3 +158,12 @@ def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path, synthetic_
     assert len(results(sweep_dir)) == 4
     history = (sweep_dir / victim / "history.jsonl").read_text().splitlines()
     assert [int(yaml.safe_load(row)["epoch"]) for row in history] == list(range(1, 41))
+
+
+@pytest.mark.ray
+def test_with_a_shared_folder_tasks_write_the_sweep_in_place(tmp_path, synthetic_root, ray_head):
+    path = sweep_file(tmp_path, synthetic_root)
+    on_ray = ("--executor", "ray", "--address", ray_head[0], "--shared")
+    finish(sweep_cli(synthetic_root, str(path), "--out", str(tmp_path / "shared"), *on_ray, env=ray_head[1]))
+    finish(sweep_cli(synthetic_root, str(path), "--out", str(tmp_path / "local"), "--jobs", "2"))  # 1 thread each
+    assert results(tmp_path / "shared" / "grid") == results(tmp_path / "local" / "grid")

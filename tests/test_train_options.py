@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.test_train import TIMINGS, killed_after_epoch_1, spec_for
-from vaezoo import runner
+from vaezoo import runner, saved_runs
 from vaezoo.ema import WeightAverage, load_averaged
 from vaezoo.evaluate import elbo_means
 
@@ -39,7 +39,7 @@ def test_a_weight_average_that_does_not_fit_the_model_is_refused():
 def test_the_run_evaluates_and_reloads_with_the_average(tmp_path, synthetic_root):
     metrics = runner.run(spec_for(synthetic_root, train__ema=0.9), tmp_path, figures=False)
     checkpoint = torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=True)
-    loaded = runner.load_run(tmp_path / "tiny")
+    loaded = saved_runs.load_run(tmp_path / "tiny")
     named = dict(loaded.model.named_parameters())
     assert all(torch.equal(named[k], v) for k, v in checkpoint["ema"].items())
     assert not all(torch.equal(checkpoint["model"][k], v) for k, v in checkpoint["ema"].items())

@@ -12,7 +12,7 @@ import torch
 from torch import distributions as dist
 
 from tests.conftest import tiny_spec
-from vaezoo import runner
+from vaezoo import runner, saved_runs
 from vaezoo.evaluate import log_likelihood_iw
 from vaezoo.model import VAE
 from vaezoo.parts import vamp
@@ -213,5 +213,5 @@ def test_a_run_with_the_vamp_prior_evaluates_and_reloads(tmp_path, synthetic_roo
     metrics = runner.run(spec, tmp_path, figures=False)
     assert metrics.kl_estimate == "monte-carlo"
     assert math.isfinite(metrics.test_nll_iw) and all(math.isfinite(v) for v in metrics.kl_per_dim)
-    loaded = runner.load_run(tmp_path / "tiny", "cpu").model
+    loaded = saved_runs.load_run(tmp_path / "tiny", "cpu").model
     assert loaded.prior._model is loaded and torch.isfinite(loaded.prior.log_prob(torch.randn(3, 4))).all()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from vaezoo import runner
+from vaezoo import runner, saved_runs
 from vaezoo.distributions import DiagonalGaussian
 from vaezoo.metrics import HistoryRow, RunMetrics
 from vaezoo.model import VAE
@@ -126,7 +126,7 @@ def load(run_dir: str | Path, device: str | None = None) -> Run:
     """A finished run folder as a `Run` (its model on `device`, else the spec's device)."""
     path = Path(run_dir)
     metrics = runner.finished_metrics(path)
-    loaded = runner.load_run(path, device)
+    loaded = saved_runs.load_run(path, device)
     loaded.model.eval()
     return Run(path, loaded.spec, loaded.model, metrics, loaded.history, loaded.data)
 

@@ -87,7 +87,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from vaezoo.runner import reevaluate
+    from vaezoo.saved_runs import reevaluate
     from vaezoo.spec import EvalSpec, check_option
 
     iw_samples = args.iw_samples
@@ -102,14 +102,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_figures(args: argparse.Namespace) -> None:
-    from vaezoo.runner import refigure
+    from vaezoo.saved_runs import refigure
 
     refigure(_run_dir(args.run_dir), args.device)
     print(f"figures and report written under {args.run_dir}")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from vaezoo.runner import rereport
+    from vaezoo.saved_runs import rereport
 
     print(f"wrote {rereport(_run_dir(args.run_dir))}")
 
