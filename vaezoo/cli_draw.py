@@ -39,31 +39,40 @@ def _common(parser: argparse.ArgumentParser, default_name: str) -> None:
     parser.set_defaults(default_name=default_name)
 
 
-def _positive(value: int, name: str) -> int:
-    if value < 1:
-        raise VaezooError(f"{name} must be at least 1, not {value}")
+#: The most images one command draws: a 100 x 100 grid is already a 2,800-pixel-square PNG.
+MOST_IMAGES = 10_000
+MOST_STEPS = 1_000
+
+
+def _count(value: int, name: str, most: int) -> int:
+    """`value` when it is 1 .. most; a one-line error before anything is loaded otherwise."""
+    if not 1 <= value <= most:
+        raise VaezooError(f"{name} must be from 1 to {most:,}, not {value}")
     return value
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
+    n = _count(args.n, "-n", MOST_IMAGES)
     run = _load(args)
-    _save(run.sample(_positive(args.n, "-n"), seed=args.seed), args, per_row=8)
+    _save(run.sample(n, seed=args.seed), args, per_row=8)
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> None:
+    steps = _count(args.steps, "--steps", MOST_STEPS)
     run = _load(args)
     images = run.data.test_images
     a, b = (_image_index(i, len(images)) for i in (args.a, args.b))
-    _save(run.interpolate(images[a], images[b], _positive(args.steps, "--steps")), args, per_row=args.steps)
+    _save(run.interpolate(images[a], images[b], steps), args, per_row=steps)
 
 
 def _cmd_traverse(args: argparse.Namespace) -> None:
     from vaezoo.outputs.grids import TRAVERSAL_VALUES, traversal_grid
 
+    dims = _count(args.dims, "--dims", MOST_STEPS)
     run = _load(args)
     images = run.data.test_images
     image = images[_image_index(args.image, len(images))]
-    grid = traversal_grid(run.model, image, run.metrics.kl_per_dim, dims=_positive(args.dims, "--dims"))
+    grid = traversal_grid(run.model, image, run.metrics.kl_per_dim, dims=dims)
     _save(grid, args, per_row=len(TRAVERSAL_VALUES), is_grid=True)
 
 

@@ -172,6 +172,23 @@ def test_iw_samples_the_spec_would_refuse_are_refused(run_copy, capsys, value, e
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["sample", "-n", "1000000000"], "-n must be from 1 to 10,000, not 1000000000"),
+        (["sample", "-n", "0"], "-n must be from 1 to 10,000, not 0"),
+        (["interpolate", "--steps", "99999999"], "--steps must be from 1 to 1,000"),
+        (["interpolate", "--steps", "-3"], "--steps must be from 1 to 1,000, not -3"),
+        (["traverse", "--dims", "50000"], "--dims must be from 1 to 1,000"),
+    ],
+)
+def test_drawing_counts_are_bounded_before_the_run_loads(run_copy, capsys, argv, expected):
+    run_dir = run_copy / "runs" / "tiny"
+    before = snapshot(run_dir)
+    fails_with_one_line(capsys, [argv[0], str(run_dir), *argv[1:]], expected)
+    assert snapshot(run_dir) == before
+
+
 # ---------------------------------------------------------------------------- duplicate keys
 
 
