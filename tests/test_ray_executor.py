@@ -167,3 +167,28 @@ def test_with_a_shared_folder_tasks_write_the_sweep_in_place(tmp_path, synthetic
     finish(sweep_cli(synthetic_root, str(path), "--out", str(tmp_path / "shared"), *on_ray, env=ray_head[1]))
     finish(sweep_cli(synthetic_root, str(path), "--out", str(tmp_path / "local"), "--jobs", "2"))  # 1 thread each
     assert results(tmp_path / "shared" / "grid") == results(tmp_path / "local" / "grid")
+
+
+@pytest.mark.ray
+def test_a_stopped_driver_cancels_its_tasks_and_a_rerun_trains_only_what_is_missing(tmp_path, synthetic_root, ray_head):
+    path = sweep_file(tmp_path, synthetic_root, epochs=40)
+    sweep_dir = tmp_path / "out" / "grid"
+    on_ray = ("--executor", "ray", "--address", ray_head[0])
+    driver = sweep_cli(synthetic_root, str(path), "--out", str(tmp_path / "out"), *on_ray, env=ray_head[1])
+    deadline = time.monotonic() + 300
+    while not list(sweep_dir.glob("*/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143 and err.strip().splitlines()[-1] == "vaezoo: stopped by SIGTERM", err
+    deadline = time.monotonic() + 60
+    while point_workers() and time.monotonic() < deadline:  # Ray ends a job's tasks when its driver goes
+        time.sleep(0.5)
+    assert not point_workers()
+    finished = {p.parent.name for p in sweep_dir.glob("*/metrics.json")}
+    assert len(finished) < 4
+    err = finish(sweep_cli(synthetic_root, str(path), "--out", str(tmp_path / "out"), *on_ray, env=ray_head[1]))
+    assert f"{len(finished)} already finished, {4 - len(finished)} to run" in err
+    assert len(results(sweep_dir)) == 4
+    for history in sweep_dir.glob("*/history.jsonl"):
+        assert [int(yaml.safe_load(row)["epoch"]) for row in history.read_text().splitlines()] == list(range(1, 41))

@@ -230,7 +230,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process is, so that what a stop must undo (a sweep's workers) is undone."""
 
 
+_SIGTERM_SEEN: list[bool] = []  # a library on the way (Ray) may re-raise the stop as a plain KeyboardInterrupt
+
+
 def _terminate(signum: int, frame: object) -> NoReturn:
+    _SIGTERM_SEEN.append(True)
     raise Terminated
 
 
@@ -238,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `vaezoo` console script; returns the exit status."""
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         return _main(argv)
+    _SIGTERM_SEEN.clear()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _main(argv)
@@ -261,8 +266,9 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"vaezoo: error: {user_error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as stop:
-        print("vaezoo: stopped by SIGTERM" if isinstance(stop, Terminated) else "vaezoo: interrupted", file=sys.stderr)
-        return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
+        terminated = isinstance(stop, Terminated) or bool(_SIGTERM_SEEN)
+        print("vaezoo: stopped by SIGTERM" if terminated else "vaezoo: interrupted", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
     return 0
 
 

@@ -12,7 +12,9 @@ sees) tasks write the sweep folder in place instead.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,7 @@ class RayExecutor:
         ray = self.ray
         # the driver's VAEZOO_* settings (data root, plugins) hold in every task, on any node
         env = {key: value for key, value in os.environ.items() if key.startswith("VAEZOO_")}
+        handler = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(
                 address=self.options.address,
@@ -144,6 +147,8 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as error:
             where = self.options.address or "a local instance"
             raise VaezooError(f"cannot start or join Ray at {where}: {_first_line(error)}") from None
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)  # ray.init takes SIGTERM over; the CLI's handler stops cleanly
         try:
             self._run(sweep, todo, sweep_dir.resolve(), board, figures)
         finally:
