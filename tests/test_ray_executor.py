@@ -23,6 +23,7 @@ from tests.conftest import tiny_spec
 from vaezoo.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 400  # long enough (seconds per point, on an idle machine) to catch a point mid-training
 
 
 def sweep_file(tmp_path: Path, root: Path, epochs: int = 3) -> Path:
@@ -127,7 +128,7 @@ def point_workers() -> dict[int, str]:
 
 @pytest.mark.ray
 def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path, synthetic_root, ray_head):
-    path = sweep_file(tmp_path, synthetic_root, epochs=40)
+    path = sweep_file(tmp_path, synthetic_root, epochs=EPOCHS)
     sweep_dir = tmp_path / "out" / "grid"
     driver = sweep_cli(
         synthetic_root,
@@ -157,7 +158,7 @@ def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path, synthetic_
     assert f"running  {victim} (attempt 2, after its worker died)" in err
     assert len(results(sweep_dir)) == 4
     history = (sweep_dir / victim / "history.jsonl").read_text().splitlines()
-    assert [int(yaml.safe_load(row)["epoch"]) for row in history] == list(range(1, 41))
+    assert [int(yaml.safe_load(row)["epoch"]) for row in history] == list(range(1, EPOCHS + 1))
 
 
 @pytest.mark.ray
@@ -171,7 +172,7 @@ def test_with_a_shared_folder_tasks_write_the_sweep_in_place(tmp_path, synthetic
 
 @pytest.mark.ray
 def test_a_stopped_driver_cancels_its_tasks_and_a_rerun_trains_only_what_is_missing(tmp_path, synthetic_root, ray_head):
-    path = sweep_file(tmp_path, synthetic_root, epochs=40)
+    path = sweep_file(tmp_path, synthetic_root, epochs=EPOCHS)
     sweep_dir = tmp_path / "out" / "grid"
     on_ray = ("--executor", "ray", "--address", ray_head[0])
     driver = sweep_cli(synthetic_root, str(path), "--out", str(tmp_path / "out"), *on_ray, env=ray_head[1])
@@ -191,4 +192,6 @@ def test_a_stopped_driver_cancels_its_tasks_and_a_rerun_trains_only_what_is_miss
     assert f"{len(finished)} already finished, {4 - len(finished)} to run" in err
     assert len(results(sweep_dir)) == 4
     for history in sweep_dir.glob("*/history.jsonl"):
-        assert [int(yaml.safe_load(row)["epoch"]) for row in history.read_text().splitlines()] == list(range(1, 41))
+        assert [int(yaml.safe_load(row)["epoch"]) for row in history.read_text().splitlines()] == list(
+            range(1, EPOCHS + 1)
+        )

@@ -180,12 +180,11 @@ class RayExecutor:
     def _collect(self, refs: dict[Any, Point], store: Any, sweep_dir: Path, board: SweepBoard) -> list[str]:
         ray = self.ray
         pending, failures = list(refs), []
-        refs_by_name = {point.name: ref for ref, point in refs.items()}
         try:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
                 for name, attempt in ray.get(store.started.remote()).items():
-                    if refs_by_name[name] in pending:
+                    if board.states[name] in ("left", "running"):  # before `ready` marks it done: a quick retry shows
                         board.running(name, attempt)
                 for ref in ready:
                     point = refs[ref]

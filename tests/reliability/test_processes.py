@@ -141,7 +141,7 @@ def test_a_lock_held_by_this_process_makes_a_resume_elsewhere_busy(tmp_path, syn
 
 @pytest.mark.parametrize("command", ["eval", "figures"])
 def test_an_interrupted_run_is_not_evaluated_in_place_and_still_resumes(tmp_path, synthetic_root, command):
-    spec, out = long_spec(tmp_path, synthetic_root, epochs=60), tmp_path / "runs"
+    spec, out = long_spec(tmp_path, synthetic_root, epochs=600), tmp_path / "runs"  # seconds: killed mid-way
     run_dir = out / "tiny"
     first = cli(synthetic_root, "run", str(spec), "--out", str(out), "--quiet")
     wait_for(lambda: (run_dir / "checkpoint.pt").exists(), what="the first checkpoint")
@@ -152,7 +152,7 @@ def test_an_interrupted_run_is_not_evaluated_in_place_and_still_resumes(tmp_path
     assert not (run_dir / "metrics.json").exists()
     code, err = outcome(cli(synthetic_root, "run", str(spec), "--out", str(out), "--resume", "--quiet"))
     assert code == 0, err
-    assert len((run_dir / "history.jsonl").read_text().splitlines()) == 60
+    assert len((run_dir / "history.jsonl").read_text().splitlines()) == 600
 
 
 # --- class 3: a stopped sweep stops its workers ----------------------------------------------------
