@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from benchmarks.common import classic_spec, header, median, write
 from vaezoo import data as vdata
 from vaezoo.evaluate import elbo_means
-from vaezoo.runner import build_model, finished_metrics
+from vaezoo.metrics import finished_metrics
+from vaezoo.runner import build_model
 from vaezoo.saved_runs import load_run
 
 ROOT = Path(__file__).resolve().parent.parent

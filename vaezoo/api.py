@@ -19,7 +19,7 @@ import torch
 
 from vaezoo import runner, saved_runs
 from vaezoo.distributions import DiagonalGaussian
-from vaezoo.metrics import HistoryRow, RunMetrics
+from vaezoo.metrics import HistoryRow, RunMetrics, finished_metrics
 from vaezoo.model import VAE
 from vaezoo.spec import SLOTS, ExperimentSpec, load_spec, validate
 
@@ -125,7 +125,7 @@ def run(spec: str | Path | ExperimentSpec | dict[str, Any], out: str | Path = "r
 def load(run_dir: str | Path, device: str | None = None) -> Run:
     """A finished run folder as a `Run` (its model on `device`, else the spec's device)."""
     path = Path(run_dir)
-    metrics = runner.finished_metrics(path)
+    metrics = finished_metrics(path)
     loaded = saved_runs.load_run(path, device)
     loaded.model.eval()
     return Run(path, loaded.spec, loaded.model, metrics, loaded.history, loaded.data)

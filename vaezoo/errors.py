@@ -21,6 +21,12 @@ class OutputError(VaezooError):
     """The output folder cannot be written, or a run there conflicts with the request."""
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to one line (of at most 200 characters), or its type's name if it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
+
+
 #: what the machine refuses (a full disk or quota, a read-only or forbidden folder, a path too long or gone),
 #: as opposed to an OSError that is a bug in vaezoo
 ENVIRONMENT_ERRNOS = frozenset(

@@ -22,12 +22,12 @@ from rich.console import Console
 from vaezoo import io
 from vaezoo.errors import OutputError, VaezooError
 from vaezoo.lock import folder_lock
-from vaezoo.metrics import RunMetrics
+from vaezoo.metrics import RunMetrics, finished_metrics
 from vaezoo.outputs.sweep_files import read_sweep
 from vaezoo.outputs.sweep_report import write_sweep_report
 from vaezoo.plugins import load_plugins
 from vaezoo.registry import Registry
-from vaezoo.runner import check_inputs, check_saved_spec, finished_metrics, resolve_device, run
+from vaezoo.runner import check_inputs, check_saved_spec, resolve_device, run
 from vaezoo.spec import ExperimentSpec
 from vaezoo.sweep import Point, SweepSpec
 from vaezoo.sweep_board import SweepBoard

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 import torch
 from pydantic import TypeAdapter, ValidationError
 
-from vaezoo.errors import OutputError, VaezooError
+from vaezoo.errors import OutputError, VaezooError, first_line
 
 T = TypeVar("T")
 
@@ -100,11 +100,7 @@ def reading(path: Path) -> Iterator[None]:
 
 
 def _reason(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    text = lines[0][:200] if lines else ""
-    if isinstance(error, KeyError):
-        return f"it lacks {text}"
-    return text or type(error).__name__
+    return f"it lacks {first_line(error)}" if isinstance(error, KeyError) else first_line(error)
 
 
 def read_json(path: Path) -> Any:
@@ -162,7 +158,7 @@ def load_torch(path: Path, device: torch.device) -> Any:
     except OSError as error:
         raise OutputError(f"cannot read {path}: {error.strerror or error}") from None
     except Exception as error:  # noqa: BLE001 (torch raises several types for a bad file)
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise OutputError(f"checkpoint {path} refused: it cannot be loaded as weights only ({reason})") from None
 
 

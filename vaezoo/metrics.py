@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from vaezoo import io
+from vaezoo.errors import OutputError
 
 
 @dataclass(frozen=True)
@@ -138,3 +140,17 @@ class HistoryRow:
     def from_json(cls, data: Any, source: str) -> HistoryRow:
         """The row a history line holds, every field checked; OutputError naming the file when it does not fit."""
         return io.record(cls, data, source)
+
+
+def finished_metrics(run_dir: Path) -> RunMetrics:
+    """metrics.json of a finished run; OutputError if the run has not finished or the file is damaged."""
+    path = run_dir / "metrics.json"
+    if not path.exists():
+        raise OutputError(f"{run_dir} has no metrics.json: the run has not finished (run it, or --resume it)")
+    return RunMetrics.from_json(io.read_json(path), str(path))
+
+
+def read_history(run_dir: Path) -> list[HistoryRow]:
+    """history.jsonl of a run as typed rows; OutputError when it is damaged."""
+    path = run_dir / "history.jsonl"
+    return [HistoryRow.from_json(row, str(path)) for row in io.read_jsonl(path)]

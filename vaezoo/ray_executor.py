@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from vaezoo import io
-from vaezoo.errors import VaezooError
+from vaezoo.errors import VaezooError, first_line
 from vaezoo.executors import ExecutorOptions
 from vaezoo.metrics import RunMetrics
 from vaezoo.plugins import load_plugins
@@ -82,7 +82,7 @@ class PointStore:
         """Count an attempt at `point`; returns its number and the files to resume from."""
         self.attempts[point] = self.attempts.get(point, 0) + 1
         run_dir = self.sweep_dir / point
-        return self.attempts[point], folder_files(run_dir, RESUME_FILES) if run_dir.is_dir() else {}
+        return self.attempts[point], folder_files(run_dir, RESUME_FILES)
 
     def checkpoint(self, point: str, files: dict[str, bytes]) -> None:
         write_folder_files(self.sweep_dir / point, files)
@@ -146,7 +146,7 @@ class RayExecutor:
             )
         except (ConnectionError, RuntimeError, ValueError) as error:
             where = self.options.address or "a local instance"
-            raise VaezooError(f"cannot start or join Ray at {where}: {_first_line(error)}") from None
+            raise VaezooError(f"cannot start or join Ray at {where}: {first_line(error)}") from None
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)  # ray.init takes SIGTERM over; the CLI's handler stops cleanly
         try:
@@ -183,16 +183,16 @@ class RayExecutor:
         try:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
-                for name, attempt in ray.get(store.started.remote()).items():
-                    if board.states[name] in ("left", "running"):  # before `ready` marks it done: a quick retry shows
-                        board.running(name, attempt)
+                for name, attempt in ray.get(store.started.remote()).items():  # before `ready`: a quick retry shows
+                    board.running(name, attempt)
                 for ref in ready:
                     point = refs[ref]
                     try:
                         outcome = ray.get(ref)
                     except ray.exceptions.RayError as error:
-                        failures.append(f"{point.name}: {_reason(error)}")
-                        board.failed(point.name, failures[-1])
+                        reason = _reason(error)
+                        failures.append(f"{point.name}: {reason}")
+                        board.failed(point.name, reason)
                         continue
                     if outcome.files is not None:
                         write_folder_files(sweep_dir / point.name, outcome.files)
@@ -204,16 +204,11 @@ class RayExecutor:
         return failures
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__
-
-
 def _reason(error: Exception) -> str:
     """One line for a failed task: the point's own error message, or how its worker was lost."""
     cause = getattr(error, "cause", None)
     if isinstance(cause, VaezooError):
         return str(cause)
     if cause is not None:
-        return f"{type(cause).__name__}: {_first_line(cause)}"
-    return f"{type(error).__name__}: {_first_line(error)}"
+        return f"{type(cause).__name__}: {first_line(cause)}"
+    return f"{type(error).__name__}: {first_line(error)}"

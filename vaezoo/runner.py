@@ -17,7 +17,7 @@ from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import Evaluation, Phase, evaluate_all, posterior_params
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
 from vaezoo.lock import LOCK_NAME, folder_lock
-from vaezoo.metrics import HistoryRow, RunMetrics
+from vaezoo.metrics import HistoryRow, RunMetrics, finished_metrics
 from vaezoo.model import VAE
 from vaezoo.objectives import OBJECTIVES
 from vaezoo.outputs.figures import applicable_figures, write_run_figures
@@ -218,20 +218,6 @@ def render(
             )  # fmt: skip
     with phase("report (pdf, html, md)", key="report"):
         write_run_report(run_dir, spec, metrics.to_json(), rows)
-
-
-def finished_metrics(run_dir: Path) -> RunMetrics:
-    """metrics.json of a finished run; OutputError if the run has not finished or the file is damaged."""
-    path = run_dir / "metrics.json"
-    if not path.exists():
-        raise OutputError(f"{run_dir} has no metrics.json: the run has not finished (run it, or --resume it)")
-    return RunMetrics.from_json(io.read_json(path), str(path))
-
-
-def read_history(run_dir: Path) -> list[HistoryRow]:
-    """history.jsonl of a run as typed rows; OutputError when it is damaged."""
-    path = run_dir / "history.jsonl"
-    return [HistoryRow.from_json(row, str(path)) for row in io.read_jsonl(path)]
 
 
 def evaluate_run(

@@ -13,7 +13,7 @@ from vaezoo.checkpoint import read_checkpoint
 from vaezoo.ema import load_averaged
 from vaezoo.errors import OutputError
 from vaezoo.lock import folder_lock
-from vaezoo.metrics import HistoryRow, RunMetrics
+from vaezoo.metrics import HistoryRow, RunMetrics, finished_metrics, read_history
 from vaezoo.model import VAE
 from vaezoo.outputs.paired import PER_IMAGE_NLL
 from vaezoo.outputs.report import write_run_report
@@ -21,8 +21,6 @@ from vaezoo.runner import (
     build_model,
     check_inputs,
     evaluate_run,
-    finished_metrics,
-    read_history,
     render,
     resolve_device,
 )

@@ -47,7 +47,9 @@ class SweepBoard:
             self._live.start()
 
     def running(self, name: str, attempt: int = 1) -> None:
-        if self.states[name] == RUNNING and self.attempts.get(name, 1) >= attempt:
+        """Mark `name` running at `attempt`; a point already finished, or already running at that attempt,
+        is left as it is (so an executor may report what it polled, repeats included)."""
+        if self.states[name] in (DONE, FAILED) or (self.states[name] == RUNNING and self.attempts[name] >= attempt):
             return
         self.states[name] = RUNNING
         self.attempts[name] = attempt

@@ -187,8 +187,7 @@ def fit(
             if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
                 save_checkpoint(checkpoint, model, optimizer, state, generator, average)
                 stop.saved_epoch = state.epoch
-                io.write_jsonl(run_dir / "history.jsonl", [r.to_json() for r in state.history])
-                write_scalars(run_dir / "scalars.csv", state.scalars)
+                _write_views(run_dir, state)
                 if on_checkpoint is not None:
                     on_checkpoint(run_dir)
             view.epoch_done(row)

@@ -46,7 +46,7 @@ def paired_differences(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path
     if len({len(v) for v in nll.values()}) != 1:
         return None
     by_config: dict[str, dict[Any, str]] = {}
-    labels = {name: ", ".join(f"{v}" for k, v in varied.items() if k != "seed") or name for name, varied in points}
+    labels = {name: _config_label(name, varied) for name, varied in points}
     for name, varied in points:
         config = repr(sorted((k, repr(v)) for k, v in varied.items() if k != "seed"))
         by_config.setdefault(config, {})[varied.get("seed")] = name
@@ -65,13 +65,19 @@ def paired_differences(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path
     return results
 
 
+def _config_label(name: str, varied: dict[str, Any]) -> str:
+    """A point's configuration without its seed (its varied values), where seeds vary; else its run name."""
+    if "seed" not in varied:
+        return name
+    return ", ".join(str(v) for k, v in varied.items() if k != "seed") or name
+
+
 def paired_section(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path) -> str | None:
     """The report's markdown section of paired differences against the first point, or None."""
     differences = paired_differences(points, sweep_dir)
     if not differences:
         return None
-    first, varied = points[0]
-    base = ", ".join(f"{v}" for k, v in varied.items() if k != "seed") if "seed" in varied else first
+    base = _config_label(*points[0])
     lines = [
         "## Paired differences",
         "",

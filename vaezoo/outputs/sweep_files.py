@@ -10,7 +10,7 @@ from typing import Any
 
 from vaezoo import io
 from vaezoo.errors import OutputError
-from vaezoo.metrics import RunMetrics
+from vaezoo.metrics import finished_metrics
 from vaezoo.slots import NAME
 
 
@@ -36,8 +36,5 @@ def read_sweep(sweep_dir: Path) -> tuple[str, str, list[tuple[str, dict[str, Any
         raise OutputError(
             f"sweep {sweep_dir} is not finished: {len(missing)} runs have no metrics.json (e.g. {missing[0]})"
         )
-    results = []
-    for name, _ in manifest.points:
-        metrics = sweep_dir / name / "metrics.json"
-        results.append(RunMetrics.from_json(io.read_json(metrics), str(metrics)).to_json())
+    results = [finished_metrics(sweep_dir / name).to_json() for name, _ in manifest.points]
     return manifest.name, manifest.headline, manifest.points, results

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vaezoo import io
-from vaezoo.metrics import METRIC, METRICS, HistoryRow, Metric
+from vaezoo.metrics import METRIC, METRICS, Metric, read_history
 from vaezoo.outputs.figures import comparison_kinds
 from vaezoo.outputs.html_page import to_html
 from vaezoo.outputs.paired import paired_section
@@ -210,11 +210,6 @@ def _significance(best: dict[str, Any], second: dict[str, Any], metric: str, gap
     return f"; the difference is {verdict} twice its standard error across seeds ({2 * se:.3g})"
 
 
-def _history(path: Path) -> list[dict[str, Any]]:
-    """A run's history.jsonl, each row checked: OutputError naming the file if one does not fit."""
-    return [HistoryRow.from_json(row, str(path)).to_json() for row in io.read_jsonl(path)]
-
-
 def write_sweep_report(
     name: str, headline: str, points: list[tuple[str, dict[str, Any]]], results: list[dict[str, Any]], sweep_dir: Path
 ) -> Path:
@@ -242,7 +237,7 @@ def write_sweep_report(
     labelled = [(run, sweep_dir / run) for run, _ in points]
     for kind in comparison_kinds():
         save_comparison_grid(kind, labelled, figure_dir / f"{kind}_grid.png")
-    histories = [(name, _history(run / "history.jsonl")) for name, run in labelled]
+    histories = [(name, [row.to_json() for row in read_history(run)]) for name, run in labelled]
     save_curves_comparison(histories, figure_dir / "curves_grid.png")
     save_rate_distortion(
         [(run, r["test_kl"], r["test_recon_nll"]) for (run, _), r in zip(points, results)],
