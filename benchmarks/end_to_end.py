@@ -86,7 +86,7 @@ def classic_model(weights: dict[str, torch.Tensor]) -> torch.nn.Module:
             "decoder.net.0.0.weight": weights["fc3.weight"],
             "decoder.net.0.0.bias": weights["fc3.bias"],
             "decoder.net.1.weight": weights["fc4.weight"],
-            "decoder.net.1.bias": weights["fc4.bias"],
+            "decoder.output.bias": weights["fc4.bias"].view(1, 28, 28),
         }
     )
     return model

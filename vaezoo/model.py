@@ -69,6 +69,13 @@ class VAE(nn.Module):
         """How the ELBO's KL is computed: `closed-form` or `monte-carlo` (one sample)."""
         return "closed-form" if self.closed_form_kl else "monte-carlo"
 
+    def init_output(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Start the decoder's output at the likelihood's parameters for the training data's pixel mean
+        and std, (C, H, W) each: the data-dependent initialization of the papers' code. From p = 0.5
+        at every pixel (about 545 nats on MNIST), the encoder stops reading its input within tens of
+        steps, and a prior whose KL is zero for such an encoder (the VampPrior's) never recovers."""
+        self.decoder.output.initialize(self.likelihood.initial_params(mean, std))
+
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """The posterior's base diagonal Gaussian for each image; unpacks as (mu, logvar), (B, D) each."""
         return self.posterior.distribution(self.encoder(x))

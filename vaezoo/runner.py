@@ -165,10 +165,13 @@ def _train_and_evaluate(
     device = resolve_device(spec.train.device)
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, info.image_shape).to(device)
-    if resume and (run_dir / "checkpoint.pt").exists():  # before spec.yaml claims the folder for this spec
+    resuming = resume and (run_dir / "checkpoint.pt").exists()
+    if resuming:  # before spec.yaml claims the folder for this spec
         read_checkpoint(run_dir / "checkpoint.pt", model, device)
     io.write_text(run_dir / "spec.yaml", spec.to_yaml())
     data = datasets.read(info, spec.data, device)  # check_inputs verified the files
+    if not resuming and spec.model.output_init == "data":
+        model.init_output(*(stat.float() for stat in data.pixel_stats(spec.seed)))
     config = TrainConfig.from_spec(spec)
     objective = build(OBJECTIVES, spec.objective)
     state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective, on_checkpoint)

@@ -43,6 +43,11 @@ class ModelSpec(StrictModel):
     prior: PriorSpec = slot_field("model.prior")
     decoder: DecoderSpec = slot_field("model.decoder")
     likelihood: LikelihoodSpec = slot_field("model.likelihood")
+    output_init: Literal["data", "zero"] = Field(
+        default="data",
+        description="where the decoder's output starts: the likelihood's parameters for the training data's "
+        "mean image (data; the papers' code), or zero (logits 0: p = 0.5 at every pixel)",
+    )
 
     @model_validator(mode="before")
     @classmethod

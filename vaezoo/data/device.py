@@ -39,6 +39,20 @@ class DeviceData:
         """The training images at `index` (a slice of the epoch's permutation), binarized as specified."""
         return self.binarization.train_batch(self.train_images[index], generator)
 
+    @torch.no_grad()
+    def pixel_stats(self, seed: int, block: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) of every pixel over one pass of the training images as the model sees them
+        (one binarized draw each, from its own generator seeded with `seed`), float64, (C, H, W) each."""
+        generator = torch.Generator(self.train_images.device).manual_seed(seed)
+        total = torch.zeros(self.image_shape, dtype=torch.float64, device=self.train_images.device)
+        squares = torch.zeros_like(total)
+        for index in torch.arange(self.n_train, device=self.train_images.device).split(block):
+            batch = self.train_batch(index, generator).double()
+            total += batch.sum(0)
+            squares += batch.square().sum(0)
+        mean = total / self.n_train
+        return mean, (squares / self.n_train - mean.square()).clamp_min(0).sqrt()
+
 
 @contextlib.contextmanager
 def _readable() -> Iterator[None]:

@@ -9,14 +9,31 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from vaezoo.parts.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv_padding, conv_sides, mlp
+from vaezoo.parts.layers import (
+    ACTIVATIONS,
+    Activation,
+    ConvSpec,
+    MLPSpec,
+    OutputBias,
+    conv_padding,
+    conv_sides,
+    mlp,
+)
 from vaezoo.registry import Registry
 
-DECODERS: Registry[type[nn.Module]] = Registry("decoder")
+
+class Decoder(nn.Module):
+    """z (..., D) -> the likelihood's parameters (..., params_per_pixel * C, H, W). Its last step is
+    `output`, the per-value bias that `VAE.init_output` starts at the data's mean image."""
+
+    output: OutputBias
+
+
+DECODERS: Registry[type[Decoder]] = Registry("decoder")
 
 
 @DECODERS.register("mlp")
-class MLPDecoder(nn.Module):
+class MLPDecoder(Decoder):
     """Fully connected: hidden layers, then a linear layer to every parameter of every pixel."""
 
     Spec: ClassVar = MLPSpec
@@ -34,15 +51,17 @@ class MLPDecoder(nn.Module):
         channels, height, width = image_shape
         self.out_shape = (params_per_pixel * channels, height, width)
         n_out = self.out_shape[0] * height * width
-        self.net = nn.Sequential(mlp([latent_dim, *hidden], activation), nn.Linear(hidden[-1], n_out))
+        self.net = nn.Sequential(mlp([latent_dim, *hidden], activation), nn.Linear(hidden[-1], n_out, bias=False))
+        self.output = OutputBias(self.out_shape)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).unflatten(-1, self.out_shape)
+        return self.output(self.net(z).unflatten(-1, self.out_shape))
 
 
-class FeatureMapDecoder(nn.Module):
+class FeatureMapDecoder(Decoder):
     """A decoder that projects z to a small feature map (`project`, to `start_shape`) and grows it to
-    the image with convolutions (`net`); subclasses build the three."""
+    the image with convolutions (`net`, whose last layer has no bias of its own), then adds `output`;
+    subclasses build the four."""
 
     project: nn.Module
     start_shape: tuple[int, int, int]
@@ -52,7 +71,7 @@ class FeatureMapDecoder(nn.Module):
         # convolutions take one batch axis: fold importance samples (S, B, D) into it, then restore them
         lead = z.shape[:-1]
         h = self.project(z.reshape(-1, z.shape[-1])).unflatten(-1, self.start_shape)
-        out = self.net(h)
+        out = self.output(self.net(h))
         return out.reshape(*lead, *out.shape[1:])
 
 
@@ -87,16 +106,20 @@ class ConvDecoder(FeatureMapDecoder):
         self.project = nn.Sequential(nn.Linear(latent_dim, widths[0] * sides[0] ** 2), ACTIVATIONS[activation]())
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
-            layers.append(_transposed(c_in, c_out, kernel, stride, sides[i], sides[i + 1]))
-            if i < len(channels) - 1:
+            last = i == len(channels) - 1
+            layers.append(_transposed(c_in, c_out, kernel, stride, sides[i], sides[i + 1], bias=not last))
+            if not last:
                 layers.append(ACTIVATIONS[activation]())
         self.net = nn.Sequential(*layers)
+        self.output = OutputBias((out_channels, *image_shape[1:]))
 
 
-def _transposed(c_in: int, c_out: int, kernel: int, stride: int, side_in: int, side_out: int) -> nn.ConvTranspose2d:
+def _transposed(
+    c_in: int, c_out: int, kernel: int, stride: int, side_in: int, side_out: int, bias: bool = True
+) -> nn.ConvTranspose2d:
     """A transposed convolution that maps side_in to exactly side_out."""
     padding = conv_padding(kernel)
     output_padding = side_out - ((side_in - 1) * stride - 2 * padding + kernel)
     if not 0 <= output_padding < stride:
         raise ValueError(f"kernel {kernel} with stride {stride} cannot retrace side {side_in} -> {side_out}")
-    return nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding)
+    return nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding, bias=bias)

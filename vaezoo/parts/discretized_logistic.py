@@ -4,6 +4,7 @@ beside the literature's on grey-level MNIST."""
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 import torch
@@ -61,6 +62,13 @@ class DiscretizedLogistic(Likelihood):
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return sum_pixels(self.pixel_log_prob(x, params))
+
+    def initial_params(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """Equal mixture weights; every component a logistic with the pixel's mean and standard
+        deviation (s = std * sqrt(3) / pi), on the [-1, 1] scale the levels sit on."""
+        log_scale = torch.log(2 * std * math.sqrt(3) / math.pi).clamp(min=MIN_LOG_SCALE)
+        parts = torch.zeros_like(mean), 2 * mean - 1, log_scale
+        return torch.cat([part.expand(self.mixtures, *part.shape).flatten(0, 1) for part in parts])
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         """E[v / 255] = (1/255) sum_k P(v > k), from the mixture's CDF at the 255 bin edges."""

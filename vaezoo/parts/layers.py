@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Literal
 
+import torch
 from pydantic import Field
 from torch import nn
 
@@ -71,3 +72,24 @@ def conv_sides(side: int, depth: int, kernel: int, stride: int) -> list[int]:
             )
         sides.append(side)
     return sides
+
+
+class OutputBias(nn.Module):
+    """A bias for every value the decoder gives, (params_per_pixel * C, H, W), added last.
+
+    Every decoder ends with one, so that the likelihood can set the decoder's starting output to its
+    parameters for the training data's mean image (`VAE.init_output`), whatever the decoder's kind:
+    a convolution's own bias is one value per channel, too coarse to hold a mean image.
+    """
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
+
+    @torch.no_grad()
+    def initialize(self, values: torch.Tensor) -> None:
+        """Start the bias at `values` (the bias's shape)."""
+        self.bias.copy_(values.to(self.bias.device, self.bias.dtype))

@@ -42,6 +42,12 @@ class Likelihood(nn.Module):
         """E[x|z], for pictures: same shape as `params`, in [0, 1] for image data."""
         raise NotImplementedError
 
+    def initial_params(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """The parameters, (params_per_pixel * C, H, W), that model every pixel on its own as the training
+        data's pixel `mean` and `std` (C, H, W) describe: where the decoder's output starts (Burda et
+        al.'s code starts the Bernoulli logits at the mean image's log-odds), instead of at p = 0.5."""
+        raise NotImplementedError
+
 
 def sum_pixels(values: torch.Tensor) -> torch.Tensor:
     """Sum over the image axes (channel, height, width), keeping every leading axis."""
@@ -49,6 +55,8 @@ def sum_pixels(values: torch.Tensor) -> torch.Tensor:
 
 
 LIKELIHOODS: Registry[type[Likelihood]] = Registry("likelihood")
+
+MEAN_CLIP = 1e-3  # the mean image's pixels are clipped to [MEAN_CLIP, 1 - MEAN_CLIP] before their log-odds
 
 
 class BernoulliSpec(StrictModel):
@@ -78,6 +86,10 @@ class Bernoulli(Likelihood):
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
+
+    def initial_params(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        # a pixel that is 0 in every training image would start at -inf: clip as Burda et al.'s code does
+        return torch.logit(mean.clamp(MEAN_CLIP, 1 - MEAN_CLIP))
 
 
 class GaussianSpec(StrictModel):
@@ -131,3 +143,6 @@ class Gaussian(Likelihood):
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params.clamp(0.0, 1.0)
+
+    def initial_params(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        return mean.clone()  # the decoder gives the mean; sigma starts where the spec says

@@ -18,7 +18,7 @@ from torch import nn
 
 from vaezoo.parts.decoders import DECODERS, FeatureMapDecoder, _transposed
 from vaezoo.parts.encoders import ENCODERS, Encoder
-from vaezoo.parts.layers import ACTIVATIONS, Sizes, conv_padding, conv_sides
+from vaezoo.parts.layers import ACTIVATIONS, OutputBias, Sizes, conv_padding, conv_sides
 from vaezoo.schema import StrictModel
 
 KERNEL = 3  # every convolution; 3x3 with padding 1 keeps the side inside a stage
@@ -122,5 +122,7 @@ class ResNetDecoder(FeatureMapDecoder):
             layers.append(_transposed(c_in, c_out, KERNEL, STRIDE, sides[i], sides[i + 1]))
             layers += _stage(c_out, blocks, activation)
         out_channels = params_per_pixel * image_channels
-        layers += [ACTIVATIONS[activation](), nn.Conv2d(widths[-1], out_channels, KERNEL, padding=conv_padding(KERNEL))]
+        padding = conv_padding(KERNEL)
+        layers += [ACTIVATIONS[activation](), nn.Conv2d(widths[-1], out_channels, KERNEL, padding=padding, bias=False)]
         self.net = nn.Sequential(*layers)
+        self.output = OutputBias((out_channels, *image_shape[1:]))
