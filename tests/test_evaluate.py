@@ -66,8 +66,8 @@ def enumerate_batches(chunks: chunking.Chunks, images: int, samples: int) -> lis
 def test_decoder_footprint_counts_every_layer_output():
     spec = validate({"name": "x", "model": {"latent_dim": 4, "decoder": {"hidden": [30, 50]}}}, "t")
     model = build_model(spec.model, (1, 28, 28))
-    # Linear 30, activation 30, Linear 50, activation 50, Linear to 784 logits
-    assert chunking.decoder_footprint(model, torch.zeros(1)) == 30 + 30 + 50 + 50 + 784
+    # Linear 30, activation 30, Linear 50, activation 50, Linear to 784 logits, plus their output bias
+    assert chunking.decoder_footprint(model, torch.zeros(1)) == 30 + 30 + 50 + 50 + 784 + 784
 
 
 def test_poorer_posterior_bound_rises_with_k_toward_log_px_and_elbo_stays_below():

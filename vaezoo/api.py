@@ -94,11 +94,11 @@ class Run:
         return applicable_figures(self.model.latent_dim)
 
     def _figure_inputs(self) -> Any:
-        from vaezoo.evaluate import posterior_params
+        from vaezoo.evaluate import code_moments
         from vaezoo.outputs.figures import RunFigureInputs
 
         data = self.data
-        mu, _ = posterior_params(self.model, data.test_images, self.spec.eval.batch_size)
+        mu, _ = code_moments(self.model, data.test_images, self.spec.eval.batch_size)
         return RunFigureInputs(
             model=self.model,
             test_images=data.test_images,

@@ -26,6 +26,11 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
 
 
+def gaussian_pair_kl(q: DiagonalGaussian, p: DiagonalGaussian) -> torch.Tensor:
+    """KL(q || p) of two diagonal Gaussians for each dimension, in nats (broadcasting; no sum)."""
+    return 0.5 * (p.logvar - q.logvar + (q.logvar.exp() + (q.mu - p.mu).square()) * torch.exp(-p.logvar) - 1.0)
+
+
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)) per image, summed over the latent dimensions (last axis), in nats."""
     return gaussian_kl_per_dim(mu, logvar).sum(-1)

@@ -113,22 +113,43 @@ def importance_weighted_nll(
 
 @torch.inference_mode()
 def posterior_params(model: VAE, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, logvar) of q(z|x) for every image, batched."""
+    """(mu, logvar) of the posterior's base Gaussian (`VAE.encode`) for every image, batched."""
     model.eval()
     pairs = [model.encode(batch) for batch in images.split(batch_size)]
     return torch.cat([mu for mu, _ in pairs]), torch.cat([logvar for _, logvar in pairs])
 
 
 @torch.inference_mode()
-def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Mean KL per latent dimension over a dataset's posteriors, (D,).
+def code_moments(model: VAE, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(E_q[z], log Var_q[z]) of every image's code, per dimension, (N, D) each: what the latent
+    diagnostics read, so that they mean the same for every posterior. Exact where the code is the
+    posterior's base Gaussian; a flow's from MOMENT_SAMPLES draws of its transformed z."""
+    if model.posterior.code_is_base:
+        return posterior_params(model, images, batch_size)
+    model.eval()
+    generator = _generator(images.device)
+    means, logvars = [], []
+    for batch in images.split(max(1, batch_size // 8)):
+        code = model.prior.code(model.posterior.rsample(model.encoder(batch), MOMENT_SAMPLES, generator).z)
+        means.append(code.mean(0))
+        logvars.append(code.var(0).clamp_min(torch.finfo(code.dtype).tiny).log())
+    return torch.cat(means), torch.cat(logvars)
 
-    In closed form where the prior has one (they then sum to the KL); otherwise KL(q(z_d|x) || p_d)
-    against each dimension's prior marginal, estimated with one sample per image: a per-dimension
-    diagnostic that need not sum to the KL of a prior whose dimensions are dependent.
+
+MOMENT_SAMPLES = 64  # draws per image for a flow posterior's mean and variance
+
+
+@torch.inference_mode()
+def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL per latent dimension of the code over a dataset, (D,), from each image's code moments.
+
+    KL(N(mu_d, var_d) || p_d), with p_d the prior's marginal of dimension d: in closed form where the
+    prior has one, else with one sample per image. For a Gaussian code these are its posterior's own
+    dimensions (summing to the KL for a factorized prior); for a flow, the Gaussian with its code's mean
+    and variance: a per-dimension diagnostic that need not sum to the KL.
     """
     q = DiagonalGaussian(mu, logvar)
-    if model.closed_form_kl:
+    if model.prior.closed_form_kl:
         return model.prior.kl(q).mean(0)
     z = q.rsample(generator=_generator(mu.device))
     return (gaussian_log_density(z, mu, logvar) - model.prior.marginal_log_prob(z)).mean(0)
@@ -142,6 +163,36 @@ def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> LatentSt
         kl_per_dim=kl_per_dim(model, mu, logvar).tolist(),
         active=active.tolist(),
         mutual_information=mutual_information(mu, logvar),
+    )
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """A hierarchy's use of each latent layer over a dataset, bottom layer first."""
+
+    kl: list[float]  # mean closed-form KL of the layer against the prior's conditional, nats/image
+    active_units: list[int]  # dimensions with Cov_x E_q[z_d] > ACTIVE_UNIT_THRESHOLD
+
+
+@torch.inference_mode()
+def layer_stats(model: VAE, images: torch.Tensor, batch_size: int) -> LayerStats | None:
+    """Each layer's KL and active units, from MOMENT_SAMPLES draws per image (E_q[z] of a lower layer
+    averages over the layers above); None for a flat latent. A collapsed layer shows as KL ~ 0."""
+    sizes = model.posterior.layer_sizes()
+    if sizes is None or not model.posterior.layered_kl:
+        return None
+    model.eval()
+    generator = _generator(images.device)
+    means, kl_sum = [], torch.zeros(sum(sizes), dtype=torch.float64, device=images.device)
+    for batch in images.split(max(1, batch_size // 8)):
+        draw = model.posterior.rsample(model.encoder(batch), MOMENT_SAMPLES, generator)
+        means.append(draw.z.mean(0))
+        kl_sum += draw.layer_kl.double().mean(0).sum(0)
+    variance = torch.cat(means).double().var(0, correction=1 if len(images) > 1 else 0)
+    active = (variance > ACTIVE_UNIT_THRESHOLD).split(sizes)
+    return LayerStats(
+        kl=[part.sum().item() / len(images) for part in kl_sum.split(sizes)],
+        active_units=[int(part.sum()) for part in active],
     )
 
 
@@ -230,17 +281,18 @@ def evaluate_all(
         iw = importance_weighted_nll(model, test, iw_samples, batch_size, advance)
     iw_seconds = time.perf_counter() - start
     with phase("active units, KL per dimension, mutual information", key="latent_statistics"):
-        mu, logvar = posterior_params(model, test, batch_size)
+        mu, logvar = code_moments(model, test, batch_size)
         stats = latent_stats(model, mu, logvar)
+        layers = layer_stats(model, test, batch_size)
     with phase("linear probe on the posterior means", key="probe"):
-        train_mu, _ = posterior_params(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
+        train_mu, _ = code_moments(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
         probe = probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes)
     pixels = test[0].numel()
     metrics = TestMetrics(
         test_neg_elbo=elbo.neg_elbo,
         test_recon_nll=elbo.recon_nll,
         test_kl=elbo.kl,
-        kl_estimate=model.kl_estimate,
+        kl_estimate=model.kl_estimate.value,
         test_nll_iw=iw.nll,
         test_nll_iw_stderr=iw.stderr,
         iw_samples=iw.samples,
@@ -254,6 +306,8 @@ def evaluate_all(
         mutual_information_max=math.log(len(mu)),
         mutual_information_estimator=MI_ESTIMATOR.format(n=len(mu), log_n=math.log(len(mu))),
         probe_accuracy=probe,
+        layer_kl=None if layers is None else layers.kl,
+        layer_active_units=None if layers is None else layers.active_units,
     )
     return Evaluation(metrics, mu, iw.per_image)
 

@@ -69,7 +69,7 @@ class TestMetrics:
     test_neg_elbo: float
     test_recon_nll: float
     test_kl: float
-    kl_estimate: str  # closed-form | monte-carlo
+    kl_estimate: str  # closed-form | closed-form per layer | monte-carlo (vaezoo.kl_estimate.KLEstimate)
     test_nll_iw: float
     test_nll_iw_stderr: float
     iw_samples: int
@@ -83,6 +83,10 @@ class TestMetrics:
     mutual_information_max: float
     mutual_information_estimator: str
     probe_accuracy: float
+    #: a hierarchy's test KL of each layer (closed form, against the prior's conditional) and its active
+    #: units (Cov_x E_q[z_d] > 0.01), bottom layer first; None for a flat latent
+    layer_kl: list[float] | None = None
+    layer_active_units: list[int] | None = None
 
 
 @dataclass(frozen=True)

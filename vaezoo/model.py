@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from vaezoo.distributions import DiagonalGaussian
+from vaezoo.kl_estimate import KLChoice, KLEstimate, kl_estimate, kl_terms
 from vaezoo.parts.likelihoods import Likelihood
 from vaezoo.parts.posteriors import Posterior, PosteriorSample
 from vaezoo.parts.priors import Prior
@@ -18,9 +19,9 @@ from vaezoo.parts.priors import Prior
 class ELBOTerms:
     """One ELBO evaluation, per image, in nats (summed over pixels and latent dimensions).
 
-    `recon_nll` = -log p(x|z) for one reparameterized z ~ q(z|x); `kl` = KL(q(z|x) || p(z)), in closed
-    form where the prior has one (then also `kl_per_dim`, (B, D)), else log q(z|x) - log p(z) at the
-    same z; `beta` weights the KL in the training loss.
+    `recon_nll` = -log p(x|z) for one reparameterized z ~ q(z|x); `kl` = KL(q(z|x) || p(z)) as the
+    model's `kl_estimate` says: in closed form (then also `kl_per_dim`, (B, D)) or log q(z|x) - log p(z)
+    at the same z; `beta` weights the KL in the training loss.
     """
 
     recon_nll: torch.Tensor
@@ -48,6 +49,7 @@ class VAE(nn.Module):
         decoder: nn.Module,
         likelihood: Likelihood,
         latent_dim: int,
+        kl_estimator: KLChoice = "analytic",
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -56,18 +58,14 @@ class VAE(nn.Module):
         self.decoder = decoder
         self.likelihood = likelihood
         self.latent_dim = latent_dim
+        self.kl_estimator = kl_estimator
         self.posterior.bind(self)  # the ladder's posterior builds its layers from the prior's
         self.prior.bind(self)  # last: a prior defined through the other parts may read any of them
 
     @property
-    def closed_form_kl(self) -> bool:
-        """True when KL(q(z|x) || p(z)) has a closed form: a Gaussian posterior and a prior that has one."""
-        return self.prior.closed_form_kl and self.posterior.is_base_gaussian
-
-    @property
-    def kl_estimate(self) -> str:
-        """How the ELBO's KL is computed: `closed-form` or `monte-carlo` (one sample)."""
-        return "closed-form" if self.closed_form_kl else "monte-carlo"
+    def kl_estimate(self) -> KLEstimate:
+        """How the ELBO's KL is computed (`vaezoo.kl_estimate`): decided by the parts and `kl_estimator`."""
+        return kl_estimate(type(self.prior), type(self.posterior), self.kl_estimator)
 
     def init_output(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Start the decoder's output at the likelihood's parameters for the training data's pixel mean
@@ -90,11 +88,8 @@ class VAE(nn.Module):
         return self.decoder(self.prior.observed(z))
 
     def kl_terms(self, draw: PosteriorSample) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(KL per image, KL per dimension or None): closed-form where it exists, else one sample's."""
-        if self.closed_form_kl:
-            per_dim = self.prior.kl(draw.base)
-            return per_dim.sum(-1), per_dim
-        return draw.log_q - self.prior.log_prob(draw.z), None
+        """(KL per image, KL per dimension or None) at the draw, by the model's `kl_estimate`."""
+        return kl_terms(self.kl_estimate, self.prior, draw)
 
     def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ELBOTerms:
         """The ELBO's terms for a batch, one z sample per image; `loss` is the -ELBO itself (beta = 1),

@@ -10,6 +10,7 @@ import torch
 from pydantic import Field
 
 from vaezoo.kl import KLWeighting, Weighted
+from vaezoo.kl_estimate import KLEstimate
 from vaezoo.model import VAE, ELBOTerms
 from vaezoo.registry import Registry
 from vaezoo.schema import StrictModel
@@ -76,7 +77,8 @@ class IWAE:
         features = model.encoder(x)
         log_px_z, log_prior_ratio = model.weight_terms(x, self.samples, features=features)
         bound = torch.logsumexp(log_px_z + beta * log_prior_ratio, dim=0) - math.log(self.samples)
-        # reported beside the loss: the closed-form KL where it exists, else the k samples' mean
-        kl_per_dim = model.prior.kl(model.posterior.distribution(features)) if model.closed_form_kl else None
+        # reported beside the loss: the closed-form KL where the model uses it, else the k samples' mean
+        closed = model.kl_estimate is KLEstimate.CLOSED_FORM
+        kl_per_dim = model.prior.kl(model.posterior.distribution(features)) if closed else None
         kl = kl_per_dim.sum(-1) if kl_per_dim is not None else -log_prior_ratio.mean(0)
         return ELBOTerms(recon_nll=-log_px_z.mean(0), kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=-bound)

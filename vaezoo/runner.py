@@ -14,7 +14,7 @@ from vaezoo import data as datasets
 from vaezoo import io
 from vaezoo.checkpoint import read_checkpoint
 from vaezoo.errors import OutputError, SpecError, VaezooError
-from vaezoo.evaluate import Evaluation, Phase, evaluate_all, posterior_params
+from vaezoo.evaluate import Evaluation, Phase, code_moments, evaluate_all
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
 from vaezoo.lock import LOCK_NAME, folder_lock
 from vaezoo.metrics import HistoryRow, RunMetrics, finished_metrics
@@ -59,7 +59,7 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
     except ValueError as error:
         raise SpecError(f"model: {error}") from None
     prior = build(PRIORS, spec.prior, latent_dim=spec.latent_dim)
-    return VAE(encoder, posterior, prior, decoder, likelihood, spec.latent_dim)
+    return VAE(encoder, posterior, prior, decoder, likelihood, spec.latent_dim, spec.kl_estimator)
 
 
 def build_kl_weighting(spec: ExperimentSpec) -> KLWeighting:
@@ -214,7 +214,7 @@ def render(
     if figures:
         kinds = len(applicable_figures(model.latent_dim)) + 1  # and the sweep strips
         with phase("figures", kinds, key="figures") as advance:
-            mu = test_mu if test_mu is not None else posterior_params(model, data.test_images, spec.eval.batch_size)[0]
+            mu = test_mu if test_mu is not None else code_moments(model, data.test_images, spec.eval.batch_size)[0]
             write_run_figures(
                 model, data.test_images, data.test_labels, rows, metrics.kl_per_dim, metrics.active_mask, mu,
                 run_dir / "figures", advance,

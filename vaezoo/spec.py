@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from vaezoo.data import DataSpec
 from vaezoo.errors import SpecError
 from vaezoo.kl import KL_WEIGHTINGS
+from vaezoo.kl_estimate import KLChoice, kl_estimate
 from vaezoo.lr import LR_SCHEDULES
 from vaezoo.objectives import OBJECTIVES
 from vaezoo.parts import LIKELIHOODS, POSTERIORS, PRIORS
@@ -47,6 +48,11 @@ class ModelSpec(StrictModel):
         default="data",
         description="where the decoder's output starts: the likelihood's parameters for the training data's "
         "mean image (data; the papers' code), or zero (logits 0: p = 0.5 at every pixel)",
+    )
+    kl_estimator: KLChoice = Field(
+        default="analytic",
+        description="the ELBO's KL: closed form wherever the parts give one, per layer in a hierarchy "
+        "(analytic), or one sample's log q - log p for every model (monte-carlo)",
     )
 
     @model_validator(mode="before")
@@ -119,14 +125,11 @@ class ExperimentSpec(StrictModel):
                 f"the prior {self.model.prior.kind} and the posterior {self.model.posterior.kind} must both be "
                 "hierarchical (over a stack of latent layers) or both flat"
             )
-        closed_form = (
-            PRIORS.get(self.model.prior.kind).closed_form_kl
-            and POSTERIORS.get(self.model.posterior.kind).is_base_gaussian
-        )
-        if weighting.needs_kl_per_dim and not closed_form:
+        estimate = kl_estimate(prior, posterior, self.model.kl_estimator)
+        if weighting.needs_kl_per_dim and not estimate.per_dimension:
             raise ValueError(
                 f"the KL weighting {self.kl.kind} needs the KL per dimension, which the prior {self.model.prior.kind} "
-                f"with the posterior {self.model.posterior.kind} has no closed form for"
+                f"with the posterior {self.model.posterior.kind} and kl_estimator {self.model.kl_estimator} do not give"
             )
         needs = LIKELIHOODS.get(self.model.likelihood.kind).needs_binarize
         if needs is not None and self.data.binarize != needs:

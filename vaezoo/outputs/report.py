@@ -63,6 +63,10 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         elif metric.key == "test_kl":
             text += f" ({metrics['kl_estimate']})"
         rows.append((metric.heading(), text))
+    if metrics.get("layer_kl") is not None:
+        layers = zip(metrics["layer_kl"], metrics["layer_active_units"], strict=True)
+        text = "; ".join(f"{kl:.2f} nats, {active} active" for kl, active in layers)
+        rows.append(("KL and active units per layer, bottom first", text))
     return rows + [
         ("what the NLL is", metrics["nll_kind"]),
         ("split", metrics["split"]),

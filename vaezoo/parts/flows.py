@@ -32,6 +32,7 @@ class FlowPosterior(Posterior):
     (`flow_features` per image) come from one linear head on the encoder's features."""
 
     is_base_gaussian = False
+    code_is_base = False
 
     def __init__(self, *, in_features: int, latent_dim: int, flow_features: int) -> None:
         super().__init__()

@@ -28,7 +28,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from vaezoo.distributions import DiagonalGaussian, gaussian_log_density, standard_log_density
+from vaezoo.distributions import (
+    DiagonalGaussian,
+    gaussian_kl_per_dim,
+    gaussian_log_density,
+    gaussian_pair_kl,
+    standard_log_density,
+)
 from vaezoo.parts.layers import ACTIVATIONS, Activation
 from vaezoo.parts.posteriors import POSTERIORS, Posterior, PosteriorSample
 from vaezoo.parts.priors import PRIORS, Prior
@@ -162,6 +168,7 @@ class LadderPosterior(Posterior):
     Spec: ClassVar = LadderPosteriorSpec
     is_base_gaussian = False
     hierarchical = True
+    layered_kl = True
 
     def __init__(
         self,
@@ -192,6 +199,9 @@ class LadderPosterior(Posterior):
                 width = self.hidden
             self.heads.append(nn.Linear(width, 2 * size))
 
+    def layer_sizes(self) -> list[int] | None:
+        return list(self._prior.sizes)
+
     def _bottom_up(self, features: torch.Tensor) -> list[DiagonalGaussian]:
         estimates, h = [], features
         for path, head in zip(self.paths, self.heads, strict=True):
@@ -210,11 +220,15 @@ class LadderPosterior(Posterior):
         top = estimates[-1]
         layers = [top.rsample(samples, generator)]
         log_q = top.log_prob(layers[0])
+        kls = [gaussian_kl_per_dim(top.mu, top.logvar).expand_as(layers[0])]  # the prior's top is N(0, I)
         for layer in reversed(range(len(estimates) - 1)):
-            q = self.combine(estimates[layer], self._prior.conditional(layer, layers[0]))
+            conditional = self._prior.conditional(layer, layers[0])
+            q = self.combine(estimates[layer], conditional)
             z = q.mu + torch.exp(0.5 * q.logvar) * torch.randn(
                 q.mu.shape, generator=generator, device=q.mu.device, dtype=q.mu.dtype
             )
             log_q = log_q + gaussian_log_density(z, q.mu, q.logvar).sum(-1)
             layers.insert(0, z)
-        return PosteriorSample(z=torch.cat(layers, dim=-1), log_q=log_q, base=top)
+            kls.insert(0, gaussian_pair_kl(q, conditional))
+        z = torch.cat(layers, dim=-1)
+        return PosteriorSample(z=z, log_q=log_q, base=top, layer_kl=torch.cat(kls, dim=-1))

@@ -28,6 +28,9 @@ class PosteriorSample:
     z: torch.Tensor  # (B, D) or (samples, B, D)
     log_q: torch.Tensor  # z's leading shape
     base: DiagonalGaussian
+    #: A hierarchy's KL of every layer's dimensions against the prior's conditional at the sample of the
+    #: layers above, in closed form (z's shape); None for a flat posterior.
+    layer_kl: torch.Tensor | None = None
 
 
 class Posterior(nn.Module):
@@ -37,6 +40,11 @@ class Posterior(nn.Module):
     is_base_gaussian: ClassVar[bool]
     #: True for a posterior over a stack of latent layers, which needs a hierarchical prior.
     hierarchical: ClassVar[bool] = False
+    #: True when its samples carry each layer's closed-form KL (`PosteriorSample.layer_kl`).
+    layered_kl: ClassVar[bool] = False
+    #: True when the code (what `encode` describes) is distributed exactly as `distribution` says; a
+    #: flow's code is not its base Gaussian, so its moments are estimated from samples.
+    code_is_base: ClassVar[bool] = True
 
     def distribution(self, features: torch.Tensor) -> DiagonalGaussian:
         """The base diagonal Gaussian for each image, (B, D) each."""
@@ -47,6 +55,10 @@ class Posterior(nn.Module):
     ) -> PosteriorSample:
         """Reparameterized draws: one per image, or `samples` per image along a new leading axis."""
         raise NotImplementedError
+
+    def layer_sizes(self) -> list[int] | None:
+        """A hierarchy's layer sizes, bottom first, as its samples lay them out; None for a flat latent."""
+        return None
 
     def bind(self, model: VAE) -> None:
         """Called once the VAE is assembled; a no-op here. A posterior that works through the prior
