@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from tests.test_components import SMALL, posterior_for
+from tests.test_components import SMALL
 from vaezoo.errors import SpecError
 from vaezoo.kl_estimate import KLEstimate
 from vaezoo.parts import POSTERIORS, PRIORS
@@ -76,7 +76,7 @@ def test_the_ladders_layer_kl_is_torch_distributions_kl_layer_by_layer():
     features = model.encoder(x)
     draw = model.posterior.rsample(features, generator=torch.Generator().manual_seed(4))
     bottom_up = model.posterior._bottom_up(features)
-    lower, top = model.prior.split(draw.z)
+    _, top = model.prior.split(draw.z)
     top_q = bottom_up[-1]
     expected_top = kl_divergence(Normal(top_q.mu, top_q.logvar.mul(0.5).exp()), Normal(0.0, 1.0))
     conditional = model.prior.conditional(0, top)

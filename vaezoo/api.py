@@ -98,7 +98,7 @@ class Run:
         from vaezoo.outputs.figures import RunFigureInputs
 
         data = self.data
-        mu, _ = code_moments(self.model, data.test_images, self.spec.eval.batch_size)
+        mu = code_moments(self.model, data.test_images, self.spec.eval.batch_size).mean
         return RunFigureInputs(
             model=self.model,
             test_images=data.test_images,

@@ -119,21 +119,42 @@ def posterior_params(model: VAE, images: torch.Tensor, batch_size: int) -> tuple
     return torch.cat([mu for mu, _ in pairs]), torch.cat([logvar for _, logvar in pairs])
 
 
+@dataclass(frozen=True)
+class CodeMoments:
+    """Each image's code under q(z|x): its mean and log-variance per dimension, (N, D) each, and `noise`,
+    (D,), the variance that estimating the means from samples adds to their variance over images
+    (zero where the means are exact), which the active-unit count takes off."""
+
+    mean: torch.Tensor
+    logvar: torch.Tensor
+    noise: torch.Tensor
+
+
 @torch.inference_mode()
-def code_moments(model: VAE, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(E_q[z], log Var_q[z]) of every image's code, per dimension, (N, D) each: what the latent
-    diagnostics read, so that they mean the same for every posterior. Exact where the code is the
-    posterior's base Gaussian; a flow's from MOMENT_SAMPLES draws of its transformed z."""
+def code_moments(model: VAE, images: torch.Tensor, batch_size: int) -> CodeMoments:
+    """The moments of every image's code that the latent diagnostics read, so that they mean the same
+    for every posterior: exact where the code is the posterior's base Gaussian; a flow's from
+    MOMENT_SAMPLES draws of its transformed z."""
     if model.posterior.code_is_base:
-        return posterior_params(model, images, batch_size)
+        mu, logvar = posterior_params(model, images, batch_size)
+        return CodeMoments(mu, logvar, torch.zeros_like(mu[0]))
     model.eval()
     generator = _generator(images.device)
-    means, logvars = [], []
+    means, variances = [], []
     for batch in images.split(max(1, batch_size // 8)):
         code = model.prior.code(model.posterior.rsample(model.encoder(batch), MOMENT_SAMPLES, generator).z)
         means.append(code.mean(0))
-        logvars.append(code.var(0).clamp_min(torch.finfo(code.dtype).tiny).log())
-    return torch.cat(means), torch.cat(logvars)
+        variances.append(code.var(0))
+    variance = torch.cat(variances)
+    logvar = variance.clamp_min(torch.finfo(variance.dtype).tiny).log()
+    return CodeMoments(torch.cat(means), logvar, variance.mean(0) / MOMENT_SAMPLES)
+
+
+def active_dimensions(means: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Cov_x(E_q[z_d]) > ACTIVE_UNIT_THRESHOLD for each dimension (Burda et al. 2015), from the images'
+    posterior means, less the variance that sampling them added (`noise`, (D,))."""
+    spread = means.double().var(0, correction=1 if len(means) > 1 else 0) - noise.double()
+    return spread > ACTIVE_UNIT_THRESHOLD
 
 
 MOMENT_SAMPLES = 64  # draws per image for a flow posterior's mean and variance
@@ -156,9 +177,10 @@ def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tens
 
 
 @torch.inference_mode()
-def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> LatentStats:
-    """KL per dimension, active units, and I(x; z) under q, from the posteriors of a dataset."""
-    active = mu.double().var(0, correction=1 if len(mu) > 1 else 0) > ACTIVE_UNIT_THRESHOLD
+def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> LatentStats:
+    """KL per dimension, active units, and I(x; z) under q, from the code moments of a dataset
+    (`noise`: see CodeMoments; none where the means are exact)."""
+    active = active_dimensions(mu, torch.zeros_like(mu[0]) if noise is None else noise)
     return LatentStats(
         kl_per_dim=kl_per_dim(model, mu, logvar).tolist(),
         active=active.tolist(),
@@ -177,19 +199,21 @@ class LayerStats:
 @torch.inference_mode()
 def layer_stats(model: VAE, images: torch.Tensor, batch_size: int) -> LayerStats | None:
     """Each layer's KL and active units, from MOMENT_SAMPLES draws per image (E_q[z] of a lower layer
-    averages over the layers above); None for a flat latent. A collapsed layer shows as KL ~ 0."""
+    averages its posterior mean over the draws of the layers above); None for a flat latent. A
+    collapsed layer shows as KL ~ 0."""
     sizes = model.posterior.layer_sizes()
     if sizes is None or not model.posterior.layered_kl:
         return None
     model.eval()
     generator = _generator(images.device)
-    means, kl_sum = [], torch.zeros(sum(sizes), dtype=torch.float64, device=images.device)
+    means, noise = [], []
+    kl_sum = torch.zeros(sum(sizes), dtype=torch.float64, device=images.device)
     for batch in images.split(max(1, batch_size // 8)):
         draw = model.posterior.rsample(model.encoder(batch), MOMENT_SAMPLES, generator)
-        means.append(draw.z.mean(0))
+        means.append(draw.layer_mean.mean(0))
+        noise.append(draw.layer_mean.var(0) / MOMENT_SAMPLES)
         kl_sum += draw.layer_kl.double().mean(0).sum(0)
-    variance = torch.cat(means).double().var(0, correction=1 if len(images) > 1 else 0)
-    active = (variance > ACTIVE_UNIT_THRESHOLD).split(sizes)
+    active = active_dimensions(torch.cat(means), torch.cat(noise).mean(0)).split(sizes)
     return LayerStats(
         kl=[part.sum().item() / len(images) for part in kl_sum.split(sizes)],
         active_units=[int(part.sum()) for part in active],
@@ -281,11 +305,12 @@ def evaluate_all(
         iw = importance_weighted_nll(model, test, iw_samples, batch_size, advance)
     iw_seconds = time.perf_counter() - start
     with phase("active units, KL per dimension, mutual information", key="latent_statistics"):
-        mu, logvar = code_moments(model, test, batch_size)
-        stats = latent_stats(model, mu, logvar)
+        moments = code_moments(model, test, batch_size)
+        mu = moments.mean
+        stats = latent_stats(model, mu, moments.logvar, moments.noise)
         layers = layer_stats(model, test, batch_size)
     with phase("linear probe on the posterior means", key="probe"):
-        train_mu, _ = code_moments(model, data.binarization.eval_set(data.train_images, "probe"), batch_size)
+        train_mu = code_moments(model, data.binarization.eval_set(data.train_images, "probe"), batch_size).mean
         probe = probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes)
     pixels = test[0].numel()
     metrics = TestMetrics(

@@ -214,7 +214,7 @@ def render(
     if figures:
         kinds = len(applicable_figures(model.latent_dim)) + 1  # and the sweep strips
         with phase("figures", kinds, key="figures") as advance:
-            mu = test_mu if test_mu is not None else code_moments(model, data.test_images, spec.eval.batch_size)[0]
+            mu = test_mu if test_mu is not None else code_moments(model, data.test_images, spec.eval.batch_size).mean
             write_run_figures(
                 model, data.test_images, data.test_labels, rows, metrics.kl_per_dim, metrics.active_mask, mu,
                 run_dir / "figures", advance,

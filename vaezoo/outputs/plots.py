@@ -68,18 +68,21 @@ CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     ),
     ("(b) reconstruction", "-log p(x|z), nats / image", (("train_recon", "train"), ("val_recon", "validation"))),
     ("(c) KL", "KL(q(z|x) || p(z)), nats / image", (("train_kl", "train"), ("val_kl", "validation"))),
-    ("(d) KL weight", "beta (dimensionless)", (("beta", "beta at the end of the epoch"),)),
+    ("(d) KL weight and learning rate", "beta (dimensionless)", (("beta", "beta at the end of the epoch"),)),
 )
+MARKERS_UP_TO = 30  # epochs; beyond, markers hide the line
+LOG_EPOCHS_FROM = 100  # epochs; a long run's early change and late plateau both show on a log axis
 
 
 def _plot_series(ax: Axes, history: list[dict[str, Any]], series: tuple[tuple[str, str], ...]) -> None:
     """One line per series, skipping epochs where it is missing; a note when nothing was recorded."""
     plotted = 0
+    marker = line_marker(history)
     for key, label in series:
         points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
         if points:
             epochs, values = zip(*points)
-            ax.plot(epochs, values, marker="o", markersize=3, label=label)
+            ax.plot(epochs, values, marker=marker, markersize=3, label=label)
             plotted += 1
     if plotted:
         ax.legend(fontsize=8)
@@ -93,12 +96,52 @@ def _beta_from_zero(ax: Axes, history: list[dict[str, Any]]) -> None:
     ax.set_ylim(0, max(betas, default=1.0) * 1.1 or 1.0)
 
 
-def _epoch_axis(ax: Axes, history: list[dict[str, Any]]) -> None:
-    """Whole epochs on the x axis, half an epoch of room at each end (else one epoch gets 0.945..1.05)."""
+def line_marker(history: list[dict[str, Any]]) -> str | None:
+    """Markers on a short run's curves only: beyond MARKERS_UP_TO epochs they hide the line."""
+    return "o" if _last_epoch(history) <= MARKERS_UP_TO else None
+
+
+def _last_epoch(history: list[dict[str, Any]]) -> int:
+    return max((row["epoch"] for row in history), default=0)
+
+
+def epoch_axis(ax: Axes, history: list[dict[str, Any]]) -> None:
+    """Whole epochs on the x axis, half an epoch of room at each end (else one epoch gets 0.945..1.05);
+    a logarithmic axis for a long run (from LOG_EPOCHS_FROM epochs)."""
+    if _last_epoch(history) >= LOG_EPOCHS_FROM:
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch (log scale)")
+        ax.set_xlim(min(row["epoch"] for row in history) * 0.9, max(row["epoch"] for row in history) * 1.1)
+        return
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if history:
         ax.set_xlim(min(row["epoch"] for row in history) - 0.5, max(row["epoch"] for row in history) + 0.5)
+
+
+def _learning_rate(ax: Axes, history: list[dict[str, Any]]) -> None:
+    """The learning rate on a second, logarithmic y axis of the beta panel, where it was recorded."""
+    points = [(row["epoch"], row["lr"]) for row in history if row.get("lr") is not None]
+    if not points:
+        return
+    twin = ax.twinx()
+    epochs, rates = zip(*points)
+    marker = line_marker(history)
+    twin.plot(
+        epochs,
+        rates,
+        color="tab:red",
+        linestyle="--",
+        drawstyle="steps-post",
+        marker=marker,
+        markersize=3,
+        label="learning rate",
+    )
+    twin.set_yscale("log")
+    twin.set_ylabel("learning rate (log scale)", color="tab:red")
+    twin.tick_params(axis="y", colors="tab:red")
+    lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower right")
 
 
 def save_curves(history: list[dict[str, Any]], path: Path) -> None:
@@ -106,11 +149,12 @@ def save_curves(history: list[dict[str, Any]], path: Path) -> None:
     fig = Figure(figsize=(10, 7.5), layout="constrained")
     for ax, (title, unit, series) in zip(fig.subplots(2, 2).flat, CURVE_PANELS):
         _plot_series(ax, history, series)
-        _epoch_axis(ax, history)
+        epoch_axis(ax, history)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
     _beta_from_zero(fig.axes[3], history)
+    _learning_rate(fig.axes[3], history)
     subtitle = "train: mean over the epoch's batches; validation: after the epoch, beta = 1, fixed noise"
     render.titled(fig, f"Training curves ({len(history)} epoch{'' if len(history) == 1 else 's'})", subtitle)
     render.save_png(fig, path)

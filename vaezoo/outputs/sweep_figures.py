@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from vaezoo.outputs import render
 from vaezoo.outputs.figures import FIGURES
+from vaezoo.outputs.plots import epoch_axis, line_marker
 
 
 def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path) -> None:
@@ -45,13 +46,15 @@ def save_curves_comparison(histories: Sequence[tuple[str, list[dict[str, Any]]]]
     )
     fig = Figure(figsize=(11, 8), layout="constrained")
     axes = fig.subplots(2, 2).flat
+    every_row = [row for _, history in histories for row in history]
+    marker = line_marker(every_row)
     for ax, (key, title) in zip(axes, panels):
         for index, (name, history) in enumerate(histories):
             points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
             if points:
-                ax.plot(*zip(*points), marker="o", markersize=2, color=f"C{index % 10}", label=name)
+                ax.plot(*zip(*points), marker=marker, markersize=2, color=f"C{index % 10}", label=name)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("epoch")
+        epoch_axis(ax, every_row)
         ax.set_ylabel("beta" if key == "beta" else "nats / image")
         ax.grid(alpha=0.3)
     handles, labels = fig.axes[0].get_legend_handles_labels()

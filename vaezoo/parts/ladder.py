@@ -221,6 +221,7 @@ class LadderPosterior(Posterior):
         layers = [top.rsample(samples, generator)]
         log_q = top.log_prob(layers[0])
         kls = [gaussian_kl_per_dim(top.mu, top.logvar).expand_as(layers[0])]  # the prior's top is N(0, I)
+        means = [top.mu.expand_as(layers[0])]
         for layer in reversed(range(len(estimates) - 1)):
             conditional = self._prior.conditional(layer, layers[0])
             q = self.combine(estimates[layer], conditional)
@@ -230,5 +231,11 @@ class LadderPosterior(Posterior):
             log_q = log_q + gaussian_log_density(z, q.mu, q.logvar).sum(-1)
             layers.insert(0, z)
             kls.insert(0, gaussian_pair_kl(q, conditional))
-        z = torch.cat(layers, dim=-1)
-        return PosteriorSample(z=z, log_q=log_q, base=top, layer_kl=torch.cat(kls, dim=-1))
+            means.insert(0, q.mu)
+        return PosteriorSample(
+            z=torch.cat(layers, dim=-1),
+            log_q=log_q,
+            base=top,
+            layer_kl=torch.cat(kls, dim=-1),
+            layer_mean=torch.cat(means, dim=-1),
+        )

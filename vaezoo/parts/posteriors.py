@@ -31,6 +31,9 @@ class PosteriorSample:
     #: A hierarchy's KL of every layer's dimensions against the prior's conditional at the sample of the
     #: layers above, in closed form (z's shape); None for a flat posterior.
     layer_kl: torch.Tensor | None = None
+    #: A hierarchy's posterior mean of every layer at the draw of the layers above (z's shape): averaged
+    #: over draws it estimates E_q[z] with less noise than z itself does. None for a flat posterior.
+    layer_mean: torch.Tensor | None = None
 
 
 class Posterior(nn.Module):
