@@ -75,12 +75,12 @@ def test_the_ladders_layer_kl_is_torch_distributions_kl_layer_by_layer():
     x = torch.bernoulli(torch.full((3, *IMAGE), 0.3), generator=torch.Generator().manual_seed(3))
     features = model.encoder(x)
     draw = model.posterior.rsample(features, generator=torch.Generator().manual_seed(4))
-    bottom_up = model.posterior._bottom_up(features)
+    hidden = model.posterior.bottom_up(features)
     _, top = model.prior.split(draw.z)
-    top_q = bottom_up[-1]
+    top_q = model.posterior.estimate(1, hidden[1])
     expected_top = kl_divergence(Normal(top_q.mu, top_q.logvar.mul(0.5).exp()), Normal(0.0, 1.0))
     conditional = model.prior.conditional(0, top)
-    q = model.posterior.combine(bottom_up[0], conditional)
+    q = model.posterior.combine(model.posterior.estimate(0, hidden[0], top), conditional)
     expected_lower = kl_divergence(
         Normal(q.mu, q.logvar.mul(0.5).exp()), Normal(conditional.mu, conditional.logvar.mul(0.5).exp())
     )

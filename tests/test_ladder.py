@@ -127,7 +127,11 @@ def test_log_q_is_the_top_down_product_of_the_layers_gaussians(combine):
     features = torch.randn(7, 6, dtype=torch.float64)
     draw = posterior.rsample(features, samples=2, generator=torch.Generator().manual_seed(0))
     z1, z2 = prior.split(draw.z)
-    (mu_a, logvar_a), (mu_top, logvar_top) = (head(path(features)).chunk(2, -1) for path, head in _paths(posterior))
+    (path_a, head_a), (path_top, head_top) = _paths(posterior)
+    mu_top, logvar_top = head_top(path_top(features)).chunk(2, -1)
+    below = path_a(features).expand(2, 7, 6)
+    # the residual's shift reads the layer above's draw too (NVAE); the product reads x alone
+    mu_a, logvar_a = head_a(torch.cat([below, z2], -1) if combine == "residual" else below).chunk(2, -1)
     mu_p, logvar_p = prior.conditionals[0](z2).chunk(2, dim=-1)
     if combine == "residual":
         mu, var = mu_p + mu_a, (logvar_p + logvar_a).exp()

@@ -141,10 +141,11 @@ def test_shipped_sweeps_expand_and_validate():
     from pathlib import Path
 
     files = sorted(Path(__file__).parents[1].joinpath("experiments").glob("ablation-*.yaml"))
-    assert len(files) == 6
+    assert len(files) == 7
     counts = {f.stem: len(load_sweep(f)[1]) for f in files}
     assert counts == {
         "ablation-annealing": 3,
+        "ablation-init": 4,
         "ablation-architecture": 4,
         "ablation-beta": 5,
         "ablation-latent": 5,

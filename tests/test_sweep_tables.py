@@ -88,3 +88,18 @@ def test_paired_differences_against_the_first_point(tmp_path):
     assert b.stderr < 0.1 * hard.std().item() / math.sqrt(500)  # pairing removed the shared spread
     (tmp_path / "b_s1" / "test_nll.pt").unlink()
     assert paired_differences(points, tmp_path) is None  # a run from before per-image NLLs were kept
+
+
+def test_every_row_says_its_kl_estimator_and_a_hierarchy_its_kl_per_layer():
+    rows = [
+        entry("plain", MASS, 95.0, 0.9) | {"kl_estimate": "closed-form"},
+        entry("vamp", MASS, 94.0, 0.9) | {"kl_estimate": "monte-carlo"},
+        entry("two-layer", MASS, 93.0, 0.9) | {"kl_estimate": "closed-form per layer", "layer_kl": [20.5, 3.25]},
+    ]
+    table = sweep_table(rows, ["run"], "test_nll_iw").splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header[1] == "KL estimate" and header[-1] == "KL per layer, bottom first"
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in table[2:]}
+    assert cells["vamp"][1] == "monte-carlo" and cells["vamp"][-1] == "—"
+    assert cells["two-layer"][1] == "closed-form per layer" and cells["two-layer"][-1] == "20.50 / 3.25"
+    assert "KL per layer" not in sweep_table(rows[:2], ["run"], "test_nll_iw")

@@ -28,6 +28,8 @@ def results_rows(points: list[tuple[str, dict[str, Any]]], results: list[dict[st
     for (name, varied), metrics in zip(points, results):
         row: dict[str, Any] = {"run": name, **{k: _cell(v) for k, v in varied.items()}}
         row |= {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        if metrics.get("layer_kl") is not None:
+            row["layer_kl"] = list(metrics["layer_kl"])
         rows.append(row)
     return rows
 
@@ -48,6 +50,10 @@ def grouped(rows: list[dict[str, Any]], varied_keys: list[str]) -> list[dict[str
         entry: dict[str, Any] = {"run": ", ".join(str(m["run"]) for m in members)}
         entry |= {k: members[0][k] for k in keys} | {"n": len(members)}
         entry["nll_kind"] = members[0].get("nll_kind")  # seeds never change what the NLL is
+        entry["kl_estimate"] = members[0].get("kl_estimate")  # nor which KL estimator the model uses
+        layers = [m["layer_kl"] for m in members if m.get("layer_kl") is not None]
+        if layers:
+            entry["layer_kl"] = [sum(values) / len(values) for values in zip(*layers)]
         for metric in SWEEP_METRICS:
             values = [m[metric.key] for m in members if isinstance(m.get(metric.key), (int, float))]
             if values:
@@ -87,7 +93,7 @@ def _sort_key(entry: dict[str, Any], headline: str, kinds: list[str]) -> tuple[i
 
 def sweep_rows(entries: list[dict[str, Any]], keys: list[str], headline: str) -> tuple[list[str], list[list[str]]]:
     """The results table's header and rows, sorted by the headline metric (lower first, unless
-    higher is better).
+    higher is better), with the KL estimator each row trained with, and a hierarchy's KL per layer.
 
     With runs of several NLL kinds, each NLL metric gets one column per kind and the rows are
     grouped by kind first: a Bernoulli mass is never ranked against a Gaussian density.
@@ -95,10 +101,16 @@ def sweep_rows(entries: list[dict[str, Any]], keys: list[str], headline: str) ->
     kinds = nll_kinds(entries)
     ordered = sorted(entries, key=lambda e: _sort_key(e, headline, kinds))
     columns = _columns(entries)
-    header = keys + [metric.short if kind is None else f"{metric.short} [{kind}]" for metric, kind in columns]
+    layered = any(entry.get("layer_kl") is not None for entry in entries)
+    header = (
+        keys
+        + ["KL estimate"]
+        + [metric.short if kind is None else f"{metric.short} [{kind}]" for metric, kind in columns]
+    )
+    header += ["KL per layer, bottom first"] if layered else []
     rows = []
     for entry in ordered:
-        cells = [str(entry[k]) for k in keys]
+        cells = [str(entry[k]) for k in keys] + [str(entry.get("kl_estimate") or "—")]
         for metric, kind in columns:
             value = entry.get(metric.key) if kind is None or entry.get("nll_kind") == kind else None
             text = metric.format(value)
@@ -106,6 +118,9 @@ def sweep_rows(entries: list[dict[str, Any]], keys: list[str], headline: str) ->
             if value is not None and std and entry.get("n", 1) > 1:
                 text += f" ± {metric.format(std)}"
             cells.append(text)
+        if layered:
+            layer_kl = entry.get("layer_kl")
+            cells.append("—" if layer_kl is None else " / ".join(f"{kl:.2f}" for kl in layer_kl))
         rows.append(cells)
     return header, rows
 
@@ -273,7 +288,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     buffer = stdio.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows([{k: _cell(v) for k, v in row.items()} for row in rows])
     io.write_text(path, buffer.getvalue())
 
 
