@@ -177,3 +177,22 @@ def test_without_the_tensorboard_package_the_run_stops_in_one_line_before_traini
     with pytest.raises(VaezooError, match=r'pip install "vaezoo\[tensorboard\]"'):
         runner.run(spec_for(synthetic_root, train__tensorboard=True), tmp_path)
     assert not (tmp_path / "tiny").exists()
+
+
+def test_running_totals_are_read_as_a_typed_record():
+    import torch
+
+    from vaezoo.model import ELBOTerms
+    from vaezoo.progress import RunningLoss
+
+    running = RunningLoss(torch.device("cpu"))
+    assert running.read().means() is None and running.read().first_bad_step is None
+    for step, recon in enumerate([torch.tensor([100.0, 102.0]), torch.tensor([98.0, float("nan")])]):
+        kl = torch.tensor([10.0, 12.0])
+        running.add(ELBOTerms(recon_nll=recon, kl=kl, kl_per_dim=None, beta=1.0, loss=recon + kl), step)
+    totals = running.read()
+    assert totals.images == 4 and totals.first_bad_step == 1  # the NaN came at the second step
+    running.reset()
+    running.add(ELBOTerms(recon_nll=torch.tensor([90.0]), kl=torch.tensor([5.0]), kl_per_dim=None, beta=0.5,
+                          loss=torch.tensor([92.5])), 7)  # fmt: skip
+    assert running.read().means() == (92.5, 90.0, 5.0) and running.poll().first_bad_step is None

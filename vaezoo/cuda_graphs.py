@@ -9,13 +9,11 @@ are registered with the graph), so it trains the same model.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
-
-if TYPE_CHECKING:
-    from vaezoo.train import _Step
+from torch import nn
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture, as torch.cuda.graph requires
 
@@ -23,6 +21,25 @@ WARMUP_STEPS = 3  # eager steps on a side stream before capture, as torch.cuda.g
 class StepRunner(Protocol):
     def __call__(self, index: torch.Tensor, step: int, beta: float) -> None:
         """One optimizer step on the training images at `index`, the `step`-th of the run, with KL weight `beta`."""
+        ...
+
+
+@dataclass
+class GraphState:
+    """What a step declares a captured graph of it reads and updates: the model, the optimizer, the
+    generator of its data noise, and the device tensors it accumulates into (the epoch's sums, the
+    first bad step, the scalars' window, a weight average)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    device: torch.device
+    accumulators: list[torch.Tensor] = field(default_factory=list)
+
+
+class CapturableStep(StepRunner, Protocol):
+    def graph_state(self) -> GraphState:
+        """The state a graph of this step holds (see GraphState)."""
         ...
 
 
@@ -43,44 +60,36 @@ class _Snapshot:
     cuda_rng: torch.Tensor
 
     @classmethod
-    def take(cls, step: _Step) -> _Snapshot:
+    def take(cls, state: GraphState) -> _Snapshot:
         optimizer_state = {
-            param: {key: value.clone() for key, value in state.items() if isinstance(value, torch.Tensor)}
-            for param, state in step.optimizer.state.items()
+            param: {key: value.clone() for key, value in values.items() if isinstance(value, torch.Tensor)}
+            for param, values in state.optimizer.state.items()
         }
-        device = step.running.device
         return cls(
-            model={key: value.clone() for key, value in step.model.state_dict().items()},
+            model={key: value.clone() for key, value in state.model.state_dict().items()},
             optimizer=optimizer_state,
-            accumulators=[tensor.clone() for tensor in _accumulators(step)],
-            data_rng=step.generator.get_state(),
-            cuda_rng=torch.cuda.get_rng_state(device),
+            accumulators=[tensor.clone() for tensor in state.accumulators],
+            data_rng=state.generator.get_state(),
+            cuda_rng=torch.cuda.get_rng_state(state.device),
         )
 
-    def restore(self, step: _Step) -> None:
+    def restore(self, state: GraphState) -> None:
         """Copy back in place: the graph holds these very tensors."""
         with torch.no_grad():
-            for key, value in step.model.state_dict().items():
+            for key, value in state.model.state_dict().items():
                 value.copy_(self.model[key])
-            for param, state in step.optimizer.state.items():
+            for param, values in state.optimizer.state.items():
                 saved = self.optimizer.get(param, {})
-                for key, value in state.items():
+                for key, value in values.items():
                     if isinstance(value, torch.Tensor):
                         if key in saved:
                             value.copy_(saved[key])
                         else:  # the warm-up created this state: zeros are Adam's fresh state
                             value.zero_()
-            for tensor, saved_tensor in zip(_accumulators(step), self.accumulators, strict=True):
+            for tensor, saved_tensor in zip(state.accumulators, self.accumulators, strict=True):
                 tensor.copy_(saved_tensor)
-        step.generator.set_state(self.data_rng)
-        torch.cuda.set_rng_state(self.cuda_rng, step.running.device)
-
-
-def _accumulators(step: _Step) -> list[torch.Tensor]:
-    """The tensors a step updates besides the model and optimizer: the epoch's sums, the first bad
-    step, the scalars' window and the weight average."""
-    average = step.average.average if step.average is not None else []
-    return [step.running.sums, step.running.first_bad_step, step.window.sums, *average]
+        state.generator.set_state(self.data_rng)
+        torch.cuda.set_rng_state(self.cuda_rng, state.device)
 
 
 class CapturedStep:
@@ -91,9 +100,10 @@ class CapturedStep:
     once and goes on eagerly.
     """
 
-    def __init__(self, step: _Step) -> None:
+    def __init__(self, step: CapturableStep) -> None:
         self.step = step
-        device = step.running.device
+        self.state = step.graph_state()
+        device = self.state.device
         self.step_t = torch.zeros((), dtype=torch.long, device=device)
         self.beta_t = torch.zeros((), dtype=torch.float32, device=device)
         self._beta: float | None = None
@@ -118,7 +128,7 @@ class CapturedStep:
     def _capture(self, size: int) -> _Graph | None:
         step = self.step
         index = torch.zeros(size, dtype=torch.long, device=self.step_t.device)
-        snapshot = _Snapshot.take(step)
+        snapshot = _Snapshot.take(self.state)
         try:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
@@ -127,16 +137,16 @@ class CapturedStep:
                     step(index, self.step_t, self.beta_t)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            graph.register_generator_state(step.generator)
-            step.optimizer.zero_grad(set_to_none=True)
+            graph.register_generator_state(self.state.generator)
+            self.state.optimizer.zero_grad(set_to_none=True)
             with torch.cuda.graph(graph):
                 step(index, self.step_t, self.beta_t)
         except RuntimeError as error:
             warnings.warn(f"CUDA graph capture failed ({str(error).splitlines()[0]}); training eagerly", stacklevel=2)
             torch.cuda.synchronize()
-            snapshot.restore(step)
+            snapshot.restore(self.state)
             self.eager = True
             return None
-        snapshot.restore(step)
+        snapshot.restore(self.state)
         self.graphs[size] = _Graph(graph, index)
         return self.graphs[size]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from rich.console import Console
@@ -19,6 +20,30 @@ from vaezoo.model import ELBOTerms
 #: same way: it is over 10^5 nats per pixel of MNIST (a Bernoulli model starts near 550 per image, a Gaussian
 #: with sigma at its 1e-3 floor and every pixel off by 0.5 is near 10^8)
 DIVERGED_NATS = 1e8
+
+
+@dataclass(frozen=True)
+class EpochTotals:
+    """The running sums of an epoch so far, as read on the host: per-image loss, reconstruction and KL
+    summed over `images`, and the first step whose loss diverged (None while none has)."""
+
+    loss: float
+    recon: float
+    kl: float
+    images: float
+    first_bad_step: int | None
+
+    @classmethod
+    def from_snapshot(cls, values: torch.Tensor) -> EpochTotals:
+        """From RunningLoss's snapshot layout: (loss, recon, kl, images, first bad step or -1)."""
+        loss, recon, kl, images, bad = values.tolist()
+        return cls(loss, recon, kl, images, None if bad < 0 else int(bad))
+
+    def means(self) -> tuple[float, float, float] | None:
+        """(loss, recon, KL) per image, or None before any image was counted."""
+        if self.images <= 0:
+            return None
+        return self.loss / self.images, self.recon / self.images, self.kl / self.images
 
 
 class RunningLoss:
@@ -58,21 +83,21 @@ class RunningLoss:
         """(loss, recon, kl, images, first bad step) as one float64 tensor on the device."""
         return torch.cat([self.sums.double(), self.first_bad_step.double().unsqueeze(0)])
 
-    def poll(self) -> torch.Tensor | None:
-        """The latest completed host copy of the snapshot, or None while the previous copy is in flight."""
+    def poll(self) -> EpochTotals | None:
+        """The latest completed host copy of the sums, or None while the previous copy is in flight."""
         if self._event is not None and not self._event.query():
             return None
         previous = self._host.clone()
         self._host.copy_(self.snapshot(), non_blocking=True)
         if self.device.type != "cuda":
-            return self._host.clone()  # a CPU copy is already complete
+            return EpochTotals.from_snapshot(self._host)  # a CPU copy is already complete
         self._event = torch.cuda.Event()
         self._event.record()
-        return previous
+        return EpochTotals.from_snapshot(previous)
 
-    def read(self) -> torch.Tensor:
+    def read(self) -> EpochTotals:
         """A synchronous read, for the end of an epoch."""
-        return self.snapshot().cpu()
+        return EpochTotals.from_snapshot(self.snapshot().cpu())
 
 
 class ProgressView:
@@ -103,10 +128,11 @@ class ProgressView:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def update(self, step: int, epoch: int, epochs: int, beta: float, values: torch.Tensor | None) -> None:
+    def update(self, step: int, epoch: int, epochs: int, beta: float, totals: EpochTotals | None) -> None:
         fields: dict[str, str] = {"beta": f"{beta:.3f}"}
-        if values is not None and values[3] > 0:
-            loss, recon, kl = (values[:3] / values[3]).tolist()
+        means = totals.means() if totals is not None else None
+        if means is not None:
+            loss, recon, kl = means
             fields |= {"loss": f"{loss:.2f}", "recon": f"{recon:.2f}", "kl": f"{kl:.2f}"}
         self.progress.update(self.task, completed=step, description=f"epoch {epoch + 1}/{epochs}", **fields)
 

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from vaezoo import io
 from vaezoo.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from vaezoo.cuda_graphs import CapturedStep, StepRunner
+from vaezoo.cuda_graphs import CapturedStep, GraphState, StepRunner
 from vaezoo.data import DeviceData
 from vaezoo.ema import WeightAverage, load_averaged
 from vaezoo.errors import VaezooError
@@ -26,7 +26,7 @@ from vaezoo.lr import LR_SCHEDULES, set_lr
 from vaezoo.metrics import HistoryRow
 from vaezoo.model import VAE
 from vaezoo.objectives import ELBO, Objective
-from vaezoo.progress import DIVERGED_NATS, ProgressView, RunningLoss
+from vaezoo.progress import DIVERGED_NATS, EpochTotals, ProgressView, RunningLoss
 from vaezoo.scalars import ScalarLog, StepWindow, grad_norm
 from vaezoo.scalars import write_csv as write_scalars
 from vaezoo.tensorboard_log import TensorBoardLog
@@ -110,10 +110,10 @@ class DivergenceStop:
     run_dir: Path
     saved_epoch: int | None  # the epoch of the checkpoint on disk, None while there is none
 
-    def check(self, values: torch.Tensor, epoch: int) -> None:
-        """Raise TrainingDiverged if RunningLoss's snapshot `values` records a diverged step."""
-        bad_step = int(values[4])
-        if bad_step < 0:
+    def check(self, totals: EpochTotals, epoch: int) -> None:
+        """Raise TrainingDiverged if the epoch's running totals record a diverged step."""
+        bad_step = totals.first_bad_step
+        if bad_step is None:
             return
         kept = (
             f"its checkpoint of epoch {self.saved_epoch} is kept"
@@ -241,6 +241,17 @@ class _Step:
             self.average.update()
         self.running.add(terms, step)
 
+    def graph_state(self) -> GraphState:
+        """What a captured graph of this step reads and updates besides its index, step and beta."""
+        average = self.average.average if self.average is not None else []
+        return GraphState(
+            model=self.model,
+            optimizer=self.optimizer,
+            generator=self.generator,
+            device=self.running.device,
+            accumulators=[self.running.sums, self.running.first_bad_step, self.window.sums, *average],
+        )
+
 
 def _train_epoch(
     runner: StepRunner,
@@ -278,7 +289,7 @@ def _train_epoch(
     scalars.collect()
     seconds = time.perf_counter() - start
     stop.check(totals, epoch)
-    loss, recon, kl = (totals[:3] / totals[3]).tolist()
+    loss, recon, kl = totals.means() or (math.nan, math.nan, math.nan)
     return HistoryRow(
         epoch=epoch + 1,
         step=state.step,
