@@ -7,16 +7,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaezoo.kl import Constant, Cyclical, Linear
+from vaezoo.kl import Cyclical, Linear
 from vaezoo.spec import parse_yaml, validate
 
 betas = st.floats(0.0, 100.0)
 totals = st.integers(1, 100_000)
-
-
-@given(betas, totals, st.integers(0, 200_000))
-def test_constant_is_constant(beta, total, step):
-    assert Constant(beta=beta).beta(step, total) == beta
 
 
 @given(betas, st.integers(1, 10_000), totals, st.lists(st.integers(0, 50_000), min_size=2, max_size=20))
