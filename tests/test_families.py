@@ -87,8 +87,11 @@ def test_every_likelihood_broadcasts_over_importance_samples_and_means_lie_in_th
     assert mean.shape == (3, 5, 1, 2, 2) and ((0 <= mean) & (mean <= 1)).all()
 
 
-@pytest.mark.parametrize("name", OBJECTIVES.names())
-def test_every_objective_at_beta_one_is_tight_at_the_exact_posterior(name):
+BOUNDS = [name for name, objective in OBJECTIVES.items() if objective.is_bound]
+
+
+@pytest.mark.parametrize("name", BOUNDS)
+def test_every_bound_at_beta_one_is_tight_at_the_exact_posterior(name):
     objective = default(OBJECTIVES, name)
     model, x, exact = linear_gaussian()
     torch.manual_seed(0)
@@ -97,8 +100,8 @@ def test_every_objective_at_beta_one_is_tight_at_the_exact_posterior(name):
     assert abs((loss + exact).mean().item()) < 4 * stderr + 1e-9
 
 
-@pytest.mark.parametrize("name", OBJECTIVES.names())
-def test_every_objective_at_beta_one_bounds_the_nll_from_above(name):
+@pytest.mark.parametrize("name", BOUNDS)
+def test_every_bound_at_beta_one_bounds_the_nll_from_above(name):
     objective = default(OBJECTIVES, name)
     model, x, exact = linear_gaussian(shift=2.0, inflate=8.0)  # a posterior far from the exact one
     torch.manual_seed(0)

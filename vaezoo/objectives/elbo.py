@@ -1,0 +1,33 @@
+"""The ELBO with one reparameterized sample per image (Kingma & Welling 2014)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar, Literal
+
+import torch
+
+from vaezoo.kl import KLWeighting
+from vaezoo.model import VAE, ELBOTerms
+from vaezoo.objectives.base import OBJECTIVES
+from vaezoo.schema import StrictModel
+
+
+class ELBOSpec(StrictModel):
+    kind: Literal["elbo"]
+
+
+@OBJECTIVES.register("elbo")
+class ELBO:
+    """The ELBO with one reparameterized sample per image: -log p(x|z) + beta * KL (Kingma & Welling 2014)."""
+
+    Spec: ClassVar = ELBOSpec
+    is_bound: ClassVar[bool] = True
+
+    @classmethod
+    def accepts(cls, weighting: type[KLWeighting]) -> bool:
+        return True
+
+    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+        terms = model.elbo(x)
+        return replace(terms, beta=beta, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta))
