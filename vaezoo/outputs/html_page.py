@@ -1,15 +1,26 @@
 """Markdown to one self-contained HTML page: images inlined as data URIs, TeX as MathML (which
-browsers render natively, offline), figures in a grid that prints several to a page."""
+browsers render natively, offline), figures in a grid that prints several to a page.
+
+The Markdown may hold values from a received run or sweep folder (escaped by escape.markdown), so
+the renderer trusts none of it: raw HTML is shown as text, links go only to http(s) or an anchor,
+and an image is inlined only from a regular PNG file inside the report's folder (never through a link).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import re
+import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
 import markdown
 from latex2mathml.converter import convert as tex_to_mathml
+
+from vaezoo import io
+from vaezoo.errors import VaezooError
+from vaezoo.outputs.escape import MARKDOWN_SPECIAL
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; color: #222; }
@@ -39,7 +50,10 @@ figcaption { color: #555; font-size: 0.85rem; margin-top: 0.3rem; }
 _FUNCTION = re.compile(r"<mi>(?:log|ln|exp|det|sin|cos|tan)</mi>")
 _THIN = '<mspace width="0.1667em"></mspace>'
 
-_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.DOTALL)
+#: $$...$$ or $...$, neither dollar escaped (escape.markdown writes a value's $ as \$)
+_MATH = re.compile(r"(?<!\\)\$\$.+?(?<!\\)\$\$|(?<!\\)\$[^$\n]+?(?<!\\)\$", re.DOTALL)
+#: the largest PNG inlined into a page
+MAX_IMAGE_BYTES = 64 * 2**20
 #: markdown's rendering of an image paragraph followed by its caption paragraph (*name*: caption)
 _FIGURE = re.compile(
     r'<p><img alt="(?P<alt>[^"]*)" src="(?P<src>[^"]+)" ?/?></p>\s*<p><em>(?P<name>[^<]*)</em>(?P<caption>.*?)</p>',
@@ -50,16 +64,18 @@ _FIGURE = re.compile(
 def to_html(text: str, base: Path, title: str) -> str:
     """Markdown to one self-contained HTML page: images inlined as data URIs, TeX as MathML."""
     spans: list[str] = []
+    # a placeholder no text can hold by chance: a value that spelled out another would pick its formula
+    mark = f"MATHSPAN{uuid.uuid4().hex}N"
 
     # markdown would read the TeX's underscores and asterisks as emphasis: set it aside, put it back after
     def keep(match: re.Match[str]) -> str:
         spans.append(match.group(0))
-        return f"MATHSPAN{len(spans) - 1}END"
+        return f"{mark}{len(spans) - 1}END"
 
-    body = markdown.markdown(_MATH.sub(keep, text), extensions=["tables", "fenced_code", "toc"])
+    body = _renderer().convert(_MATH.sub(keep, text))
     body = _figures(body)
-    body = re.sub(r"MATHSPAN(\d+)END", lambda m: math_html(spans[int(m.group(1))]), body)
-    body = re.sub(r'src="([^"]+\.png)"', lambda m: f'src="{_data_uri(base / m.group(1))}"', body)
+    body = re.sub(mark + r"(\d+)END", lambda m: math_html(spans[int(m.group(1))]), body)
+    body = re.sub(r'\b(src|href)="([^"]*)"', lambda m: _url(m, base), body)
     return (
         f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
@@ -103,5 +119,33 @@ def _grid(match: re.Match[str]) -> str:
     return f'<div class="figures">\n{match.group(0)}\n</div>'
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+def _renderer() -> markdown.Markdown:
+    """Python-Markdown that shows raw HTML as text and reads a backslash before any of escape's
+    characters as that character."""
+    renderer = markdown.Markdown(extensions=["tables", "fenced_code", "toc"])
+    renderer.preprocessors.deregister("html_block")
+    renderer.inlinePatterns.deregister("html")
+    renderer.ESCAPED_CHARS = sorted(set(renderer.ESCAPED_CHARS) | set(MARKDOWN_SPECIAL))
+    return renderer
+
+
+def _url(match: re.Match[str], base: Path) -> str:
+    """An attribute's URL as the page may hold it: a PNG under `base` inlined, a web or anchor link
+    kept; anything else (javascript:, a file elsewhere) emptied."""
+    attribute, url = match.group(1), html.unescape(match.group(2))
+    if attribute == "href":
+        safe = re.match(r"(https?://|#)", url, re.IGNORECASE) is not None
+        return f'href="{html.escape(url) if safe else "#"}"'
+    return f'src="{_data_uri(base, url)}"'
+
+
+def _data_uri(base: Path, url: str) -> str:
+    """The PNG at the relative `url` under `base` as a data URI; "" for anything else."""
+    relative = Path(unquote(url))
+    if relative.suffix.lower() != ".png" or relative.is_absolute() or ".." in relative.parts or ":" in url:
+        return ""
+    try:
+        data = io.read_bytes(base / relative, MAX_IMAGE_BYTES, follow_links=False)
+    except VaezooError:
+        return ""  # a linked, special or missing figure is left out, never followed
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from vaezoo import io
+from vaezoo.outputs.escape import markdown as md
 
 PER_IMAGE_NLL = "test_nll.pt"  # written by the runner beside metrics.json
 
@@ -82,7 +83,7 @@ def paired_section(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path) ->
         "## Paired differences",
         "",
         (
-            f"Test NLL (IS) of each run minus `{base}`'s (the first point; same seed), image by image on the same "
+            f"Test NLL (IS) of each run minus {md(base)}'s (the first point; same seed), image by image on the same "
             "test images, averaged over images and seeds; SE is the standard error of that paired mean."
         ),
         "",
@@ -90,5 +91,5 @@ def paired_section(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path) ->
         "|---|---|---|---|",
     ]
     for d in differences:
-        lines.append(f"| {d.point} | {d.difference:+.3f} | {d.stderr:.3f} | {'yes' if d.significant else 'no'} |")
+        lines.append(f"| {md(d.point)} | {d.difference:+.3f} | {d.stderr:.3f} | {'yes' if d.significant else 'no'} |")
     return "\n".join(lines)

@@ -2,7 +2,9 @@
 mathematics as MathML) and report.pdf (typeset with typst: see run_pdf).
 
 Everything comes from the run's saved spec, metrics, history and figure files, so a report can be
-rewritten without the model; a figure whose file is absent is left out.
+rewritten without the model; a figure whose file is absent is left out. Those files may come from
+someone else: every value read from them is written through escape.markdown (run_pdf and html_page
+read that Markdown back), and every cell of a table is Markdown.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from vaezoo import io
 from vaezoo.metrics import METRICS, format_phases
 from vaezoo.outputs import DERIVATION
+from vaezoo.outputs.escape import markdown as md
+from vaezoo.outputs.escape import markdown_code as md_code
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.html_page import to_html
 from vaezoo.parts import PRIORS
@@ -24,11 +28,14 @@ def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:
     m = spec.model
 
     def part(component: Any) -> str:
-        settings = ", ".join(f"{k}={v}" for k, v in component.fields().items())
-        return f"`{component.kind}`" + (f" ({settings})" if settings else "")
+        settings = ", ".join(f"{md(k)}={md(v)}" for k, v in component.fields().items())
+        return md_code(component.kind) + (f" ({settings})" if settings else "")
 
     return [
-        ("data", f"{spec.data.dataset}, binarize `{spec.data.binarize}`, {spec.data.val_size} validation images"),
+        (
+            "data",
+            f"{md(spec.data.dataset)}, binarize {md_code(spec.data.binarize)}, {spec.data.val_size} validation images",
+        ),
         ("latent dimensions", str(m.latent_dim)),
         ("encoder", part(m.encoder)),
         ("posterior", part(m.posterior)),
@@ -41,7 +48,7 @@ def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:
             "training",
             (
                 f"{spec.train.epochs} epochs, batch {spec.train.batch_size}, Adam lr {spec.train.lr:g} "
-                f"({spec.train.lr_schedule}), seed {spec.seed}"
+                f"({md(spec.train.lr_schedule)}), seed {spec.seed}"
             ),
         ),
     ]
@@ -49,7 +56,7 @@ def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:
 
 def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     """Every number of the metric table with its unit (bits/dim only for a probability mass), then
-    what the numbers are and what the run cost."""
+    what the numbers are and what the run cost; each row two Markdown cells."""
     rows = []
     for metric in METRICS:
         value = metrics.get(metric.key)
@@ -61,18 +68,18 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         elif metric.key == "active_units":
             text += f" of {len(metrics['kl_per_dim'])} (Cov_x E_q[z_d] > 0.01)"
         elif metric.key == "test_kl":
-            text += f" ({metrics['kl_estimate']})"
-        rows.append((metric.heading(), text))
+            text += f" ({md(metrics['kl_estimate'])})"
+        rows.append((md(metric.heading()), text))
     if metrics.get("layer_kl") is not None:
         layers = zip(metrics["layer_kl"], metrics["layer_active_units"], strict=True)
         text = "; ".join(f"{kl:.2f} nats, {active} active" for kl, active in layers)
         rows.append(("KL and active units per layer, bottom first", text))
     return rows + [
-        ("what the NLL is", metrics["nll_kind"]),
-        ("split", metrics["split"]),
+        ("what the NLL is", md(metrics["nll_kind"])),
+        ("split", md(metrics["split"])),
         ("parameters", f"{metrics['params']:,}"),
-        ("device", metrics["device"]),
-        ("seconds per phase", format_phases(metrics["phase_seconds"]) or "—"),
+        ("device", md(metrics["device"])),
+        ("seconds per phase", md(format_phases(metrics["phase_seconds"])) or "—"),
     ]
 
 
@@ -106,7 +113,7 @@ def observations(metrics: dict[str, Any], history: list[dict[str, Any]], spec: E
         ),
     ]
     if code_note is not None:
-        notes.insert(1, f"The latent dimensions counted here are the code's: {code_note}.")
+        notes.insert(1, f"The latent dimensions counted here are the code's: {md(code_note)}.")
     notes += training_observations(history)
     if metrics["nll_kind"].startswith("not a likelihood"):
         notes.append(
@@ -153,14 +160,10 @@ def training_observations(history: list[dict[str, Any]]) -> list[str]:
 
 
 def table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
+    """A Markdown table of Markdown cells (values in them already escaped, so a | never splits a cell)."""
     lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
-    lines += [f"| {_escape_pipes(a)} | {_escape_pipes(b)} |" for a, b in rows]
+    lines += [f"| {a} | {b} |" for a, b in rows]
     return "\n".join(lines)
-
-
-def _escape_pipes(text: str) -> str:
-    """p(x|z) inside a table cell would split the cell."""
-    return text.replace("|", "\\|")
 
 
 def run_markdown(
@@ -168,10 +171,11 @@ def run_markdown(
 ) -> str:
     """report.md of one run; figures are names under figures/ that exist."""
     parts = [
-        f"# {spec.name}",
+        f"# {md(spec.name)}",
         (
-            f"A {spec.model.encoder.kind}/{spec.model.decoder.kind} VAE with a {spec.model.likelihood.kind} likelihood "
-            f"and {spec.model.latent_dim} latent dimensions, trained {metrics['epochs']} epochs on {spec.data.dataset}. "
+            f"A {md(spec.model.encoder.kind)}/{md(spec.model.decoder.kind)} VAE with a {md(spec.model.likelihood.kind)} "
+            f"likelihood and {spec.model.latent_dim} latent dimensions, trained {metrics['epochs']} epochs on "
+            f"{md(spec.data.dataset)}. "
             "Every number is per image, in nats, summed over pixels and latent dimensions."
         ),
         "## Spec",

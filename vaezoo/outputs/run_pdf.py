@@ -10,7 +10,7 @@ from typing import Any
 from vaezoo.outputs import pdf
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.report import metrics_rows, observations, spec_summary
-from vaezoo.outputs.typst_markup import escape, inline
+from vaezoo.outputs.typst_markup import escape, inline, string
 from vaezoo.spec import ExperimentSpec
 
 #: the panels of Figure 1, in order; the wide strips among them (twice as wide as high) share a row
@@ -66,7 +66,8 @@ def abstract(spec: ExperimentSpec, metrics: dict[str, Any]) -> str:
 
 
 def protocol(spec: ExperimentSpec, metrics: dict[str, Any]) -> str:
-    n_train, n_val, n_test = (metrics["split"].split()[0].split("/") + ["?", "?", "?"])[:3]
+    counts = (metrics["split"].split() or ["?"])[0].split("/") + ["?", "?", "?"]
+    n_train, n_val, n_test = (escape(count) for count in counts[:3])  # metrics.json may come from anyone
     prose = (
         f"The data are {escape(spec.data.dataset.upper())} images, {BINARIZE.get(spec.data.binarize, '')}; "
         f"{n_train} images train, {n_val} more (the last of the training images) are held out for "
@@ -201,7 +202,7 @@ def run_source(
     if not fig:
         trade = trade.replace("in @fig-panels", "(figures were not drawn for this run)")
     byline = (
-        f"vaezoo run {inline('`' + spec.name + '`')} · {pdf.plural(metrics['epochs'], 'epoch')} · "
+        f"vaezoo run #raw({string(spec.name)}) · {pdf.plural(metrics['epochs'], 'epoch')} · "
         f"{escape(metrics['split'])} · {metrics['params']:,} parameters · {escape(metrics['device'])}"
     )
     parts = [

@@ -11,6 +11,7 @@ import matplotlib.image
 from matplotlib.figure import Figure
 
 from vaezoo.outputs import render
+from vaezoo.outputs.escape import matplotlib as mpl
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.plots import epoch_axis, line_marker
 
@@ -28,7 +29,7 @@ def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path
         ax.imshow(strip, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+        ax.set_ylabel(mpl(name), rotation=0, ha="right", va="center", fontsize=9)
     if not found:
         axes[0].text(0.5, 0.5, f"no run has a {kind} strip", ha="center", va="center")
         axes[0].set_axis_off()
@@ -52,7 +53,7 @@ def save_curves_comparison(histories: Sequence[tuple[str, list[dict[str, Any]]]]
         for index, (name, history) in enumerate(histories):
             points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
             if points:
-                ax.plot(*zip(*points), marker=marker, markersize=2, color=f"C{index % 10}", label=name)
+                ax.plot(*zip(*points), marker=marker, markersize=2, color=f"C{index % 10}", label=mpl(name))
         ax.set_title(title, fontsize=10)
         epoch_axis(ax, every_row)
         ax.set_ylabel("beta" if key == "beta" else "nats / image")
@@ -71,7 +72,7 @@ def save_rate_distortion(points: Sequence[tuple[str, float, float]], path: Path)
     ax = fig.add_subplot()
     for index, (name, rate, distortion) in enumerate(points):
         ax.scatter(rate, distortion, color=f"C{index % 10}", s=30, zorder=3)
-        label = f"{name}: -ELBO {rate + distortion:.1f}"
+        label = f"{mpl(name)}: -ELBO {rate + distortion:.1f}"
         ax.annotate(label, (rate, distortion), textcoords="offset points", xytext=(5, 4), fontsize=8)
     _iso_elbo_lines(ax, [rate + distortion for _, rate, distortion in points])
     ax.set_xlabel("rate R: test KL(q(z|x) || p(z)), nats / image")

@@ -10,6 +10,7 @@ from typing import Any
 
 from vaezoo.errors import VaezooError
 from vaezoo.outputs import pdf
+from vaezoo.outputs.escape import markdown_code as md_code
 from vaezoo.outputs.report import spec_summary
 from vaezoo.outputs.run_pdf import derivation, model_name
 from vaezoo.outputs.sweep_report import nll_kinds, point_label, sweep_rows
@@ -39,6 +40,7 @@ CAPTION = (
 
 def title(name: str, varied: dict[str, list[str]], spec: ExperimentSpec | None) -> str:
     what = "; ".join(f"{key} in {{{', '.join(values)}}}" for key, values in varied.items() if key != "seed")
+    # plain text: the caller escapes it for the language it goes into
     base = f" for {model_name(spec)} on {spec.data.dataset.upper()}" if spec else ""
     return f"Sweep {name}: {what or 'seeds'}{base}"
 
@@ -62,7 +64,7 @@ def abstract(entries: list[dict[str, Any]], keys: list[str], results: list[dict[
 
 
 def protocol(spec: ExperimentSpec | None, varied: dict[str, list[str]]) -> str:
-    changes = "; ".join(f"#raw({string(k)}) in {escape(', '.join(v))}" for k, v in varied.items())
+    changes = "; ".join(f"#raw({string(k)}) in {escape(', '.join(v))}" for k, v in varied.items())  # plain values
     prose = f"Every run trains the same spec but for what varies: {changes}. "
     if spec is None:
         return prose
@@ -73,7 +75,7 @@ def protocol(spec: ExperimentSpec | None, varied: dict[str, list[str]]) -> str:
         "out for validation; test numbers always use β = 1."
     )
     rows = [
-        (part, setting + "".join(f" *varies:* `{key}`" for key in varied if PARTS.get(_slot(key)) == part))
+        (part, setting + "".join(f" *varies:* {md_code(key)}" for key in varied if PARTS.get(_slot(key)) == part))
         for part, setting in spec_summary(spec)
         if part not in ("data", "training")
     ]
@@ -147,7 +149,7 @@ def sweep_source(
     header, rows = sweep_rows(entries, keys, sweep["headline"])
     fig = figure(sweep_dir, tall_rows, scale)
     heading = title(name, sweep["varied"], spec)
-    byline = f"vaezoo sweep {inline('`' + name + '`')} · {len(results)} runs"
+    byline = f"vaezoo sweep #raw({string(name)}) · {len(results)} runs"
     parts = [
         pdf.preamble(heading),
         pdf.header(escape(heading), byline, abstract(entries, keys, results)),

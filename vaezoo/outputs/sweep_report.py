@@ -1,5 +1,8 @@
 """A sweep's results: results.csv, results.md (one row per point, mean ± std over seeds), the
-comparison figures and report.md / report.html / report.pdf, with observations computed from the numbers."""
+comparison figures and report.md / report.html / report.pdf, with observations computed from the numbers.
+
+Point names, varied keys and values and the runs' metrics may come from someone else: each is written
+through escape.markdown (table cells, labels and notes are Markdown, which sweep_pdf reads back)."""
 
 from __future__ import annotations
 
@@ -7,11 +10,16 @@ import csv
 import io as stdio
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from vaezoo import io
 from vaezoo.metrics import METRIC, METRICS, Metric, read_history
+from vaezoo.outputs.escape import markdown as md
+from vaezoo.outputs.escape import markdown_code as md_code
+from vaezoo.outputs.escape import unescape_markdown
 from vaezoo.outputs.figures import comparison_kinds
 from vaezoo.outputs.html_page import to_html
 from vaezoo.outputs.paired import paired_section
@@ -103,14 +111,14 @@ def sweep_rows(entries: list[dict[str, Any]], keys: list[str], headline: str) ->
     columns = _columns(entries)
     layered = any(entry.get("layer_kl") is not None for entry in entries)
     header = (
-        keys
+        [md(k) for k in keys]
         + ["KL estimate"]
-        + [metric.short if kind is None else f"{metric.short} [{kind}]" for metric, kind in columns]
+        + [md(metric.short) if kind is None else f"{md(metric.short)} [{md(kind)}]" for metric, kind in columns]
     )
     header += ["KL per layer, bottom first"] if layered else []
     rows = []
     for entry in ordered:
-        cells = [str(entry[k]) for k in keys] + [str(entry.get("kl_estimate") or "—")]
+        cells = [md(entry[k]) for k in keys] + [md(entry.get("kl_estimate") or "—")]
         for metric, kind in columns:
             value = entry.get(metric.key) if kind is None or entry.get("nll_kind") == kind else None
             text = metric.format(value)
@@ -142,7 +150,9 @@ def sweep_observations(entries: list[dict[str, Any]], keys: list[str], headline:
     notes = []
     if len(kinds) > 1:
         notes.append(
-            "These runs' NLLs are of different kinds (" + "; ".join(kinds) + "): NLL-based numbers are compared "
+            "These runs' NLLs are of different kinds ("
+            + "; ".join(map(md, kinds))
+            + "): NLL-based numbers are compared "
             "only within a kind, never across."
         )
     ranked_metrics = [m for m in SWEEP_METRICS if m.better is not None]
@@ -172,7 +182,7 @@ def _winner(metric: Metric, entries: list[dict[str, Any]], keys: list[str], kind
     ranked = sorted(present, key=lambda e: e[metric.key], reverse=metric.better == "higher")
     best, second = ranked[0], ranked[1]
     gap = abs(best[metric.key] - second[metric.key])
-    within = f" among runs whose NLL is a {kind}" if kind else ""
+    within = f" among runs whose NLL is a {md(kind)}" if kind else ""
     name = f"**{metric.label}** ({metric.better} is better{within})"
     if gap == 0:
         return f"{name}: {point_label(best, keys)} and {point_label(second, keys)} tie at {best[metric.key]:.4g}."
@@ -205,7 +215,7 @@ def _trend_notes(entries: list[dict[str, Any]], keys: list[str]) -> list[str]:
             else "is not monotonic"
         )
         notes.append(
-            f"As {key} goes from {ordered[0][key]} to {ordered[-1][key]}, {METRIC[metric].label} {shape}: "
+            f"As {md(key)} goes from {md(ordered[0][key])} to {md(ordered[-1][key])}, {METRIC[metric].label} {shape}: "
             + ", ".join(f"{v:.4g}" for v in values)
             + "."
         )
@@ -213,7 +223,10 @@ def _trend_notes(entries: list[dict[str, Any]], keys: list[str]) -> list[str]:
 
 
 def point_label(entry: dict[str, Any], keys: list[str]) -> str:
-    return ", ".join(f"{k}={entry[k]}" if k not in ("variant", "run") else str(entry[k]) for k in keys if k != "seed")
+    """A point's varied values, as Markdown."""
+    return ", ".join(
+        f"{md(k)}={md(entry[k])}" if k not in ("variant", "run") else md(entry[k]) for k in keys if k != "seed"
+    )
 
 
 def _significance(best: dict[str, Any], second: dict[str, Any], metric: str, gap: float) -> str:
@@ -240,15 +253,14 @@ def write_sweep_report(
     shown_keys = shown_keys or ["run"]
     k_values = sorted({r.get("iw_samples") for r in results})
     title = (
-        f"{name}: test set, per image, nats summed over pixels and latents (beta = 1); "
-        f"IS with K = {', '.join(map(str, k_values))}; binarize "
-        f"{', '.join(sorted({r.get('binarize', '?') for r in results}))}"
+        f"{md(name)}: test set, per image, nats summed over pixels and latents (beta = 1); "
+        f"IS with K = {', '.join(map(md, k_values))}; binarize "
+        f"{', '.join(md(b) for b in sorted({str(r.get('binarize', '?')) for r in results}))}"
         + ("; mean ± std over seeds" if "seed" in keys else "")
     )
     table_md = sweep_table(entries, shown_keys, headline)
     io.write_text(sweep_dir / "results.md", f"# {title}\n\n{table_md}\n")
-    figure_dir = sweep_dir / "figures"
-    figure_dir.mkdir(exist_ok=True)
+    figure_dir = io.ensure_folder(sweep_dir / "figures")
     labelled = [(run, sweep_dir / run) for run, _ in points]
     for kind in comparison_kinds():
         save_comparison_grid(kind, labelled, figure_dir / f"{kind}_grid.png")
@@ -261,15 +273,17 @@ def write_sweep_report(
     varied = {k: sorted({json.dumps(v[k]) for _, v in points}) for k in keys}
     notes = sweep_observations(entries, shown_keys, headline)
     parts = [
-        f"# Sweep {name}",
-        "What varied: " + "; ".join(f"`{k}` in {', '.join(v)}" for k, v in varied.items()) + f" ({len(points)} runs).",
-        f"## Results\n\n{title}. Sorted by `{headline}`.\n\n{table_md}",
+        f"# Sweep {md(name)}",
+        "What varied: "
+        + "; ".join(f"{md_code(k)} in {', '.join(map(md, v))}" for k, v in varied.items())
+        + f" ({len(points)} runs).",
+        f"## Results\n\n{title}. Sorted by {md_code(headline)}.\n\n{table_md}",
         paired_section(points, sweep_dir),
         "## Observations\n\n" + "\n".join(f"- {n}" for n in notes),
         "## Figures",
     ]
     for path in sorted(figure_dir.glob("*.png")):
-        parts.append(f"![{path.stem}](figures/{path.name})\n\n*{path.stem}*")
+        parts.append(f"![{md(path.stem)}](figures/{quote(path.name)})\n\n*{md(path.stem)}*")
     text = "\n\n".join(part for part in parts if part is not None) + "\n"
     io.write_text(sweep_dir / "report.md", text)
     io.write_text(sweep_dir / "report.html", to_html(text, sweep_dir, name))
@@ -297,7 +311,11 @@ def load_results_table(sweep_dir: Path) -> Any:
     from rich.table import Table
 
     lines = (sweep_dir / "results.md").read_text().splitlines()
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+    rows = [
+        [unescape_markdown(cell.strip()) for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+        for line in lines
+        if line.startswith("|")
+    ]
     table = Table(title=lines[0].lstrip("# "), title_justify="left")
     for column in rows[0]:
         table.add_column(column, justify="right")

@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import re
 
+from vaezoo.outputs.escape import MARKDOWN_SPECIAL
+from vaezoo.outputs.escape import typst as escape
+from vaezoo.outputs.escape import typst_string as string
 from vaezoo.outputs.tex_typst import tex_to_typst
 
-#: characters that start markup in typst text: escaped with a backslash wherever they occur
-_SPECIAL = re.compile(r"([\\*_#$@<>\[\]`~/=+\-])")
+__all__ = ["escape", "inline", "markdown_to_typst", "paragraph", "string"]
+
+#: a Markdown backslash escape (escape.markdown writes them) is the character itself, as text; a code
+#: span may be fenced by several backticks (a value holding one)
 _INLINE = re.compile(
-    r"\$\$(?P<display>.+?)\$\$|\$(?P<math>[^$\n]+?)\$|`(?P<code>[^`\n]+)`"
+    "\\\\(?P<escaped>[" + re.escape(MARKDOWN_SPECIAL) + "])|(?P<amp>&amp;)"
+    r"|\$\$(?P<display>.+?)\$\$|\$(?P<math>[^$\n]+?)\$|(?P<fence>`+)(?P<code>[^\n]+?)(?P=fence)(?!`)"
     r"|\*\*(?P<bold>.+?)\*\*|(?<![\w*])\*(?P<italic>[^*\s](?:[^*]*?[^*\s])?)\*(?![\w*])",
     re.DOTALL,
 )
-
-
-def escape(text: str) -> str:
-    """Plain text as typst markup that shows exactly that text."""
-    return _SPECIAL.sub(r"\\\1", text)
-
-
-def string(text: str) -> str:
-    """A typst string literal."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def inline(text: str) -> str:
@@ -36,14 +32,16 @@ def inline(text: str) -> str:
     for match in _INLINE.finditer(text):
         out.append(escape(text[last : match.start()]))
         last = match.end()
-        kind = match.lastgroup
+        kind = next(name for name in ("escaped", "amp", "display", "math", "code", "bold", "italic") if match[name])
         value = match.group(kind)
-        if kind == "display":
+        if kind in ("escaped", "amp"):
+            out.append(escape(value if kind == "escaped" else "&"))
+        elif kind == "display":
             out.append(f"\n$ {tex_to_typst(value.strip())} $\n")
         elif kind == "math":
             out.append(f"${tex_to_typst(value.strip())}$")
         elif kind == "code":
-            out.append(f"#raw({string(value)});")
+            out.append(f"#raw({string(value.strip() if value.strip() else value)});")
         elif kind == "bold":
             out.append(f"#strong[{inline(value)}];")
         else:
