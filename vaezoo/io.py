@@ -1,7 +1,11 @@
 """Reading and writing run files. Writes are atomic: a killed process never leaves a half-written file
 under a final name, and a write the machine refuses (a full disk, a read-only folder) leaves no temporary
 behind and is one OutputError naming the file. Reads turn any damage (bad JSON, a missing key, a record
-of the wrong shape) into one OutputError naming the file."""
+of the wrong shape) into one OutputError naming the file.
+
+A run folder may come from someone else, so no write goes through a link or into a special file (a
+FIFO, a device), and every read is of a regular file, bounded, opened without blocking: a FIFO in
+place of a run file is refused at once instead of hanging the reader."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import contextlib
 import functools
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +30,68 @@ T = TypeVar("T")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
+#: the largest run file read whole (metrics.json, history.jsonl, sweep.json, a checkpoint)
+MAX_READ_BYTES = 4 * 2**30
+
+
+def check_target(path: Path) -> None:
+    """Refuse to write `path` where it is a link or a special file (a FIFO, a device, a folder), or where
+    its folder is a link: a write there would land outside the run or replace something not a file."""
+    for target, what in ((path, "file"), (path.parent, "folder")):
+        try:
+            mode = os.lstat(target).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
+        if stat.S_ISLNK(mode) and (what == "file" or target.name in LINK_FREE_FOLDERS):
+            raise OutputError(f"refusing to write {path}: {target} is a symbolic link")
+        if what == "file" and not stat.S_ISREG(mode):
+            raise OutputError(f"refusing to write {path}: it exists and is not a regular file")
+
+
+#: folders inside a run or sweep folder that vaezoo makes itself, so a link there was put by someone else
+LINK_FREE_FOLDERS = frozenset({"figures", "strips"})
+
+
+def ensure_folder(path: Path) -> Path:
+    """Make the folder `path` (and its parents); OutputError where it is a link or not a folder."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise OutputError(f"refusing to write into {path}: it is a symbolic link or not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
+    return path
+
+
+@contextlib.contextmanager
+def open_regular(path: Path, follow_links: bool = True) -> Iterator[BinaryIO]:
+    """`path` opened for reading, refused (OutputError) unless it is a regular file; opened without
+    blocking, so a FIFO or a device is refused at once instead of hanging the reader."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        raise OutputError(f"cannot read {path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"cannot read {path}: it is not a regular file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as handle:
+        yield handle
+
+
+def read_bytes(path: Path, limit: int = MAX_READ_BYTES, follow_links: bool = True) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them (OutputError beyond)."""
+    with open_regular(path, follow_links) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as error:
+            raise OutputError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > limit:
+        raise OutputError(f"cannot read {path}: it is larger than {limit} bytes")
+    return data
 
 
 class _Recorded:
@@ -52,6 +119,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     An OSError on the way (no space, a read-only folder, a name too long) removes the temporary file and
     becomes an OutputError naming `path`.
     """
+    check_target(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
@@ -106,13 +174,13 @@ def _reason(error: BaseException) -> str:
 def read_json(path: Path) -> Any:
     """The JSON document in `path`; OutputError naming it when it cannot be read or parsed."""
     with reading(path):
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_bytes(path).decode("utf-8"))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """One JSON object per non-blank line of `path`; OutputError naming it (and the line) when damaged."""
     with reading(path):
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_bytes(path).decode("utf-8").splitlines()
     rows = []
     for number, line in enumerate(lines, 1):
         if line.strip():
@@ -154,7 +222,10 @@ def load_torch(path: Path, device: torch.device) -> Any:
     with an OutputError naming it.
     """
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        with open_regular(path) as handle:  # /dev/zero or a FIFO would never end
+            return torch.load(handle, map_location=device, weights_only=True)
+    except VaezooError:
+        raise
     except OSError as error:
         raise OutputError(f"cannot read {path}: {error.strerror or error}") from None
     except Exception as error:  # noqa: BLE001 (torch raises several types for a bad file)

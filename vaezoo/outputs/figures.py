@@ -170,7 +170,7 @@ def write_run_figures(
 ) -> list[Path]:
     """Write every figure that applies to the run as out_dir/<kind>.png, and the comparison strips
     under out_dir/strips/; returns the figures' paths. `advance(1)` is told of each one written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    io.ensure_folder(out_dir)  # a received run's figures/ may be a link out of it
     run = RunFigureInputs(model, test_images, test_labels, kl_per_dim, history, active_units_mask, mu_test.cpu())
     paths = []
     for name in applicable_figures(model.latent_dim):
@@ -201,6 +201,6 @@ def write_strips(
     model: VAE, test_images: torch.Tensor, test_labels: torch.Tensor, kl_per_dim: Sequence[float], out_dir: Path
 ) -> None:
     """Each comparison strip as a bare PNG (no axes), read back by a sweep's comparison grids."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    io.ensure_folder(out_dir)
     for name, grid in comparison_strips(model, test_images, test_labels, kl_per_dim).items():
         io.atomic_write(out_dir / FIGURES.get(name).file_name, lambda handle, grid=grid: save_grid_png(grid, handle))
