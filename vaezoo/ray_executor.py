@@ -12,7 +12,9 @@ sees) tasks write the sweep folder in place instead.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -128,6 +130,25 @@ class RayExecutor:
     def __init__(self, options: ExecutorOptions) -> None:
         self.ray = require_ray()
         self.options = options
+        check_reachable(options.address)  # before the sweep writes anything: ray.init would retry for minutes
+
+
+#: how long a head's address may take to accept a connection before the sweep gives up
+CONNECT_SECONDS = 10.0
+
+
+def check_reachable(address: str | None, seconds: float = CONNECT_SECONDS) -> None:
+    """VaezooError (one line) unless a `host:port` address accepts a TCP connection within `seconds`;
+    other forms (none, "auto", "ray://...") are left to Ray."""
+    match = re.fullmatch(r"\[?([\w.:-]+?)\]?:(\d{1,5})", address or "")
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except (OSError, ValueError, OverflowError) as error:
+        reason = getattr(error, "strerror", None) or first_line(error)
+        raise VaezooError(f"cannot reach the Ray head at {address} within {seconds:g} s: {reason}") from None
 
     def __call__(self, sweep: SweepSpec, todo: list[Point], sweep_dir: Path, board: SweepBoard, figures: bool) -> None:
         if not todo:

@@ -93,3 +93,22 @@ def test_sample_refuses_to_write_onto_a_fifo(run_copy, capsys, tmp_path):
         capsys, ["sample", str(run_copy / "runs" / "tiny"), "--out", str(tmp_path / "out.png")], "not a regular file"
     )
     assert (tmp_path / "out.png").is_fifo()
+
+
+def test_a_ray_address_that_refuses_fails_in_bounded_time_and_writes_nothing(tmp_path):
+    import time
+
+    from vaezoo.errors import VaezooError
+    from vaezoo.ray_executor import check_reachable
+
+    start = time.monotonic()
+    with pytest.raises(VaezooError, match="cannot reach the Ray head at 127.0.0.1:1"):
+        check_reachable("127.0.0.1:1", seconds=5)
+    listener = __import__("socket").create_server(("127.0.0.1", 0), backlog=0)  # freed at once: nothing listens
+    port = listener.getsockname()[1]
+    listener.close()
+    with pytest.raises(VaezooError, match="cannot reach"):
+        check_reachable(f"127.0.0.1:{port}", seconds=1)
+    assert time.monotonic() - start < 15
+    check_reachable(None)
+    check_reachable("auto")
