@@ -14,9 +14,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import classic_spec, header, median, write
-from vaezoo.objectives import OBJECTIVES
-from vaezoo.runner import build_kl_weighting, build_model
-from vaezoo.schema import build
+from vaezoo.runner import build_kl_weighting, build_model, build_objective
 from vaezoo.spec import ExperimentSpec, load_spec
 
 
@@ -25,7 +23,7 @@ def step_seconds(spec: ExperimentSpec, steps: int) -> float:
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, (1, 28, 28))
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.train.lr)
-    objective, weighting = build(OBJECTIVES, spec.objective), build_kl_weighting(spec)
+    objective, weighting = build_objective(spec, 60000), build_kl_weighting(spec)
     x = torch.bernoulli(torch.full((spec.train.batch_size, 1, 28, 28), 0.15))
     times = []
     for i in range(steps + 2):  # two warm-up steps

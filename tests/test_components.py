@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from vaezoo.errors import SpecError
-from vaezoo.objectives import OBJECTIVES
 from vaezoo.parts import LIKELIHOODS, POSTERIORS, PRIORS
-from vaezoo.runner import build_kl_weighting, build_model
-from vaezoo.schema import build
+from vaezoo.runner import build_kl_weighting, build_model, build_objective
 from vaezoo.spec import SLOTS, ExperimentSpec, set_dotted, validate
 
 IMAGE = (1, 28, 28)
@@ -83,7 +81,7 @@ def test_every_combination_gives_a_finite_loss_and_gradients(choice):
     x = example_images(spec)
     weighting = build_kl_weighting(spec)
     beta = weighting.beta(step=7, total_steps=20)
-    terms = build(OBJECTIVES, spec.objective).terms(model, x, beta, weighting)
+    terms = build_objective(spec, 100).terms(model, x, beta, weighting)
     assert terms.recon_nll.shape == terms.kl.shape == (5,)
     assert torch.isfinite(terms.loss).all()
     assert (terms.kl >= 0).all() or not model.kl_estimate.per_dimension  # a one-sample KL estimate can be negative

@@ -19,7 +19,7 @@ from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
 from vaezoo.lock import LOCK_NAME, folder_lock
 from vaezoo.metrics import HistoryRow, RunMetrics, finished_metrics
 from vaezoo.model import VAE
-from vaezoo.objectives import OBJECTIVES
+from vaezoo.objectives import OBJECTIVES, Objective
 from vaezoo.outputs.figures import applicable_figures, write_run_figures
 from vaezoo.outputs.paired import PER_IMAGE_NLL
 from vaezoo.outputs.report import write_run_report
@@ -64,6 +64,12 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
 
 def build_kl_weighting(spec: ExperimentSpec) -> KLWeighting:
     return build(KL_WEIGHTINGS, spec.kl)
+
+
+def build_objective(spec: ExperimentSpec, dataset_size: int) -> Objective:
+    """The spec's objective, told the training split's size where its estimator weighs a batch by it."""
+    needs = OBJECTIVES.get(spec.objective.kind).needs_dataset_size
+    return build(OBJECTIVES, spec.objective, **({"dataset_size": dataset_size} if needs else {}))
 
 
 def nll_kind(spec: ExperimentSpec) -> str:
@@ -173,7 +179,7 @@ def _train_and_evaluate(
     if not resuming and spec.model.output_init == "data":
         model.init_output(*(stat.float() for stat in data.pixel_stats(spec.seed)))
     config = TrainConfig.from_spec(spec)
-    objective = build(OBJECTIVES, spec.objective)
+    objective = build_objective(spec, data.n_train)
     state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective, on_checkpoint)
     view = PhaseView(console)
     evaluation = evaluate_run(spec, model, data, phase=view.phase)

@@ -120,6 +120,9 @@ class ExperimentSpec(StrictModel):
         if not OBJECTIVES.get(self.objective.kind).accepts(weighting):
             raise ValueError(f"objective {self.objective.kind} cannot use the KL weighting {self.kl.kind}")
         prior, posterior = PRIORS.get(self.model.prior.kind), POSTERIORS.get(self.model.posterior.kind)
+        refused = OBJECTIVES.get(self.objective.kind).refuses(prior, posterior)
+        if refused is not None:
+            raise ValueError(f"objective {self.objective.kind}: {refused}")
         if prior.hierarchical != posterior.hierarchical:
             raise ValueError(
                 f"the prior {self.model.prior.kind} and the posterior {self.model.posterior.kind} must both be "

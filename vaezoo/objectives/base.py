@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -10,19 +10,36 @@ from vaezoo.kl import KLWeighting
 from vaezoo.model import VAE, ELBOTerms
 from vaezoo.registry import Registry
 
+if TYPE_CHECKING:
+    from vaezoo.parts.posteriors import Posterior
+    from vaezoo.parts.priors import Prior
 
-class Objective(Protocol):
+
+class Objective:
+    """What training minimizes: `terms` gives the per-image terms of a batch, `.loss` the minimized one.
+
+    The class attributes say what an objective needs and is: subclasses override what differs.
+    """
+
     #: True when the loss at beta = 1 is a bound on -log p(x) (what the family contract tests check).
-    is_bound: ClassVar[bool]
+    is_bound: ClassVar[bool] = True
+    #: True when the constructor takes `dataset_size`, the training split's size (a minibatch estimate
+    #: of the aggregate posterior q(z) weighs the batch by it).
+    needs_dataset_size: ClassVar[bool] = False
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
         """The per-image terms of the objective on a batch; `.loss` is what training minimizes."""
-        ...
+        raise NotImplementedError
 
     @classmethod
     def accepts(cls, weighting: type[KLWeighting]) -> bool:
         """Whether this objective can honour the KL weighting's penalty."""
-        ...
+        return True
+
+    @classmethod
+    def refuses(cls, prior: type[Prior], posterior: type[Posterior]) -> str | None:
+        """Why this objective cannot train a model with this prior and posterior, or None when it can."""
+        return None
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")

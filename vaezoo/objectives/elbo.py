@@ -9,7 +9,7 @@ import torch
 
 from vaezoo.kl import KLWeighting
 from vaezoo.model import VAE, ELBOTerms
-from vaezoo.objectives.base import OBJECTIVES
+from vaezoo.objectives.base import OBJECTIVES, Objective
 from vaezoo.schema import StrictModel
 
 
@@ -18,15 +18,10 @@ class ELBOSpec(StrictModel):
 
 
 @OBJECTIVES.register("elbo")
-class ELBO:
+class ELBO(Objective):
     """The ELBO with one reparameterized sample per image: -log p(x|z) + beta * KL (Kingma & Welling 2014)."""
 
     Spec: ClassVar = ELBOSpec
-    is_bound: ClassVar[bool] = True
-
-    @classmethod
-    def accepts(cls, weighting: type[KLWeighting]) -> bool:
-        return True
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
         terms = model.elbo(x)

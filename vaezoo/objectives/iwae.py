@@ -12,7 +12,7 @@ from pydantic import Field
 from vaezoo.kl import KLWeighting, Weighted
 from vaezoo.kl_estimate import KLEstimate
 from vaezoo.model import VAE, ELBOTerms
-from vaezoo.objectives.base import OBJECTIVES
+from vaezoo.objectives.base import OBJECTIVES, Objective
 from vaezoo.schema import StrictModel
 
 
@@ -22,7 +22,7 @@ class IWAESpec(StrictModel):
 
 
 @OBJECTIVES.register("iwae")
-class IWAE:
+class IWAE(Objective):
     """The importance-weighted bound L_k = E[log (1/k) sum_i w_i] (Burda et al. 2015); k = 1 is the ELBO.
 
     With beta != 1 the prior ratio inside each weight is scaled by beta, so KL schedules still apply:
@@ -31,7 +31,6 @@ class IWAE:
     """
 
     Spec: ClassVar = IWAESpec
-    is_bound: ClassVar[bool] = True
 
     @classmethod
     def accepts(cls, weighting: type[KLWeighting]) -> bool:

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from vaezoo.kl import KLWeighting, Weighted
 from vaezoo.model import VAE, ELBOTerms
-from vaezoo.objectives.base import OBJECTIVES
+from vaezoo.objectives.base import OBJECTIVES, Objective
 from vaezoo.objectives.iwae import importance_weights, log_mean_exp
 from vaezoo.schema import StrictModel
 
@@ -27,12 +27,11 @@ class MIWAESpec(StrictModel):
 
 
 @OBJECTIVES.register("miwae")
-class MIWAE:
+class MIWAE(Objective):
     """-(1/M) sum_m log (1/K) sum_k w_mk, from M * K draws per image; beta scales the prior ratio
     inside each weight, as for IWAE."""
 
     Spec: ClassVar = MIWAESpec
-    is_bound: ClassVar[bool] = True
 
     @classmethod
     def accepts(cls, weighting: type[KLWeighting]) -> bool:
@@ -54,11 +53,10 @@ class CIWAESpec(StrictModel):
 
 
 @OBJECTIVES.register("ciwae")
-class CIWAE:
+class CIWAE(Objective):
     """-(c * mean_k log w_k + (1 - c) * log (1/K) sum_k w_k) over the same K draws per image."""
 
     Spec: ClassVar = CIWAESpec
-    is_bound: ClassVar[bool] = True
 
     @classmethod
     def accepts(cls, weighting: type[KLWeighting]) -> bool:

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from vaezoo.kl import KLWeighting
 from vaezoo.model import VAE, ELBOTerms
-from vaezoo.objectives.base import OBJECTIVES
+from vaezoo.objectives.base import OBJECTIVES, Objective
 from vaezoo.schema import StrictModel
 
 Kernel = Literal["rbf", "imq"]
@@ -54,15 +54,11 @@ class MMDSpec(StrictModel):
 
 
 @OBJECTIVES.register("mmd")
-class InfoVAE:
+class InfoVAE(Objective):
     """The InfoVAE objective with an MMD divergence between q(z) and p(z) on each batch."""
 
     Spec: ClassVar = MMDSpec
     is_bound: ClassVar[bool] = False
-
-    @classmethod
-    def accepts(cls, weighting: type[KLWeighting]) -> bool:
-        return True
 
     def __init__(self, *, alpha: float, lam: float, kernel: Kernel, scale: float) -> None:
         self.alpha, self.lam, self.kernel, self.scale = alpha, lam, kernel, scale
