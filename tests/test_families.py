@@ -19,6 +19,8 @@ from vaezoo.schema import build
 
 
 def default(registry, name, **context):
+    if getattr(registry.get(name), "needs_dataset_size", False):
+        context["dataset_size"] = 60000
     return build(registry, registry.get(name).Spec(kind=name), **context)
 
 
