@@ -55,3 +55,19 @@ def test_no_mmd_weight_and_the_whole_kl_is_the_elbo():
     torch.manual_seed(0)
     elbo = ELBO().terms(model, x, 1.0, Constant(beta=1.0))
     torch.testing.assert_close(info.loss, elbo.loss)
+
+
+def test_wae_reconstructs_from_the_mean_and_adds_lambda_times_the_mmd():
+    from vaezoo.objectives.wae import WAE
+
+    torch.manual_seed(7)
+    model, x, _ = linear_gaussian(shift=0.6, inflate=3.0)
+    torch.manual_seed(0)
+    terms = WAE(lam=10.0, kernel="imq", scale=1.0).terms(model, x, 1.0, Constant(beta=1.0))
+    mu = model.posterior.distribution(model.encoder(x)).mu
+    recon = -model.likelihood.log_prob(x, model.decode_latent(mu))
+    torch.testing.assert_close(terms.recon_nll, recon)
+    torch.manual_seed(0)
+    model.posterior.rsample(model.encoder(x))  # the same draws: the posterior's, then the prior's
+    mmd = mmd_squared(mu, model.prior.sample(len(x)).to(mu.dtype), "imq", 1.0)
+    torch.testing.assert_close(terms.loss, recon + 10.0 * mmd)
