@@ -54,6 +54,7 @@ def assert_same_result(resumed: dict, reference: dict, note: object) -> None:
         assert value == expected, (key, note)
 
 
+@pytest.mark.slow  # real processes killed for minutes: .ci/run runs the slow tests as their own step
 def test_sigkill_a_run_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp_path, synthetic_root):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec(synthetic_root, train__epochs=25)))
@@ -81,6 +82,7 @@ def test_sigkill_a_run_at_random_moments_then_resume_gives_the_uninterrupted_res
     print("kill moments (s) and what the run folder held:", moments)
 
 
+@pytest.mark.slow  # real processes killed for minutes: .ci/run runs the slow tests as their own step
 def test_sigkill_a_sweep_then_rerun_keeps_every_finished_point(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep.yaml"
     base = tiny_spec(synthetic_root, train__epochs=6)
