@@ -3,11 +3,15 @@ read back exactly, so that a resumed run ends where an uninterrupted one would."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -18,6 +22,23 @@ from vaezoo.errors import OutputError, VaezooError
 from vaezoo.metrics import HistoryRow
 from vaezoo.model import VAE
 from vaezoo.scalars import ScalarRow
+
+if TYPE_CHECKING:
+    from vaezoo.spec import ExperimentSpec
+
+#: spec fields that do not change what is trained: the run's name, where its data lives, where it runs and
+#: how often it logs or checkpoints, how it is evaluated. train.epochs joins them when the learning rate does
+#: not depend on the run's length (a constant schedule): such a run may be extended deliberately.
+UNTRAINED = (
+    "name",
+    "data.root",
+    "train.device",
+    "train.cuda_graphs",
+    "train.checkpoint_every",
+    "train.log_every",
+    "train.tensorboard",
+    "eval",
+)
 
 
 @dataclass
@@ -30,6 +51,74 @@ class TrainState:
     scalars: list[ScalarRow] = field(default_factory=list)
 
 
+def training_fields(spec: ExperimentSpec) -> dict[str, Any]:
+    """The part of `spec` that decides what is trained (everything but UNTRAINED), as plain JSON data."""
+    fields = spec.model_dump(mode="json")
+    untrained = UNTRAINED if spec.train.lr_schedule != "constant" else (*UNTRAINED, "train.epochs")
+    for dotted in untrained:
+        *parents, leaf = dotted.split(".")
+        node = fields
+        for key in parents:
+            node = node[key]
+        node.pop(leaf, None)
+    return fields
+
+
+def fingerprint(fields: dict[str, Any]) -> str:
+    """A stable hash of training_fields(spec): equal exactly when the two specs train the same thing."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    """The dotted path of the first key where the nested mappings a and b differ ("spec" when only the
+    top differs)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            if a.get(key) != b.get(key):
+                return first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+    return prefix.rstrip(".") or "spec"
+
+
+#: the spec whose checkpoints this context writes (train.fit saves them; runner.run says for which spec)
+_BOUND: ContextVar[dict[str, Any] | None] = ContextVar("vaezoo_checkpoint_spec", default=None)
+
+
+@contextlib.contextmanager
+def bound_to(spec: ExperimentSpec) -> Iterator[None]:
+    """Every checkpoint saved in the block carries `spec`'s training fields and their fingerprint."""
+    token = _BOUND.set(training_fields(spec))
+    try:
+        yield
+    finally:
+        _BOUND.reset(token)
+
+
+def check_binding(path: Path, checkpoint: dict[str, Any], spec: ExperimentSpec, vouched: bool) -> None:
+    """OutputError (one line) unless the checkpoint was trained for `spec`: the same training fields, and no
+    more epochs than the spec asks for. A checkpoint from before fingerprints is accepted only where
+    `vouched` (the folder's spec.yaml, written before training began, matched the spec)."""
+    if checkpoint["epoch"] > spec.train.epochs:
+        raise OutputError(
+            f"checkpoint {path} holds {checkpoint['epoch']} epochs, more than this spec's train.epochs = "
+            f"{spec.train.epochs}; raise train.epochs or choose another --out"
+        )
+    saved = checkpoint.get("spec_fields")
+    if saved is None:
+        if not vouched:
+            raise OutputError(
+                f"checkpoint {path} does not say which spec it was trained for (an older vaezoo wrote it) and "
+                "no spec.yaml beside it vouches for it; choose another --out"
+            )
+        return
+    if not isinstance(saved, dict) or checkpoint.get("spec_fingerprint") != fingerprint(saved):
+        raise OutputError(f"checkpoint {path} is damaged: its spec fingerprint does not match its spec fields")
+    if saved != training_fields(spec):
+        key = first_difference(saved, training_fields(spec))
+        raise OutputError(
+            f"checkpoint {path} was trained with another spec: {key} differs; resume with that spec or choose --out"
+        )
+
+
 def save_checkpoint(
     path: Path,
     model: VAE,
@@ -40,6 +129,7 @@ def save_checkpoint(
 ) -> None:
     """Model, optimizer, weight average, schedule position, history and every RNG state, written atomically."""
     cuda_rng = torch.cuda.get_rng_state() if generator.device.type == "cuda" else None
+    bound = _BOUND.get()
     io.save_torch(
         path,
         {
@@ -51,6 +141,8 @@ def save_checkpoint(
             "history": [row.to_json() for row in state.history],
             "scalars": [dataclasses.asdict(row) for row in state.scalars],
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng, "data": generator.get_state()},
+            "spec_fields": bound,  # None outside bound_to (a test calling fit directly)
+            "spec_fingerprint": fingerprint(bound) if bound is not None else None,
         },
     )
 
@@ -95,12 +187,14 @@ ENTRIES: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def read_checkpoint(path: Path, model: nn.Module, device: torch.device) -> dict[str, Any]:
+def read_checkpoint(
+    path: Path, model: nn.Module, device: torch.device, spec: ExperimentSpec | None = None, vouched: bool = False
+) -> dict[str, Any]:
     """The checkpoint at `path`, its weights loaded into `model` and its history as typed rows.
 
     Everything is checked before anything is used: a file that is not a vaezoo checkpoint, lacks an entry
-    or holds one of the wrong kind, or whose weights do not fit `model` (another latent size or kind:
-    another spec's run) is an OutputError naming it.
+    or holds one of the wrong kind, was trained for another spec than `spec` (see check_binding), or whose
+    weights do not fit `model` (another latent size or kind) is an OutputError naming it.
     """
     checkpoint = io.load_torch(path, device)
     if not isinstance(checkpoint, dict):
@@ -109,6 +203,8 @@ def read_checkpoint(path: Path, model: nn.Module, device: torch.device) -> dict[
         if entry not in checkpoint or not fits(checkpoint[entry]):
             problem = "lacks" if entry not in checkpoint else "has a damaged"
             raise OutputError(f"checkpoint {path} is damaged or not a vaezoo checkpoint: it {problem} {entry!r} entry")
+    if spec is not None:
+        check_binding(path, checkpoint, spec, vouched)
     checkpoint["history"] = [HistoryRow.from_json(row, str(path)) for row in checkpoint["history"]]
     load_weights(path, model, checkpoint["model"])
     return checkpoint

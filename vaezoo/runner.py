@@ -12,7 +12,7 @@ from rich.console import Console
 
 from vaezoo import data as datasets
 from vaezoo import io
-from vaezoo.checkpoint import read_checkpoint
+from vaezoo.checkpoint import bound_to, first_difference, read_checkpoint, training_fields
 from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import Evaluation, Phase, code_moments, evaluate_all
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
@@ -104,24 +104,20 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
 def check_saved_spec(spec: ExperimentSpec, run_dir: Path) -> None:
     """A run folder either has no spec.yaml yet or holds a run of this very spec: resuming with a
     different spec would mix two experiments in one folder. A finished run is reused as it is, so its
-    metrics.json must read (checked here, before a sweep trains anything)."""
-    if (run_dir / "metrics.json").exists():
+    metrics.json must read and its spec must be this one exactly (checked here, before a sweep trains
+    anything); an unfinished run may change only what does not change training (checkpoint.UNTRAINED:
+    eval, logging, more epochs)."""
+    finished = (run_dir / "metrics.json").exists()
+    if finished:
         finished_metrics(run_dir)
     saved = run_dir / "spec.yaml"
     if not saved.exists():
         return
     old = load_spec(saved)
-    if old != spec:
-        key = _first_difference(old.model_dump(), spec.model_dump())
+    a, b = (old.model_dump(), spec.model_dump()) if finished else (training_fields(old), training_fields(spec))
+    if a != b:
+        key = first_difference(a, b)
         raise OutputError(f"{saved} differs from this spec at {key}; resume with the same spec or choose --out")
-
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in a:
-            if a[key] != b.get(key):
-                return _first_difference(a[key], b.get(key), f"{prefix}{key}.")
-    return prefix.rstrip(".") or "spec"
 
 
 def check_inputs(spec: ExperimentSpec) -> datasets.DatasetInfo:
@@ -172,15 +168,16 @@ def _train_and_evaluate(
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, info.image_shape).to(device)
     resuming = resume and (run_dir / "checkpoint.pt").exists()
-    if resuming:  # before spec.yaml claims the folder for this spec
-        read_checkpoint(run_dir / "checkpoint.pt", model, device)
+    if resuming:  # before spec.yaml claims the folder for this spec (a saved one matched: it vouches)
+        read_checkpoint(run_dir / "checkpoint.pt", model, device, spec, vouched=(run_dir / "spec.yaml").exists())
     io.write_text(run_dir / "spec.yaml", spec.to_yaml())
     data = datasets.read(info, spec.data, device)  # check_inputs verified the files
     if not resuming and spec.model.output_init == "data":
         model.init_output(*(stat.float() for stat in data.pixel_stats(spec.seed)))
     config = TrainConfig.from_spec(spec)
     objective = build_objective(spec, data.n_train)
-    state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective, on_checkpoint)
+    with bound_to(spec):  # each checkpoint says which spec it trains
+        state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective, on_checkpoint)
     view = PhaseView(console)
     evaluation = evaluate_run(spec, model, data, phase=view.phase)
     metrics = RunMetrics(

@@ -69,7 +69,7 @@ def load_run(run_dir: Path, device_name: str | None = None) -> LoadedRun:
     device = resolve_device(device_name or spec.train.device)
     info = check_inputs(spec)
     model = build_model(spec.model, info.image_shape).to(device)
-    state = read_checkpoint(checkpoint, model, device)
+    state = read_checkpoint(checkpoint, model, device, spec, vouched=True)  # spec.yaml was written before it
     if state.get("ema") is not None:  # a run with train.ema is evaluated and drawn with its average
         with io.reading(checkpoint):
             load_averaged(model, state["ema"])
