@@ -21,7 +21,7 @@ from rich.console import Console
 
 from vaezoo import io
 from vaezoo.errors import OutputError, VaezooError
-from vaezoo.lock import folder_lock
+from vaezoo.lock import check_folder_kind, folder_lock, mark_folder
 from vaezoo.metrics import RunMetrics, finished_metrics
 from vaezoo.outputs.sweep_files import read_sweep
 from vaezoo.outputs.sweep_report import write_sweep_report
@@ -70,11 +70,14 @@ def run_sweep(
     sweep_dir = out / sweep.name
     for point in points:
         check_inputs(point.spec)
+    check_folder_kind(sweep_dir, "sweep")  # never a run's folder of the same name, nor anyone else's
     try:
         sweep_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot write output folder {sweep_dir}: {error.strerror or error}") from None
     with folder_lock(sweep_dir, "sweep folder"):
+        check_folder_kind(sweep_dir, "sweep")  # again under the lock: a run may have claimed it meanwhile
+        mark_folder(sweep_dir, "sweep")
         for point in points:  # before any training, so that a resumed point with another spec stops the sweep
             check_saved_spec(point.spec, sweep_dir / point.name)
         io.write_json(

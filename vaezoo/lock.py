@@ -12,6 +12,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from vaezoo import io
 from vaezoo.errors import OutputError
 
 LOCK_NAME = ".lock"
@@ -57,3 +58,50 @@ def _holder(fd: int) -> str:
         text = os.pread(fd, 32, 0).decode().strip()
         return f" (pid {int(text)})" if text else ""
     return ""
+
+
+#: what vaezoo writes into each folder it makes, so that a run, a sweep and anyone else's folder are never confused
+MARKERS = {"run": ".vaezoo-run", "sweep": ".vaezoo-sweep"}
+#: what may be in a folder vaezoo has not written yet: its lock, and the write probe a killed run may leave
+_NOT_CONTENT = {LOCK_NAME, ".vaezoo-write-test"}
+
+
+def folder_kind(folder: Path) -> str | None:
+    """ "run" or "sweep" for a folder vaezoo made, "new" for a missing or empty one, None for anything else.
+
+    A folder an older vaezoo made has no marker: spec.yaml with checkpoint.pt or metrics.json is a run,
+    sweep.json a sweep."""
+    if not folder.exists():
+        return "new"
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    names = {path.name for path in folder.iterdir()} - _NOT_CONTENT
+    if not names:
+        return "new"
+    marked = [kind for kind, marker in MARKERS.items() if marker in names]
+    if marked:
+        regular = all(stat.S_ISREG(os.lstat(folder / MARKERS[kind]).st_mode) for kind in marked)
+        return marked[0] if len(marked) == 1 and regular else None
+    if "sweep.json" in names:
+        return "sweep"
+    return "run" if "spec.yaml" in names and names & {"checkpoint.pt", "metrics.json"} else None
+
+
+def check_folder_kind(folder: Path, kind: str) -> None:
+    """OutputError (one line) unless `folder` is new or a vaezoo folder of `kind`: nothing of vaezoo's is
+    written into someone else's folder, and a run and a sweep of one name never overwrite each other."""
+    found = folder_kind(folder)
+    if found in ("new", kind):
+        return
+    if found is None:
+        raise OutputError(
+            f"{folder} exists and is not a vaezoo {kind} folder (no {MARKERS[kind]} marker); vaezoo will not "
+            "write into it: choose another name or --out"
+        )
+    raise OutputError(f"{folder} is a vaezoo {found} folder, not a {kind}: give the {kind} another name or --out")
+
+
+def mark_folder(folder: Path, kind: str) -> None:
+    """Write `folder`'s marker (atomically, never through a link) unless it is there."""
+    if not (folder / MARKERS[kind]).exists():
+        io.write_text(folder / MARKERS[kind], f"{kind}\n")

@@ -11,12 +11,15 @@ sees) tasks write the sweep folder in place instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import torch
 from vaezoo import io
 from vaezoo.errors import VaezooError, first_line
 from vaezoo.executors import ExecutorOptions
+from vaezoo.lock import folder_lock, mark_folder
 from vaezoo.metrics import RunMetrics
 from vaezoo.plugins import load_plugins
 from vaezoo.runner import run
@@ -70,6 +74,8 @@ def write_folder_files(run_dir: Path, files: dict[str, bytes]) -> None:
             raise VaezooError(f"refused a file outside the run folder {run_dir}: {name}")
         path.parent.mkdir(parents=True, exist_ok=True)
         io.atomic_write(path, lambda handle, data=files[name]: handle.write(data))
+    if files:
+        mark_folder(run_dir, "run")
 
 
 class PointStore:
@@ -113,7 +119,11 @@ def run_attempt(spec: ExperimentSpec, store: Any, shared_dir: str | None, figure
     attempt, files = ray.get(store.begin.remote(spec.name))
     if shared_dir is not None:
         return PointOutcome(attempt, run(spec, Path(shared_dir), resume=True, figures=figures), None)
-    with tempfile.TemporaryDirectory(prefix="vaezoo-point-") as scratch:
+    remove_stale_scratch()
+    with (
+        tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, ignore_cleanup_errors=True) as scratch,
+        folder_lock(Path(scratch), "scratch folder"),
+    ):
         run_dir = Path(scratch) / spec.name
         write_folder_files(run_dir, files)
 
@@ -124,13 +134,21 @@ def run_attempt(spec: ExperimentSpec, store: Any, shared_dir: str | None, figure
         return PointOutcome(attempt, metrics, folder_files(run_dir))
 
 
-class RayExecutor:
-    """Submits every unfinished point as a Ray task and writes their folders as they finish."""
+SCRATCH_PREFIX = "vaezoo-point-"
+SCRATCH_GRACE_SECONDS = 60.0
 
-    def __init__(self, options: ExecutorOptions) -> None:
-        self.ray = require_ray()
-        self.options = options
-        check_reachable(options.address)  # before the sweep writes anything: ray.init would retry for minutes
+
+def remove_stale_scratch(root: Path | None = None) -> list[Path]:
+    """Delete the scratch folders that killed tasks left in `root` (the temporary folder): those whose lock
+    no live task holds. Returns what was removed."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        if folder.is_symlink() or not folder.is_dir() or time.time() - folder.stat().st_mtime < SCRATCH_GRACE_SECONDS:
+            continue  # a task may have just made it and not yet taken its lock
+        with contextlib.suppress(VaezooError, OSError), folder_lock(folder, "scratch folder"):
+            shutil.rmtree(folder)  # under its lock: no task can be using it
+            removed.append(folder)
+    return removed
 
 
 #: how long a head's address may take to accept a connection before the sweep gives up
@@ -149,6 +167,15 @@ def check_reachable(address: str | None, seconds: float = CONNECT_SECONDS) -> No
     except (OSError, ValueError, OverflowError) as error:
         reason = getattr(error, "strerror", None) or first_line(error)
         raise VaezooError(f"cannot reach the Ray head at {address} within {seconds:g} s: {reason}") from None
+
+
+class RayExecutor:
+    """Submits every unfinished point as a Ray task and writes their folders as they finish."""
+
+    def __init__(self, options: ExecutorOptions) -> None:
+        self.ray = require_ray()
+        self.options = options
+        check_reachable(options.address)  # before the sweep writes anything: ray.init would retry for minutes
 
     def __call__(self, sweep: SweepSpec, todo: list[Point], sweep_dir: Path, board: SweepBoard, figures: bool) -> None:
         if not todo:
@@ -183,6 +210,16 @@ def check_reachable(address: str | None, seconds: float = CONNECT_SECONDS) -> No
         store = ray.remote(PointStore).options(num_cpus=0, scheduling_strategy=here).remote(str(sweep_dir))
         task = ray.remote(run_attempt)
         shared = str(sweep_dir) if self.options.shared else None
+        with contextlib.ExitStack() as held:
+            if shared is None:  # tasks train in scratch folders: the driver holds each point's folder for them
+                for point in todo:
+                    held.enter_context(folder_lock(sweep_dir / point.name, create=True))
+            self._submit(sweep, todo, sweep_dir, board, figures, store, task, shared)
+
+    def _submit(
+        self, sweep: SweepSpec, todo: list[Point], sweep_dir: Path, board: SweepBoard, figures: bool,
+        store: Any, task: Any, shared: str | None,
+    ) -> None:  # fmt: skip
         refs = {}
         for point in todo:
             cuda = point.spec.train.device.startswith("cuda")

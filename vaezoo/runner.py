@@ -16,7 +16,7 @@ from vaezoo.checkpoint import bound_to, first_difference, read_checkpoint, train
 from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import Evaluation, Phase, code_moments, evaluate_all
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
-from vaezoo.lock import LOCK_NAME, folder_lock
+from vaezoo.lock import check_folder_kind, folder_kind, folder_lock, mark_folder
 from vaezoo.metrics import HistoryRow, RunMetrics, finished_metrics
 from vaezoo.model import VAE
 from vaezoo.objectives import OBJECTIVES, Objective
@@ -83,8 +83,10 @@ def run_dir_for(spec: ExperimentSpec, out: Path) -> Path:
 
 
 def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
-    """Create the run folder, or check that an existing one may be resumed with this very spec."""
-    if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+    """Create the run folder (marked as a run), or check that an existing one is a vaezoo run that may be
+    resumed with this very spec; nothing in a folder that is not a run is touched."""
+    check_folder_kind(run_dir, "run")
+    if folder_kind(run_dir) == "run":
         if not resume:
             raise OutputError(
                 f"run folder {run_dir} already exists; pass --resume to continue it, "
@@ -97,6 +99,7 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
         probe = run_dir / ".vaezoo-write-test"
         probe.touch()
         probe.unlink()
+        mark_folder(run_dir, "run")
     except OSError as error:
         raise OutputError(f"cannot write output folder {run_dir}: {error.strerror or error}") from None
 
@@ -107,6 +110,7 @@ def check_saved_spec(spec: ExperimentSpec, run_dir: Path) -> None:
     metrics.json must read and its spec must be this one exactly (checked here, before a sweep trains
     anything); an unfinished run may change only what does not change training (checkpoint.UNTRAINED:
     eval, logging, more epochs)."""
+    check_folder_kind(run_dir, "run")
     finished = (run_dir / "metrics.json").exists()
     if finished:
         finished_metrics(run_dir)
@@ -147,6 +151,7 @@ def run(
     """
     run_dir = run_dir_for(spec, out)
     info = check_inputs(spec)
+    check_folder_kind(run_dir, "run")  # before the lock writes its .lock into someone else's folder
     with folder_lock(run_dir, create=True):  # one writer: a second process is told the folder is busy
         return _train_and_evaluate(spec, run_dir, info, resume, console, figures, on_checkpoint)
 
