@@ -19,6 +19,7 @@ import torch
 
 from vaezoo import runner, saved_runs
 from vaezoo.distributions import DiagonalGaussian
+from vaezoo.errors import ArgumentError
 from vaezoo.metrics import HistoryRow, RunMetrics, finished_metrics
 from vaezoo.model import VAE
 from vaezoo.spec import SLOTS, ExperimentSpec, load_spec, validate
@@ -45,27 +46,47 @@ class Run:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the run's images: what encode, reconstruct and interpolate take."""
+        return tuple(self.data.test_images.shape[1:])  # type: ignore[return-value]
+
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
-        """q(z|x) of images (B, C, H, W) in [0, 1]: unpacks as (mu, logvar)."""
-        return self.model.encode(x.to(self.device))
+        """q(z|x) of images (B, C, H, W) in [0, 1] (a tensor or numpy array; uint8 is read as 0..255):
+        unpacks as (mu, logvar). Anything else is an ArgumentError."""
+        return self.model.encode(self._images(x, "x", batch=True))
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """The likelihood's mean image decoded from each image's posterior mean."""
+        """The likelihood's mean image decoded from each image's posterior mean (x as for `encode`)."""
         return self.model.likelihood.mean(self.model.decode(self.encode(x).mu))
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """n images decoded from prior draws (the likelihood's mean); the same seed gives the same images."""
+        n, seed = _count(n, "n", 1, MAX_IMAGES), _count(seed, "seed", 0, 2**63 - 1)
         return self.model.sample(n, torch.Generator().manual_seed(seed))
 
     @torch.inference_mode()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:
         """Images decoded along the line between the posterior means of images a and b (each (C, H, W))."""
-        mu = self.encode(torch.stack([a, b])).mu
-        t = torch.linspace(0.0, 1.0, steps, device=mu.device).unsqueeze(1)
+        pair = torch.stack([self._images(a, "a", batch=False), self._images(b, "b", batch=False)])
+        mu = self.model.encode(pair).mu
+        t = torch.linspace(0.0, 1.0, _count(steps, "steps", 2, MAX_STEPS), device=mu.device).unsqueeze(1)
         return self.model.likelihood.mean(self.model.decode((1 - t) * mu[0] + t * mu[1]))
+
+    def _images(self, x: Any, name: str, batch: bool) -> torch.Tensor:
+        """`x` as float images in [0, 1] on the model's device, checked: a batch (B, C, H, W) or one image."""
+        x = _tensor(x, name)
+        shape = ("B", *self.image_shape) if batch else self.image_shape
+        if x.dim() != len(shape) or tuple(x.shape[-3:]) != self.image_shape:
+            raise ArgumentError(f"{name} has shape {tuple(x.shape)}; this run takes {_shape_text(shape)}")
+        if batch and not 1 <= x.shape[0] <= MAX_IMAGES:
+            raise ArgumentError(f"{name} holds {x.shape[0]} images; give 1 to {MAX_IMAGES} at a time")
+        if not bool(torch.isfinite(x).all()) or bool((x < 0).any() | (x > 1).any()):
+            raise ArgumentError(f"{name} has values outside [0, 1] (or NaN); images are intensities in [0, 1]")
+        return x.to(self.device)
 
     def figure(self, kind: str) -> Figure:
         """One of the run's figures (see `figure_kinds()`) as a matplotlib Figure, drawn from the model now."""
@@ -74,6 +95,8 @@ class Run:
 
         from vaezoo.outputs.figures import FIGURES
 
+        if not isinstance(kind, str) or kind not in self.figure_kinds():
+            raise ArgumentError(f"no figure {kind!r} for this run; one of: {', '.join(self.figure_kinds())}")
         draw = FIGURES.get(kind).draw
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{kind}.png"
@@ -110,6 +133,41 @@ class Run:
         )
 
 
+#: the most images encode, reconstruct and sample take at once, and the most interpolation steps
+MAX_IMAGES = 65536
+MAX_STEPS = 1000
+
+
+def _count(value: Any, name: str, least: int, most: int) -> int:
+    """`value` as an int in [least, most] (a numpy integer too; not a bool or float), else an ArgumentError."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ArgumentError(f"{name} must be a whole number, not a {type(value).__name__}")
+    number = value.__index__()
+    if not least <= number <= most:
+        raise ArgumentError(f"{name} = {number} is out of range; give {least} to {most}")
+    return number
+
+
+def _tensor(x: Any, name: str) -> torch.Tensor:
+    """A tensor or numpy array as float images: floats as they are, uint8 as 0..255, bool as 0/1."""
+    if type(x).__module__ == "numpy" and hasattr(x, "__array__"):
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ArgumentError(f"{name}: cannot read this numpy array as images ({error})") from None
+    if not isinstance(x, torch.Tensor):
+        raise ArgumentError(f"{name} must be a torch.Tensor or numpy array of images, not a {type(x).__name__}")
+    if x.dtype == torch.uint8:
+        return x.float() / 255
+    if x.dtype == torch.bool or x.is_floating_point():
+        return x.float()
+    raise ArgumentError(f"{name} has dtype {x.dtype}; give floats in [0, 1], uint8 in 0..255 or bool")
+
+
+def _shape_text(shape: tuple[Any, ...]) -> str:
+    return "(" + ", ".join(str(size) for size in shape) + ")"
+
+
 def run(spec: str | Path | ExperimentSpec | dict[str, Any], out: str | Path = "runs", **overrides: Any) -> Run:
     """Train and evaluate a spec (a YAML path, an ExperimentSpec or a plain dict) into out/<name>.
 
@@ -118,13 +176,15 @@ def run(spec: str | Path | ExperimentSpec | dict[str, Any], out: str | Path = "r
     spec under the same name is refused (change `name=`).
     """
     resolved = _resolve(spec, overrides)
-    runner.run(resolved, Path(out), resume=True)
+    runner.run(resolved, _path(out, "out"), resume=True)
     return load(Path(out) / resolved.name)
 
 
 def load(run_dir: str | Path, device: str | None = None) -> Run:
     """A finished run folder as a `Run` (its model on `device`, else the spec's device)."""
-    path = Path(run_dir)
+    path = _path(run_dir, "run_dir")
+    if device not in (None, "auto", "cpu", "cuda"):
+        raise ArgumentError(f"device must be None, 'auto', 'cpu' or 'cuda', not {device!r}")
     metrics = finished_metrics(path)
     loaded = saved_runs.load_run(path, device)
     loaded.model.eval()
@@ -136,7 +196,15 @@ def list_components() -> dict[str, list[str]]:
     return {slot.path: slot.registry.names() for slot in SLOTS}
 
 
+def _path(value: Any, name: str) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value) or "\0" in str(value):
+        raise ArgumentError(f"{name} must be a folder path (str or Path), not {value!r:.60}")
+    return Path(value)
+
+
 def _resolve(spec: str | Path | ExperimentSpec | dict[str, Any], overrides: dict[str, Any]) -> ExperimentSpec:
+    if not isinstance(spec, (str, Path, ExperimentSpec, dict)):
+        raise ArgumentError(f"spec must be a YAML path, an ExperimentSpec or a dict, not a {type(spec).__name__}")
     dotted = [f"{key.replace('__', '.')}={_yaml(value)}" for key, value in overrides.items()]
     if isinstance(spec, (str, Path)):
         return load_spec(spec, dotted)
@@ -150,4 +218,9 @@ def _yaml(value: Any) -> str:
     """A Python value as the YAML text an override parses back to the same value."""
     import json
 
-    return json.dumps(value)  # JSON is YAML, and keeps strings, numbers, lists and mappings exact
+    try:
+        return json.dumps(value, allow_nan=False)  # JSON is YAML, and keeps strings, numbers, lists and mappings exact
+    except (TypeError, ValueError):
+        raise ArgumentError(
+            f"an override's value must be plain data (str, number, list, dict), not {value!r:.60}"
+        ) from None

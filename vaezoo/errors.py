@@ -17,6 +17,10 @@ class DataError(VaezooError):
     """A data file is missing, truncated or fails its checksum."""
 
 
+class ArgumentError(VaezooError, ValueError):
+    """A Python API argument of the wrong type, dtype, shape or range (also a ValueError, as Python expects)."""
+
+
 class OutputError(VaezooError):
     """The output folder cannot be written, or a run there conflicts with the request."""
 
