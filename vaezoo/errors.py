@@ -21,6 +21,10 @@ class ArgumentError(VaezooError, ValueError):
     """A Python API argument of the wrong type, dtype, shape or range (also a ValueError, as Python expects)."""
 
 
+class RegistryError(VaezooError, ValueError):
+    """A component, dataset or executor registered under a name already taken."""
+
+
 class OutputError(VaezooError):
     """The output folder cannot be written, or a run there conflicts with the request."""
 

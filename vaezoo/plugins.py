@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from vaezoo.errors import VaezooError
+from vaezoo.errors import VaezooError, first_line
 
 ENV = "VAEZOO_PLUGINS"
 
@@ -21,4 +21,6 @@ def load_plugins() -> list[str]:
             importlib.import_module(name)
         except ImportError as error:
             raise VaezooError(f"{ENV}: cannot import {name} ({error})") from None
+        except VaezooError as error:  # a kind registered twice: the plugin must not replace vaezoo's own
+            raise VaezooError(f"{ENV}: plugin {name}: {first_line(error)}") from None
     return names

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from vaezoo.errors import RegistryError
+
 T = TypeVar("T")
 
 
@@ -21,11 +23,12 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator that registers its target under `name`; a name can be taken only once."""
+        """Decorator that registers its target under `name`; a name can be taken only once (a plugin
+        registering a kind vaezoo has, e.g. `mlp`, is a RegistryError: one line, not a replaced part)."""
 
         def add(obj: T) -> T:
             if name in self._entries:
-                raise ValueError(f"{self.what} {name!r} is already registered")
+                raise RegistryError(f"{self.what} {name!r} is already registered; give yours another name")
             self._entries[name] = obj
             return obj
 

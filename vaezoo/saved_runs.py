@@ -92,7 +92,8 @@ def _reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) 
     loaded = load_run(run_dir, device_name)
     evaluation = evaluate_run(loaded.spec, loaded.model, loaded.data, iw_samples)
     metrics = dataclasses.replace(previous, **dataclasses.asdict(evaluation.metrics))
-    io.save_torch(run_dir / PER_IMAGE_NLL, evaluation.test_nll_per_image)
-    io.write_json(run_dir / "metrics.json", metrics.to_json())
+    # the report first: if it fails, metrics.json still matches the report and per-image NLLs on disk
     write_run_report(run_dir, loaded.spec, metrics.to_json(), [row.to_json() for row in loaded.history])
+    io.save_torch(run_dir / PER_IMAGE_NLL, evaluation.test_nll_per_image)
+    io.write_json(run_dir / "metrics.json", metrics.to_json())  # last, as in a run
     return metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,12 +100,19 @@ def load_sweep(path: Path, overrides: list[str] | None = None) -> tuple[SweepSpe
     return sweep, expand(sweep, base, overrides or [], str(path))
 
 
+#: the most points one sweep may have (each is a run folder; more is almost surely a mistake in the grid)
+MAX_POINTS = 10000
+
+
 def expand(sweep: SweepSpec, base: dict[str, Any], overrides: list[str], source: str) -> list[Point]:
     """Cartesian product of the grid, times the variants, times the seeds; names unique and safe."""
     keys = list(sweep.grid)
-    combos = list(itertools.product(*(sweep.grid[k] for k in keys)))
     variants = sweep.variants or [None]
     seeds = sweep.seeds or [None]
+    count = math.prod(len(values) for values in sweep.grid.values()) * len(variants) * len(seeds)
+    if count > MAX_POINTS:  # before the product is built: 10^8 points would fill the memory first
+        raise SpecError(f"{source}: the sweep has {count} points, more than {MAX_POINTS}; split it into smaller sweeps")
+    combos = list(itertools.product(*(sweep.grid[k] for k in keys)))
     raw = []
     for variant, combo, seed in itertools.product(variants, combos, seeds):
         varied: dict[str, Any] = {}
