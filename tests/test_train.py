@@ -25,7 +25,7 @@ def test_run_writes_its_folder(tmp_path, synthetic_root):
     metrics = runner.run(spec_for(synthetic_root), tmp_path, figures=False)
     run_dir = tmp_path / "tiny"
     assert {p.name for p in run_dir.iterdir()} >= {"spec.yaml", "checkpoint.pt", "history.jsonl", "metrics.json"}
-    assert not list(run_dir.glob("*.tmp")) and [p.name for p in run_dir.glob(".*")] == [".lock"]
+    assert not list(run_dir.glob("*.tmp")) and sorted(p.name for p in run_dir.glob(".*")) == [".lock", ".vaezoo-run"]
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history] == [1, 2]
     assert {"train_loss", "train_recon", "train_kl", "beta", "val_neg_elbo", "seconds"} <= history[0].keys()

@@ -3,12 +3,10 @@ read back exactly, so that a resumed run ends where an uninterrupted one would."
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,20 +77,6 @@ def first_difference(a: Any, b: Any, prefix: str = "") -> str:
     return prefix.rstrip(".") or "spec"
 
 
-#: the spec whose checkpoints this context writes (train.fit saves them; runner.run says for which spec)
-_BOUND: ContextVar[dict[str, Any] | None] = ContextVar("vaezoo_checkpoint_spec", default=None)
-
-
-@contextlib.contextmanager
-def bound_to(spec: ExperimentSpec) -> Iterator[None]:
-    """Every checkpoint saved in the block carries `spec`'s training fields and their fingerprint."""
-    token = _BOUND.set(training_fields(spec))
-    try:
-        yield
-    finally:
-        _BOUND.reset(token)
-
-
 def check_binding(path: Path, checkpoint: dict[str, Any], spec: ExperimentSpec, vouched: bool) -> None:
     """OutputError (one line) unless the checkpoint was trained for `spec`: the same training fields, and no
     more epochs than the spec asks for. A checkpoint from before fingerprints is accepted only where
@@ -126,10 +110,11 @@ def save_checkpoint(
     state: TrainState,
     generator: torch.Generator,
     average: WeightAverage | None = None,
+    spec_fields: dict[str, Any] | None = None,
 ) -> None:
-    """Model, optimizer, weight average, schedule position, history and every RNG state, written atomically."""
+    """Model, optimizer, weight average, schedule position, history and every RNG state, written atomically,
+    with the training fields of the spec it trains (`training_fields`) and their fingerprint."""
     cuda_rng = torch.cuda.get_rng_state() if generator.device.type == "cuda" else None
-    bound = _BOUND.get()
     io.save_torch(
         path,
         {
@@ -141,8 +126,8 @@ def save_checkpoint(
             "history": [row.to_json() for row in state.history],
             "scalars": [dataclasses.asdict(row) for row in state.scalars],
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng, "data": generator.get_state()},
-            "spec_fields": bound,  # None outside bound_to (a test calling fit directly)
-            "spec_fingerprint": fingerprint(bound) if bound is not None else None,
+            "spec_fields": spec_fields,  # None where fit ran without a spec (a test calling it directly)
+            "spec_fingerprint": fingerprint(spec_fields) if spec_fields is not None else None,
         },
     )
 

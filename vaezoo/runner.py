@@ -12,7 +12,7 @@ from rich.console import Console
 
 from vaezoo import data as datasets
 from vaezoo import io
-from vaezoo.checkpoint import bound_to, first_difference, read_checkpoint, training_fields
+from vaezoo.checkpoint import first_difference, read_checkpoint, training_fields
 from vaezoo.errors import OutputError, SpecError, VaezooError
 from vaezoo.evaluate import Evaluation, Phase, code_moments, evaluate_all
 from vaezoo.kl import KL_WEIGHTINGS, KLWeighting
@@ -181,8 +181,7 @@ def _train_and_evaluate(
         model.init_output(*(stat.float() for stat in data.pixel_stats(spec.seed)))
     config = TrainConfig.from_spec(spec)
     objective = build_objective(spec, data.n_train)
-    with bound_to(spec):  # each checkpoint says which spec it trains
-        state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective, on_checkpoint)
+    state = fit(model, data, build_kl_weighting(spec), config, run_dir, resume, console, objective, on_checkpoint)
     view = PhaseView(console)
     evaluation = evaluate_run(spec, model, data, phase=view.phase)
     metrics = RunMetrics(

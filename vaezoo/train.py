@@ -9,13 +9,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
 
 from vaezoo import io
-from vaezoo.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from vaezoo.checkpoint import TrainState, load_checkpoint, save_checkpoint, training_fields
 from vaezoo.cuda_graphs import CapturedStep, GraphState, StepRunner
 from vaezoo.data import DeviceData
 from vaezoo.ema import WeightAverage, load_averaged
@@ -58,6 +58,8 @@ class TrainConfig:
     tensorboard: bool = False
     grad_clip: float | None = None
     ema: float | None = None
+    #: the spec's training fields, which every checkpoint carries (None: fit called without a spec)
+    spec_fields: dict[str, Any] | None = None
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec) -> TrainConfig:
@@ -76,6 +78,7 @@ class TrainConfig:
             tensorboard=train.tensorboard,
             grad_clip=train.grad_clip,
             ema=train.ema,
+            spec_fields=training_fields(spec),
         )
 
 
@@ -185,7 +188,7 @@ def fit(
             state.history.append(row)
             state.epoch = epoch + 1
             if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
-                save_checkpoint(checkpoint, model, optimizer, state, generator, average)
+                save_checkpoint(checkpoint, model, optimizer, state, generator, average, config.spec_fields)
                 stop.saved_epoch = state.epoch
                 _write_views(run_dir, state)
                 if on_checkpoint is not None:

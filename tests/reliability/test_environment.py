@@ -129,19 +129,20 @@ class _FullAfter:
 def test_a_disk_that_fills_while_writing_is_one_line_naming_the_file(
     tmp_path, synthetic_root, capsys, no_figures, monkeypatch, room
 ):
-    """In this process: 0 and 512 bytes fill up inside spec.yaml, 4096 and 200000 inside the checkpoint
-    (torch.save turns the ENOSPC into a RuntimeError that no longer says so)."""
+    """In this process: 0 bytes fill up inside the run folder's marker (.vaezoo-run, its first file), 512
+    inside spec.yaml, 4096 and 200000 inside the checkpoint (torch.save turns the ENOSPC into a
+    RuntimeError that no longer says so)."""
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec(synthetic_root, train__epochs=1)))
     fdopen = os.fdopen
     monkeypatch.setattr(io.os, "fdopen", lambda fd, mode: _FullAfter(fdopen(fd, mode), room))
     out = tmp_path / "runs"
-    name = "spec.yaml" if room < 1024 else "checkpoint.pt"
+    name = ".vaezoo-run" if room == 0 else "spec.yaml" if room < 1024 else "checkpoint.pt"
     fails_with_one_line(capsys, ["run", str(spec), "--out", str(out), "--quiet"], NO_SPACE, str(out / "tiny" / name))
     assert_nothing_half_written(out)
 
 
-@pytest.mark.parametrize("failing", [1, 2, 3, 4])
+@pytest.mark.parametrize("failing", [1, 2, 3, 4, 5])
 def test_enospc_at_fsync_is_one_line_for_each_file_a_run_writes(
     tmp_path, synthetic_root, capsys, no_figures, monkeypatch, failing
 ):
@@ -158,7 +159,7 @@ def test_enospc_at_fsync_is_one_line_for_each_file_a_run_writes(
 
     monkeypatch.setattr(io.os, "fsync", full)
     out = tmp_path / "runs"
-    name = ["spec.yaml", "checkpoint.pt", "history.jsonl", "scalars.csv"][failing - 1]
+    name = [".vaezoo-run", "spec.yaml", "checkpoint.pt", "history.jsonl", "scalars.csv"][failing - 1]
     fails_with_one_line(capsys, ["run", str(spec), "--out", str(out), "--quiet"], NO_SPACE, name)
     assert_nothing_half_written(out)
 
