@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from vaezoo import io
+from vaezoo import io, ray_watchdog
 from vaezoo.errors import VaezooError, first_line
 from vaezoo.executors import ExecutorOptions
 from vaezoo.lock import folder_lock, mark_folder
@@ -197,10 +197,15 @@ class RayExecutor:
             raise VaezooError(f"cannot start or join Ray at {where}: {first_line(error)}") from None
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)  # ray.init takes SIGTERM over; the CLI's handler stops cleanly
+        session_dir, watchdog = _own_session_dir(ray), None
         try:
+            if session_dir is not None:  # a SIGKILLed driver cannot stop the instance it started: the watchdog does
+                watchdog = ray_watchdog.start(session_dir)
             self._run(sweep, todo, sweep_dir.resolve(), board, figures)
         finally:
             ray.shutdown()  # a stopped driver takes its job's tasks and actors with it
+            if watchdog is not None:
+                ray_watchdog.stop(watchdog)
 
     def _run(self, sweep: SweepSpec, todo: list[Point], sweep_dir: Path, board: SweepBoard, figures: bool) -> None:
         ray = self.ray
@@ -260,6 +265,19 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             raise
         return failures
+
+
+def _own_session_dir(ray: Any) -> str | None:
+    """The session folder of the local instance this driver started, or None when it joined a cluster
+    (someone else's to stop) or Ray's internals do not say."""
+    node = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(node, "_global_node", None)
+    if node is None or not getattr(node, "head", False):  # joined: connect_only nodes are not heads
+        return None
+    try:
+        return str(node.get_session_dir_path())
+    except (AttributeError, OSError):  # a private API: without it the sweep still runs, only unwatched
+        return None
 
 
 def _reason(error: Exception) -> str:
