@@ -6,33 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from tests.test_components import SMALL
+from tests.test_kl_estimate import model_for as small_model
 from vaezoo import evaluate
 from vaezoo.parts import POSTERIORS, PRIORS
-from vaezoo.runner import build_model
-from vaezoo.spec import validate
 
 IMAGE = (1, 28, 28)
 
 
 def model_for(posterior: str):
+    """A small model with the first prior that fits the posterior (hierarchical or flat), in eval mode."""
     hierarchical = POSTERIORS.get(posterior).hierarchical
     prior = next(name for name, p in PRIORS.items() if p.hierarchical == hierarchical)
-    spec = validate(
-        {
-            "name": "t",
-            "model": {
-                "latent_dim": 3,
-                "encoder": {"hidden": [16]},
-                "decoder": {"hidden": [16]},
-                "prior": {"kind": prior, **SMALL.get(prior, {})},
-                "posterior": {"kind": posterior, **SMALL.get(posterior, {})},
-            },
-        },
-        "test",
-    )
-    torch.manual_seed(0)
-    return build_model(spec.model, IMAGE).eval()
+    return small_model(prior, posterior).eval()
 
 
 def images(n: int = 300) -> torch.Tensor:

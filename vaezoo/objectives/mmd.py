@@ -45,12 +45,17 @@ def mmd_squared(z: torch.Tensor, prior_z: torch.Tensor, kernel: Kernel, scale: f
     return same_q + same_p - 2 * kernel_matrix(z, prior_z, kernel, scale).mean()
 
 
-class MMDSpec(StrictModel):
+class KernelFields(StrictModel):
+    """The MMD kernel's settings, shared by every objective that measures q(z) against p(z) with it."""
+
+    kernel: Kernel = Field(default="imq", description="rbf or imq (inverse multiquadratic, heavier tails)")
+    scale: float = Field(default=1.0, gt=0.0, le=100.0, description="the kernel's length scale per latent dimension")
+
+
+class MMDSpec(KernelFields):
     kind: Literal["mmd"]
     alpha: float = Field(default=1.0, ge=0.0, le=1.0, description="share of the per-image KL dropped (1: none kept)")
     lam: float = Field(default=1000.0, ge=0.0, le=1e6, description="lambda, the MMD's weight is alpha + lambda - 1")
-    kernel: Kernel = Field(default="imq", description="rbf or imq (inverse multiquadratic, heavier tails)")
-    scale: float = Field(default=1.0, gt=0.0, le=100.0, description="the kernel's length scale per latent dimension")
 
 
 @OBJECTIVES.register("mmd")

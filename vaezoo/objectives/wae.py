@@ -18,19 +18,16 @@ from pydantic import Field
 from vaezoo.kl import KLWeighting
 from vaezoo.model import VAE, ELBOTerms
 from vaezoo.objectives.base import OBJECTIVES, Objective
-from vaezoo.objectives.mmd import Kernel, mmd_squared
-from vaezoo.schema import StrictModel
+from vaezoo.objectives.mmd import Kernel, KernelFields, mmd_squared
 
 if TYPE_CHECKING:
     from vaezoo.parts.posteriors import Posterior
     from vaezoo.parts.priors import Prior
 
 
-class WAESpec(StrictModel):
+class WAESpec(KernelFields):
     kind: Literal["wae"]
     lam: float = Field(default=10.0, ge=0.0, le=1e6, description="lambda, the MMD's weight (the paper: 10 on MNIST)")
-    kernel: Kernel = Field(default="imq", description="rbf or imq (the paper's choice)")
-    scale: float = Field(default=1.0, gt=0.0, le=100.0, description="the kernel's length scale per latent dimension")
 
 
 @OBJECTIVES.register("wae")
