@@ -6,7 +6,6 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from vaezoo.data import DataSpec
@@ -34,7 +33,7 @@ from vaezoo.slots import (  # noqa: F401 (SLOTS, SLOT, COMPONENT_KINDS and the u
     slot_field,
     tagged_union,
 )
-from vaezoo.spec_yaml import MAX_SPEC_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, parse_yaml, read_mapping  # noqa: F401 (re-exported)
+from vaezoo.spec_yaml import MAX_SPEC_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, dump_yaml, parse_yaml, read_mapping  # noqa: F401 (re-exported)
 
 
 class ModelSpec(StrictModel):
@@ -143,7 +142,7 @@ class ExperimentSpec(StrictModel):
 
     def to_yaml(self) -> str:
         """The resolved spec (every default filled in) as YAML that loads back to an equal spec."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return dump_yaml(self.model_dump(mode="json"))
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
