@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from vaezoo.spec import ExperimentSpec, validate
+from vaezoo.spec.experiment import ExperimentSpec, validate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

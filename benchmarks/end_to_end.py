@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 from benchmarks.common import classic_spec, header, median, write
 from vaezoo import data as vdata
-from vaezoo.evaluate import elbo_means
-from vaezoo.metrics import finished_metrics
-from vaezoo.runner import build_model
-from vaezoo.saved_runs import load_run
+from vaezoo.evaluate.evaluation import elbo_means
+from vaezoo.evaluate.records import finished_metrics
+from vaezoo.runs.saved_runs import load_run
+from vaezoo.spec.build import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("vaezoo", "pytorch/examples", "pythae")

@@ -21,10 +21,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import header, median, write
-from vaezoo import chunking, evaluate
-from vaezoo.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
-from vaezoo.evaluate import importance_weighted_nll, log_likelihood_iw
-from vaezoo.saved_runs import load_run
+from vaezoo.evaluate import chunking, latents
+from vaezoo.evaluate.evaluation import importance_weighted_nll, log_likelihood_iw
+from vaezoo.model.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
+from vaezoo.runs.saved_runs import load_run
 
 
 @torch.inference_mode()
@@ -95,13 +95,13 @@ def mi_elementwise(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, rows
 
 def time_mutual_information(model: torch.nn.Module, test: torch.Tensor, batch_size: int) -> list[str]:
     """vaezoo's log q(z) by matrix products against the elementwise reference, on the run's test posteriors."""
-    mu, logvar = evaluate.posterior_params(model, test, batch_size)
+    mu, logvar = latents.posterior_params(model, test, batch_size)
     z = DiagonalGaussian(mu, logvar).rsample(generator=torch.Generator(mu.device).manual_seed(0))
     start = time.perf_counter()
     reference = mi_elementwise(mu, logvar, z)
     reference_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    ours = torch.cat([log_mixture(rows, mu, logvar) for rows in z.split(evaluate.MI_ROWS)])
+    ours = torch.cat([log_mixture(rows, mu, logvar) for rows in z.split(latents.MI_ROWS)])
     ours_seconds = time.perf_counter() - start
     error = ((ours - reference).abs() / reference.abs()).max().item()
     return [
@@ -111,7 +111,7 @@ def time_mutual_information(model: torch.nn.Module, test: torch.Tensor, batch_si
         "| log q(z) | seconds |",
         "|---|---|",
         f"| elementwise (rows, N, D) blocks, float64 (reference) | {reference_seconds:.2f} |",
-        f"| vaezoo: one float64 matrix product per block of {evaluate.MI_ROWS} rows | {ours_seconds:.2f} |",
+        f"| vaezoo: one float64 matrix product per block of {latents.MI_ROWS} rows | {ours_seconds:.2f} |",
         "",
         f"**Ratio: {reference_seconds / ours_seconds:.1f}x**; largest relative difference {error:.1e}.",
     ]

@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import RESULTS, header, write
-from vaezoo import io
-from vaezoo.errors import VaezooError
-from vaezoo.metrics import RunMetrics, finished_metrics
-from vaezoo.runner import run
-from vaezoo.spec import ExperimentSpec, load_spec
+from vaezoo.core import io
+from vaezoo.core.errors import VaezooError
+from vaezoo.evaluate.records import RunMetrics, finished_metrics
+from vaezoo.runs.runner import run
+from vaezoo.spec.experiment import ExperimentSpec, load_spec
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

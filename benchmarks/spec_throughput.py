@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import classic_spec, header, median, write
-from vaezoo.runner import build_kl_weighting, build_model, build_objective
-from vaezoo.spec import ExperimentSpec, load_spec
+from vaezoo.spec.build import build_kl_weighting, build_model, build_objective
+from vaezoo.spec.experiment import ExperimentSpec, load_spec
 
 
 def step_seconds(spec: ExperimentSpec, steps: int) -> float:

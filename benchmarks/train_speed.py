@@ -24,11 +24,12 @@ from torchvision import datasets, transforms
 
 from benchmarks.common import classic_spec, header, median, write
 from vaezoo import data as vdata
-from vaezoo.evaluate import elbo_means
-from vaezoo.kl import Constant
-from vaezoo.metrics import HistoryRow
-from vaezoo.runner import build_model, resolve_device
-from vaezoo.train import TrainConfig, fit
+from vaezoo.evaluate.bounds import elbo_means
+from vaezoo.evaluate.records import HistoryRow
+from vaezoo.parts.kl_weightings import Constant
+from vaezoo.runs.runner import resolve_device
+from vaezoo.spec.build import build_model
+from vaezoo.train.loop import TrainConfig, fit
 
 
 def reference_loader(root: Path, batch_size: int) -> DataLoader:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tests import synthetic
-from vaezoo import executors, runner
+from vaezoo.runs import runner
+from vaezoo.sweeps import executors
 
 SHARED_MNIST = Path(os.environ.get("VAEZOO_DATA", "/nonexistent")) / "MNIST" / "raw"
 

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from vaezoo.model import VAE
+from vaezoo.model.vae import VAE
 from vaezoo.parts.likelihoods import Gaussian
 from vaezoo.parts.posteriors import GaussianPosterior
 from vaezoo.parts.priors import StandardNormal

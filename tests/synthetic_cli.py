@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests import synthetic
 from tests.conftest import skip_figures
-from vaezoo.cli import main
+from vaezoo.cli.main import main
 
 if __name__ == "__main__":  # not in the processes a local sweep spawns, which re-import this module
     synthetic.register(Path(sys.argv[1]))

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.extra import numpy as hnp
 
+from vaezoo.core.errors import DataError
 from vaezoo.data import acquire
 from vaezoo.data.acquire import MNIST_MD5, verify_files
 from vaezoo.data.idx import md5_file, read_idx, write_idx
 from vaezoo.data.mnisthub import pkl_to_idx, restricted_load
-from vaezoo.errors import DataError
 
 # --------------------------------------------------------------------------- IDX
 

@@ -12,10 +12,10 @@ from PIL import Image
 
 import vaezoo
 from tests.conftest import tiny_spec
-from vaezoo import runner
-from vaezoo.cli import main
-from vaezoo.metrics import HistoryRow, RunMetrics
-from vaezoo.spec import SLOTS
+from vaezoo.cli.main import main
+from vaezoo.evaluate.records import HistoryRow, RunMetrics
+from vaezoo.runs import runner
+from vaezoo.spec.experiment import SLOTS
 
 
 @pytest.fixture(scope="module")

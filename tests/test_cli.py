@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import tiny_spec
 from tests.synthetic import FILES, SyntheticMNIST
-from vaezoo.cli import main
+from vaezoo.cli.main import main
 
 
 def write_spec(path: Path, data) -> Path:
@@ -164,7 +164,7 @@ def test_start_up_paths_import_neither_torchvision_nor_matplotlib(tmp_path, args
     bad = write_spec(tmp_path / "bad.yaml", {"name": "x", "model": {"encoder": {"kind": "mlp", "hidden": [0]}}})
     argv = [str(bad) if a == "BAD" else a for a in args]
     code = (
-        "import contextlib, io, sys\nfrom vaezoo.cli import main\n"
+        "import contextlib, io, sys\nfrom vaezoo.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
         "    try:\n        main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
         "print(sorted(m for m in ('torchvision', 'matplotlib') if m in sys.modules))"

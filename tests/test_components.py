@@ -6,11 +6,11 @@ import typing
 import pytest
 import torch
 
-from vaezoo.errors import SpecError
-from vaezoo.objectives import OBJECTIVES
+from vaezoo.core.errors import SpecError
 from vaezoo.parts import LIKELIHOODS, POSTERIORS, PRIORS
-from vaezoo.runner import build_kl_weighting, build_model, build_objective
-from vaezoo.spec import SLOTS, ExperimentSpec, set_dotted, validate
+from vaezoo.parts.objectives import OBJECTIVES
+from vaezoo.spec.build import build_kl_weighting, build_model, build_objective
+from vaezoo.spec.experiment import SLOTS, ExperimentSpec, set_dotted, validate
 
 IMAGE = (1, 28, 28)
 # small networks, whatever the slot

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny_spec
-from vaezoo import runner
-from vaezoo.spec import validate
+from vaezoo.runs import runner
+from vaezoo.spec.experiment import validate
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -57,6 +57,6 @@ def test_graph_replay_resumes_exactly(tmp_path, synthetic_root):
 
 def test_progress_polls_read_only_completed_copies(tmp_path, synthetic_root, monkeypatch):
     """Polled every step, the asynchronous reads never report a divergence that did not happen."""
-    monkeypatch.setattr("vaezoo.train.POLL_EVERY", 1)
+    monkeypatch.setattr("vaezoo.train.loop.POLL_EVERY", 1)
     metrics = runner.run(cuda_spec(synthetic_root, True), tmp_path, figures=False)
     assert metrics.epochs == 3

@@ -5,7 +5,7 @@ import torch
 
 from tests.conftest import needs_mnist
 from vaezoo import data
-from vaezoo.errors import DataError
+from vaezoo.core.errors import DataError
 
 
 def load(root, binarize="dynamic", val_size=40):

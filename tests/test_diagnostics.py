@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from tests.test_kl_estimate import model_for as small_model
-from vaezoo import evaluate
+from vaezoo.evaluate import latents
 from vaezoo.parts import POSTERIORS, PRIORS
 
 IMAGE = (1, 28, 28)
@@ -36,10 +36,10 @@ def collapse(model) -> None:
 def test_a_collapsed_posterior_has_no_active_unit_whatever_its_kind(posterior):
     model = model_for(posterior)
     collapse(model)
-    moments = evaluate.code_moments(model, images(), batch_size=100)
-    stats = evaluate.latent_stats(model, moments.mean, moments.logvar, moments.noise)
+    moments = latents.code_moments(model, images(), batch_size=100)
+    stats = latents.latent_stats(model, moments.mean, moments.logvar, moments.noise)
     assert sum(stats.active) == 0
-    layers = evaluate.layer_stats(model, images(), batch_size=100)
+    layers = latents.layer_stats(model, images(), batch_size=100)
     assert layers is None or sum(layers.active_units) == 0
 
 
@@ -48,10 +48,10 @@ def test_code_means_are_the_codes_expectation_under_q(posterior):
     """An independent reference: the mean of many codes drawn through the posterior's own rsample."""
     model = model_for(posterior)
     x = images(20)
-    moments = evaluate.code_moments(model, x, batch_size=100)
+    moments = latents.code_moments(model, x, batch_size=100)
     with torch.no_grad():
         draws = model.prior.code(model.posterior.rsample(model.encoder(x), 20000, torch.Generator().manual_seed(6)).z)
     stderr = draws.std(0) / 20000**0.5
-    exact_tolerance = 5 * stderr + 5 * (moments.logvar.exp().sqrt() / evaluate.MOMENT_SAMPLES**0.5) + 1e-4
+    exact_tolerance = 5 * stderr + 5 * (moments.logvar.exp().sqrt() / latents.MOMENT_SAMPLES**0.5) + 1e-4
     assert ((moments.mean - draws.mean(0)).abs() < exact_tolerance).all()
     torch.testing.assert_close(moments.logvar.exp(), draws.var(0), rtol=0.5, atol=1e-3)

@@ -5,10 +5,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaezoo.distributions import DiagonalGaussian
-from vaezoo.errors import SpecError
-from vaezoo.objectives.dip import dip_covariance, dip_penalty
-from vaezoo.spec import validate
+from vaezoo.core.errors import SpecError
+from vaezoo.model.distributions import DiagonalGaussian
+from vaezoo.parts.objectives.dip import dip_covariance, dip_penalty
+from vaezoo.spec.experiment import validate
 
 
 @settings(max_examples=30, deadline=None)

@@ -10,26 +10,26 @@ from hypothesis import strategies as st
 
 from tests.linear_gaussian import linear_gaussian
 from tests.test_components import IMAGE, example_images, spec_for
-from vaezoo import chunking, evaluate
-from vaezoo.distributions import gaussian_log_density, log_mixture
+from vaezoo.evaluate import bounds, chunking, latents, probe
+from vaezoo.model.distributions import gaussian_log_density, log_mixture
 from vaezoo.parts import DECODERS
-from vaezoo.runner import build_model
-from vaezoo.spec import validate
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 
 @pytest.mark.parametrize("samples", [1, 10, 100])
 def test_exact_posterior_gives_exact_log_likelihood_for_any_k(samples):
     model, x, exact = linear_gaussian()
-    estimate = evaluate.log_likelihood_iw(model, x, samples, torch.Generator().manual_seed(1))
+    estimate = bounds.log_likelihood_iw(model, x, samples, torch.Generator().manual_seed(1))
     assert torch.allclose(estimate, exact, atol=1e-9)
 
 
 def test_chunked_samples_still_exact(monkeypatch):
     model, x, exact = linear_gaussian()
     monkeypatch.setattr(chunking, "CPU_ELEMENT_BUDGET", 7 * 64 * 6)  # batches of 64 images, 7 samples a chunk
-    estimate = evaluate.log_likelihood_iw(model, x, 50, torch.Generator().manual_seed(1))
+    estimate = bounds.log_likelihood_iw(model, x, 50, torch.Generator().manual_seed(1))
     assert torch.allclose(estimate, exact, atol=1e-9)
-    result = evaluate.importance_weighted_nll(model, x, 50, batch_size=64)
+    result = bounds.importance_weighted_nll(model, x, 50, batch_size=64)
     assert result.nll == pytest.approx(-exact.mean().item(), abs=1e-9)
     assert result.stderr == pytest.approx(exact.std().item() / math.sqrt(len(exact)), rel=1e-6)
 
@@ -50,7 +50,7 @@ def test_is_chunks_fit_the_budget_and_chunking_leaves_the_estimate_unchanged(mon
     drawn = []
     log_weights = model.log_weights
     monkeypatch.setattr(model, "log_weights", lambda *args: drawn.append(log_weights(*args)) or drawn[-1])
-    result = evaluate.importance_weighted_nll(model, x, 40, batch_size=4)
+    result = bounds.importance_weighted_nll(model, x, 40, batch_size=4)
     batches = [torch.cat(drawn[i : i + calls]) for i, calls in enumerate_batches(chunks, len(x), 40)]
     reference = torch.cat([torch.logsumexp(w.double(), 0) - math.log(40) for w in batches])
     assert all(len(w) == 40 for w in batches)
@@ -72,12 +72,12 @@ def test_decoder_footprint_counts_every_layer_output():
 
 def test_poorer_posterior_bound_rises_with_k_toward_log_px_and_elbo_stays_below():
     model, x, exact = linear_gaussian(shift=0.6, inflate=3.0)
-    bounds = [
-        evaluate.log_likelihood_iw(model, x, k, torch.Generator().manual_seed(2)).mean() for k in (1, 10, 100, 1000)
+    iw_bounds = [
+        bounds.log_likelihood_iw(model, x, k, torch.Generator().manual_seed(2)).mean() for k in (1, 10, 100, 1000)
     ]
-    assert bounds[0] < bounds[1] < bounds[2] < bounds[3] < exact.mean()
-    assert exact.mean() - bounds[3] < 0.25 * (exact.mean() - bounds[0])  # most of the gap is closed
-    elbo = evaluate.elbo_means(model, x, batch_size=100)
+    assert iw_bounds[0] < iw_bounds[1] < iw_bounds[2] < iw_bounds[3] < exact.mean()
+    assert exact.mean() - iw_bounds[3] < 0.25 * (exact.mean() - iw_bounds[0])  # most of the gap is closed
+    elbo = bounds.elbo_means(model, x, batch_size=100)
     assert -elbo.neg_elbo < exact.mean().item()
 
 
@@ -86,7 +86,7 @@ def test_active_units_and_kl_per_dim():
     mu = torch.randn(1000, 4, generator=g) * torch.tensor([1.0, 0.5, 0.05, 0.0])
     logvar = torch.zeros(1000, 4)
     model = build_model(validate({"name": "x", "model": {"latent_dim": 4}}, "t").model, (1, 28, 28))
-    stats = evaluate.latent_stats(model, mu, logvar)
+    stats = latents.latent_stats(model, mu, logvar)
     assert stats.active == [True, True, False, False]
     expected = 0.5 * mu.square().mean(0)
     assert stats.kl_per_dim == pytest.approx(expected.tolist(), rel=1e-5)
@@ -94,10 +94,10 @@ def test_active_units_and_kl_per_dim():
 
 def test_mutual_information_is_zero_for_a_collapsed_posterior_and_log_n_for_a_sharp_one():
     n = 2000
-    collapsed = evaluate.mutual_information(torch.zeros(n, 3), torch.zeros(n, 3))
+    collapsed = latents.mutual_information(torch.zeros(n, 3), torch.zeros(n, 3))
     assert abs(collapsed) < 0.05
     mu = torch.arange(n, dtype=torch.float32)[:, None].expand(n, 2) * 10
-    sharp = evaluate.mutual_information(mu, torch.full((n, 2), -4.0))
+    sharp = latents.mutual_information(mu, torch.full((n, 2), -4.0))
     assert sharp == pytest.approx(math.log(n), abs=1e-3)
 
 
@@ -106,9 +106,9 @@ def test_probe_separates_separable_features_and_not_noise():
     labels = torch.arange(2000) % 10
     centres = torch.randn(10, 5, generator=g) * 5
     features = centres[labels] + 0.1 * torch.randn(2000, 5, generator=g)
-    assert evaluate.probe_accuracy(features[:1500], labels[:1500], features[1500:], labels[1500:], 10) == 1.0
+    assert probe.probe_accuracy(features[:1500], labels[:1500], features[1500:], labels[1500:], 10) == 1.0
     noise = torch.randn(2000, 5, generator=g)
-    assert evaluate.probe_accuracy(noise[:1500], labels[:1500], noise[1500:], labels[1500:], 10) < 0.25
+    assert probe.probe_accuracy(noise[:1500], labels[:1500], noise[1500:], labels[1500:], 10) < 0.25
 
 
 @settings(max_examples=20, deadline=None)
@@ -145,13 +145,13 @@ def test_probe_fits_the_same_classifier_as_the_straightforward_one(seed):
     labels = torch.arange(3000) % 10
     features = torch.randn(10, 6, generator=g)[labels] + 1.5 * torch.randn(3000, 6, generator=g)  # overlapping classes
     x = ((features - features.mean(0)) / features.std(0)).double()  # float32 L-BFGS stalls short of 1e-5
-    weight, bias = evaluate.fit_probe(x, labels, 10, 1e-4)
+    weight, bias = probe.fit_probe(x, labels, 10, 1e-4)
     reference = reference_probe(x, labels, 10)
     # the same convex objective, minimized along different paths to the same value
     ours = F.cross_entropy(x @ weight.T + bias, labels) + 1e-4 * weight.square().sum()
     theirs = F.cross_entropy(reference(x), labels) + 1e-4 * reference.weight.square().sum()
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
-    accuracy = evaluate.probe_accuracy(features[:2000], labels[:2000], features[2000:], labels[2000:], 10)
+    accuracy = probe.probe_accuracy(features[:2000], labels[:2000], features[2000:], labels[2000:], 10)
     mean, std = features[:2000].mean(0), features[:2000].std(0)
     fitted = reference_probe(((features[:2000] - mean) / std).double(), labels[:2000], 10)
     expected = (fitted(((features[2000:] - mean) / std).double()).argmax(1) == labels[2000:]).double().mean().item()

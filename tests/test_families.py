@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.linear_gaussian import linear_gaussian
-from vaezoo.kl import KL_WEIGHTINGS, Weighted
-from vaezoo.objectives import OBJECTIVES
+from vaezoo.core.schema import build
 from vaezoo.parts import LIKELIHOODS
-from vaezoo.schema import build
+from vaezoo.parts.kl_weightings import KL_WEIGHTINGS, Weighted
+from vaezoo.parts.objectives import OBJECTIVES
 
 
 def default(registry, name, **context):

@@ -10,12 +10,12 @@ import torch
 from PIL import Image  # Pillow comes with torchvision
 
 from tests.test_components import SMALL, posterior_for
-from vaezoo.evaluate import posterior_params
+from vaezoo.evaluate.latents import posterior_params
 from vaezoo.outputs import figures, grids, plots
 from vaezoo.parts import DECODERS, ENCODERS, PRIORS
 from vaezoo.parts.likelihoods import LIKELIHOODS
-from vaezoo.runner import build_model
-from vaezoo.spec import validate
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 IMAGE = (1, 28, 28)
 CELL = 28 + grids.PADDING

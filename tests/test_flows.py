@@ -10,13 +10,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.autograd.functional import jacobian
 
-from vaezoo.errors import SpecError
-from vaezoo.evaluate import log_likelihood_iw
+from vaezoo.core.errors import SpecError
+from vaezoo.core.schema import build
+from vaezoo.evaluate.bounds import log_likelihood_iw
 from vaezoo.parts.flows import FlowPosterior
 from vaezoo.parts.posteriors import POSTERIORS
-from vaezoo.runner import build_model
-from vaezoo.schema import build
-from vaezoo.spec import validate
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 KINDS = ["planar", "iaf"]
 FEATURES = 6

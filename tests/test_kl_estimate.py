@@ -6,11 +6,11 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from tests.test_components import SMALL
-from vaezoo.errors import SpecError
-from vaezoo.kl_estimate import KLEstimate
+from vaezoo.core.errors import SpecError
+from vaezoo.model.kl_estimate import KLEstimate
 from vaezoo.parts import POSTERIORS, PRIORS
-from vaezoo.runner import build_model
-from vaezoo.spec import validate
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 IMAGE = (1, 28, 28)
 

@@ -11,14 +11,16 @@ from torch import nn
 
 from tests.linear_gaussian import SHAPE, LinearDecoder
 from tests.test_train import spec_for
-from vaezoo import evaluate, runner
-from vaezoo.errors import SpecError
-from vaezoo.kl_estimate import KLEstimate
-from vaezoo.model import VAE
+from vaezoo.core.errors import SpecError
+from vaezoo.evaluate import bounds
+from vaezoo.model.kl_estimate import KLEstimate
+from vaezoo.model.vae import VAE
 from vaezoo.outputs import figures
 from vaezoo.parts.ladder import LadderPosterior, LadderPrior
 from vaezoo.parts.likelihoods import Gaussian
-from vaezoo.spec import validate
+from vaezoo.runs import runner
+from vaezoo.spec import build
+from vaezoo.spec.experiment import validate
 
 D = 2  # both layers
 
@@ -78,7 +80,7 @@ def two_layer(sigma: float = 0.5, s1: float = 0.7):
 @pytest.mark.parametrize("samples", [1, 10, 100])
 def test_importance_sampling_is_exact_with_the_exact_top_down_posterior(samples):
     model, x, exact = two_layer()
-    estimate = evaluate.log_likelihood_iw(model, x, samples, torch.Generator().manual_seed(1))
+    estimate = bounds.log_likelihood_iw(model, x, samples, torch.Generator().manual_seed(1))
     torch.testing.assert_close(estimate, exact, rtol=0, atol=1e-6)  # any inexact term would be off by ~0.1 nats
 
 
@@ -177,7 +179,7 @@ def test_posterior_draws_a_full_stack_and_encodes_the_top_layer():
         },
         "t",
     )
-    model = runner.build_model(spec.model, (1, 28, 28))
+    model = build.build_model(spec.model, (1, 28, 28))
     x = torch.bernoulli(torch.full((4, 1, 28, 28), 0.3))
     draw = model.posterior.rsample(model.encoder(x), samples=6)
     assert draw.z.shape == (6, 4, 8) and draw.log_q.shape == (6, 4)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_mnist
-from vaezoo.runner import run
-from vaezoo.spec import validate
+from vaezoo.runs.runner import run
+from vaezoo.spec.experiment import validate
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

@@ -6,10 +6,10 @@ import math
 import torch
 
 from tests.linear_gaussian import linear_gaussian
-from vaezoo.kl import Constant
-from vaezoo.objectives import IWAE
-from vaezoo.objectives.iwae import importance_weights
-from vaezoo.objectives.miwae import CIWAE, MIWAE
+from vaezoo.parts.kl_weightings import Constant
+from vaezoo.parts.objectives import IWAE
+from vaezoo.parts.objectives.iwae import importance_weights
+from vaezoo.parts.objectives.miwae import CIWAE, MIWAE
 
 ONE = Constant(beta=1.0)
 

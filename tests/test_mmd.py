@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.linear_gaussian import linear_gaussian
-from vaezoo.kl import Constant
-from vaezoo.objectives import ELBO
-from vaezoo.objectives.mmd import InfoVAE, mmd_squared
+from vaezoo.parts.kl_weightings import Constant
+from vaezoo.parts.objectives import ELBO
+from vaezoo.parts.objectives.mmd import InfoVAE, mmd_squared
 
 
 def direct_kernel(a: torch.Tensor, b: torch.Tensor, kernel: str, scale: float) -> float:
@@ -58,7 +58,7 @@ def test_no_mmd_weight_and_the_whole_kl_is_the_elbo():
 
 
 def test_wae_reconstructs_from_the_mean_and_adds_lambda_times_the_mmd():
-    from vaezoo.objectives.wae import WAE
+    from vaezoo.parts.objectives.wae import WAE
 
     torch.manual_seed(7)
     model, x, _ = linear_gaussian(shift=0.6, inflate=3.0)

@@ -12,8 +12,9 @@ from tests.conftest import tiny_spec
 from tests.test_components import SMALL
 from vaezoo import data as datasets
 from vaezoo.parts import DECODERS, LIKELIHOODS
-from vaezoo.runner import build_model, run
-from vaezoo.spec import validate
+from vaezoo.runs.runner import run
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 IMAGE = (1, 28, 28)
 

@@ -8,7 +8,7 @@ import pytest
 import typst
 
 from vaezoo import outputs
-from vaezoo.errors import OutputError
+from vaezoo.core.errors import OutputError
 from vaezoo.outputs import pdf, render, sweep_pdf
 from vaezoo.outputs.html_page import math_html, to_html
 from vaezoo.outputs.sweep_figures import save_rate_distortion

@@ -1,5 +1,5 @@
 """A SIGKILLed `vaezoo sweep --executor ray` leaves none of the local Ray instance it started running:
-its watchdog (vaezoo/ray_watchdog.py) stops what Ray's own fate sharing misses (the agents)."""
+its watchdog (vaezoo/sweeps/ray_watchdog.py) stops what Ray's own fate sharing misses (the agents)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_ray_executor import EPOCHS, sweep_cli, sweep_file
-from vaezoo.ray_watchdog import instance_pids
+from vaezoo.sweeps.ray_watchdog import instance_pids
 
 #: Ray's agents outlive a killed driver by tens of seconds on their own; the watchdog takes a few
 GONE_WITHIN_SECONDS = 10.0

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_spec
-from vaezoo.cli import main
+from vaezoo.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 400  # long enough (seconds per point, on an idle machine) to catch a point mid-training

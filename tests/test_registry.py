@@ -1,6 +1,6 @@
 import pytest
 
-from vaezoo.registry import Registry
+from vaezoo.core.registry import Registry
 
 
 def test_register_get_and_names_keep_order():

@@ -6,11 +6,11 @@ import re
 import pytest
 
 from tests.conftest import tiny_spec
-from vaezoo import runner
-from vaezoo.cli import main
+from vaezoo.cli.main import main
 from vaezoo.outputs import pdf, report
 from vaezoo.outputs.figures import FIGURES
-from vaezoo.spec import validate
+from vaezoo.runs import runner
+from vaezoo.spec.experiment import validate
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from vaezoo.errors import SpecError
+from vaezoo.core.errors import SpecError
 from vaezoo.parts.resnet import ResidualBlock, ResNetDecoder, ResNetEncoder
-from vaezoo.runner import build_model
-from vaezoo.spec import validate
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 IMAGE = (1, 28, 28)
 TINY = {"kind": "resnet", "channels": [4, 8], "blocks": 1}

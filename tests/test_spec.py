@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from vaezoo.errors import SpecError
-from vaezoo.spec import ExperimentSpec, apply_overrides, load_spec, parse_yaml, read_mapping, validate
+from vaezoo.core.errors import SpecError
+from vaezoo.spec.experiment import ExperimentSpec, apply_overrides, load_spec, parse_yaml, read_mapping, validate
 
 EXPERIMENTS = sorted(Path(__file__).parents[1].joinpath("experiments").glob("*.yaml"))
 BASE = {"name": "x", "model": {"encoder": {"kind": "mlp", "hidden": [400]}}}

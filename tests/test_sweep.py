@@ -8,12 +8,13 @@ import torch
 import yaml
 
 from tests.conftest import tiny_spec
-from vaezoo import executors, runner
-from vaezoo.cli import main
-from vaezoo.errors import SpecError
+from vaezoo.cli.main import main
+from vaezoo.core.errors import SpecError
 from vaezoo.outputs import pdf
-from vaezoo.sweep import load_sweep, point_names
-from vaezoo.train import ProgressView
+from vaezoo.runs import runner
+from vaezoo.sweeps import executors
+from vaezoo.sweeps.grid import load_sweep, point_names
+from vaezoo.train.loop import ProgressView
 
 BASE = {"name": "base", "model": {"latent_dim": 4}}
 

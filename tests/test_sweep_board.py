@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from vaezoo.sweep_board import SweepBoard
+from vaezoo.sweeps.board import SweepBoard
 
 NAMES = ["beta=0.5", "beta=1.0", "beta=2.0"]
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from vaezoo.errors import SpecError
-from vaezoo.metrics import METRICS
+from vaezoo.core.errors import SpecError
+from vaezoo.evaluate.records import METRICS
 from vaezoo.outputs.sweep_report import sweep_observations, sweep_table
-from vaezoo.sweep import SweepSpec
+from vaezoo.sweeps.grid import SweepSpec
 
 MASS = "log-likelihood of binary images (nats)"
 DENSITY = "continuous density (nats)"

@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.test_components import SMALL
-from vaezoo.distributions import DiagonalGaussian
-from vaezoo.errors import SpecError
-from vaezoo.kl import Constant
-from vaezoo.objectives import ELBO
-from vaezoo.objectives.tcvae import BetaTCVAE, decompose, log_importance_weights
-from vaezoo.runner import build_model
-from vaezoo.spec import validate
+from vaezoo.core.errors import SpecError
+from vaezoo.model.distributions import DiagonalGaussian
+from vaezoo.parts.kl_weightings import Constant
+from vaezoo.parts.objectives import ELBO
+from vaezoo.parts.objectives.tcvae import BetaTCVAE, decompose, log_importance_weights
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 
 @settings(max_examples=30, deadline=None)

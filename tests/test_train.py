@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from tests.conftest import tiny_spec
-from vaezoo import runner
-from vaezoo.objectives import ELBO
-from vaezoo.spec import validate
-from vaezoo.train import ProgressView, TrainingDiverged
+from vaezoo.parts.objectives import ELBO
+from vaezoo.runs import runner
+from vaezoo.spec import build
+from vaezoo.spec.experiment import validate
+from vaezoo.train.loop import ProgressView, TrainingDiverged
 
 TIMINGS = {"train_seconds", "train_images_per_second", "iw_seconds", "phase_seconds"}
 
@@ -37,7 +38,7 @@ def test_run_writes_its_folder(tmp_path, synthetic_root):
     phases = {"train", "validation", "test_elbo", "importance_sampling", "latent_statistics", "probe", "report"}
     assert set(metrics.phase_seconds) == phases and all(v >= 0 for v in metrics.phase_seconds.values())
     assert metrics.params == sum(
-        p.numel() for p in runner.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters()
+        p.numel() for p in build.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters()
     )
     assert validate(__import__("yaml").safe_load((run_dir / "spec.yaml").read_text()), "saved") == spec_for(
         synthetic_root
@@ -171,7 +172,7 @@ def test_the_tensorboard_log_holds_the_scalars_and_samples(tmp_path, synthetic_r
 def test_without_the_tensorboard_package_the_run_stops_in_one_line_before_training(
     tmp_path, synthetic_root, monkeypatch
 ):
-    from vaezoo.errors import VaezooError
+    from vaezoo.core.errors import VaezooError
 
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
     with pytest.raises(VaezooError, match=r'pip install "vaezoo\[tensorboard\]"'):
@@ -182,8 +183,8 @@ def test_without_the_tensorboard_package_the_run_stops_in_one_line_before_traini
 def test_running_totals_are_read_as_a_typed_record():
     import torch
 
-    from vaezoo.model import ELBOTerms
-    from vaezoo.progress import RunningLoss
+    from vaezoo.evaluate.progress import RunningLoss
+    from vaezoo.model.vae import ELBOTerms
 
     running = RunningLoss(torch.device("cpu"))
     assert running.read().means() is None and running.read().first_bad_step is None

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from tests.test_train import TIMINGS, killed_after_epoch_1, spec_for
-from vaezoo import runner, saved_runs
-from vaezoo.ema import WeightAverage, load_averaged
-from vaezoo.evaluate import elbo_means
+from vaezoo.evaluate.bounds import elbo_means
+from vaezoo.runs import runner, saved_runs
+from vaezoo.spec import build
+from vaezoo.train.ema import WeightAverage, load_averaged
 
 
 def test_weight_average_is_the_recursive_average():
@@ -62,11 +63,11 @@ def test_huge_clip_changes_nothing(tmp_path, synthetic_root):
 
 
 def test_the_clipped_gradient_has_the_bounded_norm(tmp_path, synthetic_root, monkeypatch):
-    from vaezoo.train import TrainConfig, fit
+    from vaezoo.train.loop import TrainConfig, fit
 
     spec = spec_for(synthetic_root, train__grad_clip=0.25, train__epochs=1)
     data = runner.datasets.load(spec.data, torch.device("cpu"))
-    model = runner.build_model(spec.model, (1, 28, 28))
+    model = build.build_model(spec.model, (1, 28, 28))
     seen = []
     original = torch.optim.Adam.step
 
@@ -75,7 +76,7 @@ def test_the_clipped_gradient_has_the_bounded_norm(tmp_path, synthetic_root, mon
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", step)
-    fit(model, data, runner.build_kl_weighting(spec), TrainConfig.from_spec(spec), tmp_path, False)
+    fit(model, data, build.build_kl_weighting(spec), TrainConfig.from_spec(spec), tmp_path, False)
     assert seen and max(seen) <= 0.25 * (1 + 1e-5)
 
 

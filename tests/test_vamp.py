@@ -12,12 +12,12 @@ import torch
 from torch import distributions as dist
 
 from tests.conftest import tiny_spec
-from vaezoo import runner, saved_runs
-from vaezoo.evaluate import log_likelihood_iw
-from vaezoo.model import VAE
+from vaezoo.evaluate.bounds import log_likelihood_iw
+from vaezoo.model.vae import VAE
 from vaezoo.parts import vamp
-from vaezoo.runner import build_model
-from vaezoo.spec import validate
+from vaezoo.runs import runner, saved_runs
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 IMAGE = (1, 28, 28)
 F64 = torch.float64

@@ -22,12 +22,12 @@ _API = {
     "load": "vaezoo.api",
     "Run": "vaezoo.api",
     "list_components": "vaezoo.api",
-    "ExperimentSpec": "vaezoo.spec",
-    "load_spec": "vaezoo.spec",
-    "RunMetrics": "vaezoo.metrics",
-    "HistoryRow": "vaezoo.metrics",
-    "METRICS": "vaezoo.metrics",
-    "VaezooError": "vaezoo.errors",
+    "ExperimentSpec": "vaezoo.spec.experiment",
+    "load_spec": "vaezoo.spec.experiment",
+    "RunMetrics": "vaezoo.evaluate.records",
+    "HistoryRow": "vaezoo.evaluate.records",
+    "METRICS": "vaezoo.evaluate.records",
+    "VaezooError": "vaezoo.core.errors",
 }
 __all__ = [
     "METRICS",

@@ -1,5 +1,5 @@
 import sys
 
-from vaezoo.cli import main
+from vaezoo.cli.main import main
 
 sys.exit(main())

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from vaezoo import runner, saved_runs
-from vaezoo.distributions import DiagonalGaussian
-from vaezoo.errors import ArgumentError
-from vaezoo.metrics import HistoryRow, RunMetrics, finished_metrics
-from vaezoo.model import VAE
-from vaezoo.spec import SLOTS, ExperimentSpec, load_spec, validate
+from vaezoo.core.errors import ArgumentError
+from vaezoo.evaluate.records import HistoryRow, RunMetrics, finished_metrics
+from vaezoo.model.distributions import DiagonalGaussian
+from vaezoo.model.vae import VAE
+from vaezoo.runs import runner, saved_runs
+from vaezoo.spec.experiment import SLOTS, ExperimentSpec, load_spec, validate
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -117,7 +117,7 @@ class Run:
         return applicable_figures(self.model.latent_dim)
 
     def _figure_inputs(self) -> Any:
-        from vaezoo.evaluate import code_moments
+        from vaezoo.evaluate.latents import code_moments
         from vaezoo.outputs.figures import RunFigureInputs
 
         data = self.data
@@ -209,7 +209,7 @@ def _resolve(spec: str | Path | ExperimentSpec | dict[str, Any], overrides: dict
     if isinstance(spec, (str, Path)):
         return load_spec(spec, dotted)
     data = spec.model_dump(mode="json") if isinstance(spec, ExperimentSpec) else spec
-    from vaezoo.spec import apply_overrides
+    from vaezoo.spec.experiment import apply_overrides
 
     return validate(apply_overrides(data, dotted), "spec")
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from tests.linear_gaussian import linear_gaussian
-from vaezoo import evaluate
-from vaezoo.distributions import DiagonalGaussian, gaussian_kl, gaussian_kl_per_dim
-from vaezoo.kl import Constant, FreeBits
+from vaezoo.evaluate import bounds as evaluate_bounds
+from vaezoo.model.distributions import DiagonalGaussian, gaussian_kl, gaussian_kl_per_dim
+from vaezoo.parts.kl_weightings import Constant, FreeBits
 from vaezoo.parts.likelihoods import Bernoulli as BernoulliLikelihood
 from vaezoo.parts.likelihoods import Gaussian
 
@@ -137,8 +137,8 @@ def test_reparameterization_has_the_stated_moments_and_passes_gradients():
 @settings(max_examples=50, deadline=None)
 @given(st.integers(1, 6), st.integers(0, 5), st.integers(0, 2**31 - 1))
 def test_per_image_loss_does_not_depend_on_the_rest_of_the_batch(batch, position, seed):
-    from vaezoo.runner import build_model
-    from vaezoo.spec import validate
+    from vaezoo.spec.build import build_model
+    from vaezoo.spec.experiment import validate
 
     torch.manual_seed(0)
     model = build_model(
@@ -162,9 +162,9 @@ def test_per_image_loss_does_not_depend_on_the_rest_of_the_batch(batch, position
 
 def test_elbo_below_iwae_bounds_below_exact_log_likelihood():
     model, x, exact = linear_gaussian(shift=0.6, inflate=3.0)
-    per_image = {k: evaluate.log_likelihood_iw(model, x, k, torch.Generator().manual_seed(k)) for k in (1, 10, 100)}
+    per_image = {k: evaluate_bounds.log_likelihood_iw(model, x, k, torch.Generator().manual_seed(k)) for k in (1, 10, 100)}
     bounds = {k: v.mean().item() for k, v in per_image.items()}
-    elbo = -evaluate.elbo_means(model, x, batch_size=100).neg_elbo
+    elbo = -evaluate_bounds.elbo_means(model, x, batch_size=100).neg_elbo
     standard_error = per_image[1].std().item() / math.sqrt(len(x))
     assert abs(elbo - bounds[1]) < 4 * math.sqrt(2) * standard_error  # both estimate E[log w]: L_1 is the ELBO
     assert bounds[1] < bounds[10] < bounds[100]
@@ -177,7 +177,7 @@ def test_elbo_below_iwae_bounds_below_exact_log_likelihood():
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 64))
 def test_iwae_objective_is_exact_with_the_exact_posterior(samples):
-    from vaezoo.objectives import IWAE
+    from vaezoo.parts.objectives import IWAE
 
     model, x, exact = linear_gaussian()
     torch.manual_seed(samples)
@@ -185,7 +185,7 @@ def test_iwae_objective_is_exact_with_the_exact_posterior(samples):
 
 
 def test_iwae_objective_sits_between_the_elbo_and_the_exact_nll():
-    from vaezoo.objectives import ELBO, IWAE
+    from vaezoo.parts.objectives import ELBO, IWAE
 
     model, x, exact = linear_gaussian(shift=0.6, inflate=3.0)
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vaezoo.lr import IWAE_EPOCHS, LR_SCHEDULES, iwae_stepped
+from vaezoo.parts.lr_schedules import IWAE_EPOCHS, LR_SCHEDULES, iwae_stepped
 
 
 @pytest.mark.parametrize("name", LR_SCHEDULES.names())

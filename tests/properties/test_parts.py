@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.test_components import posterior_for
-from vaezoo.distributions import DiagonalGaussian
+from vaezoo.model.distributions import DiagonalGaussian
 from vaezoo.parts.discretized_logistic import DiscretizedLogistic
 from vaezoo.parts.posteriors import PosteriorSample
 from vaezoo.parts.priors import PRIORS, GaussianMixture
-from vaezoo.runner import build_model
-from vaezoo.spec import validate
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import validate
 
 seeds = st.integers(0, 2**31 - 1)
 

@@ -7,8 +7,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaezoo.kl import Cyclical, Linear
-from vaezoo.spec import parse_yaml, validate
+from vaezoo.parts.kl_weightings import Cyclical, Linear
+from vaezoo.spec.experiment import parse_yaml, validate
 
 betas = st.floats(0.0, 100.0)
 totals = st.integers(1, 100_000)

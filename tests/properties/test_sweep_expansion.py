@@ -5,7 +5,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaezoo.sweep import SweepSpec, expand
+from vaezoo.sweeps.grid import SweepSpec, expand
 
 BASE = {"name": "base", "model": {"latent_dim": 4}}
 

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_spec
-from vaezoo import executors, runner
-from vaezoo.cli import main
-from vaezoo.spec import load_spec
-from vaezoo.sweep import load_sweep
+from vaezoo.cli.main import main
+from vaezoo.runs import runner
+from vaezoo.spec.experiment import load_spec
+from vaezoo.sweeps import executors
+from vaezoo.sweeps.grid import load_sweep
 
 
 def fails_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], *expected: str) -> str:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vaezoo
-from vaezoo.errors import ArgumentError, VaezooError
+from vaezoo.core.errors import ArgumentError, VaezooError
 
 
 @pytest.fixture(scope="module")

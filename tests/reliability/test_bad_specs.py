@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import tiny_spec
-from vaezoo.cli import main
+from vaezoo.cli.main import main
 
 pytestmark = pytest.mark.reliability
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tests.reliability.conftest import fails_with_one_line, snapshot
-from vaezoo.runner import build_model
-from vaezoo.spec import load_spec
+from vaezoo.spec.build import build_model
+from vaezoo.spec.experiment import load_spec
 
 pytestmark = pytest.mark.reliability
 

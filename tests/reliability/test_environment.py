@@ -15,8 +15,8 @@ import yaml
 
 from tests.conftest import skip_figures, tiny_spec
 from tests.reliability.conftest import fails_with_one_line, no_temporaries, snapshot
-from vaezoo import io
-from vaezoo.cli import main
+from vaezoo.cli.main import main
+from vaezoo.core import io
 from vaezoo.data import acquire, idx
 
 pytestmark = pytest.mark.reliability

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_spec
-from vaezoo.cli import main
+from vaezoo.cli.main import main
 
 pytestmark = pytest.mark.reliability
 

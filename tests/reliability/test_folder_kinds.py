@@ -13,10 +13,10 @@ import yaml
 import vaezoo
 from tests.conftest import tiny_spec
 from tests.reliability.conftest import fails_with_one_line, snapshot
-from vaezoo.cli import main
-from vaezoo.errors import OutputError
-from vaezoo.executors import ExecutorOptions
-from vaezoo.lock import MARKERS, folder_kind, folder_lock
+from vaezoo.cli.main import main
+from vaezoo.core.errors import OutputError
+from vaezoo.runs.lock import MARKERS, folder_kind, folder_lock
+from vaezoo.sweeps.executors import ExecutorOptions
 
 pytestmark = pytest.mark.reliability
 
@@ -139,9 +139,9 @@ def test_an_empty_folder_is_new_and_a_lock_alone_does_not_make_it_foreign(tmp_pa
 def test_a_ray_driver_holds_every_points_folder_while_its_tasks_train(tmp_path, monkeypatch):
     """Without a shared folder the tasks train elsewhere: a second process must not resume a point meanwhile."""
     pytest.importorskip("ray")
-    from vaezoo.ray_executor import RayExecutor
+    from vaezoo.sweeps.ray_executor import RayExecutor
 
-    monkeypatch.setattr("vaezoo.ray_executor.require_ray", mock.MagicMock)
+    monkeypatch.setattr("vaezoo.sweeps.ray_executor.require_ray", mock.MagicMock)
     executor = RayExecutor(ExecutorOptions())
     executor.ray.get_runtime_context.return_value.get_node_id.return_value = "ab" * 28
     points = [mock.Mock(name=n) for n in ("a", "b")]
@@ -163,7 +163,7 @@ def test_a_ray_driver_holds_every_points_folder_while_its_tasks_train(tmp_path, 
 
 
 def test_stale_ray_scratch_folders_are_removed_live_ones_kept(tmp_path):
-    from vaezoo.ray_executor import SCRATCH_GRACE_SECONDS, remove_stale_scratch
+    from vaezoo.sweeps.ray_executor import SCRATCH_GRACE_SECONDS, remove_stale_scratch
 
     stale, live, young = (tmp_path / f"vaezoo-point-{n}" for n in ("stale", "live", "young"))
     for folder in (stale, live, young):

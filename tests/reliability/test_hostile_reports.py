@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from vaezoo.outputs import escape, report, run_pdf, sweep_report
 from vaezoo.outputs.html_page import to_html
-from vaezoo.spec import validate
+from vaezoo.spec.experiment import validate
 
 #: what an attacker would try first, in every language vaezoo writes
 KNOWN = [

@@ -13,8 +13,8 @@ import yaml
 
 from tests.conftest import tiny_spec
 from tests.reliability.conftest import fails_with_one_line, snapshot
-from vaezoo.errors import SpecError
-from vaezoo.spec import MAX_YAML_DEPTH, MAX_YAML_VALUES, parse_yaml
+from vaezoo.core.errors import SpecError
+from vaezoo.spec.experiment import MAX_YAML_DEPTH, MAX_YAML_VALUES, parse_yaml
 
 pytestmark = pytest.mark.reliability
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.conftest import fails_with_one_line
-from vaezoo import io
-from vaezoo.errors import OutputError
-from vaezoo.lock import folder_lock
+from vaezoo.core import io
+from vaezoo.core.errors import OutputError
 from vaezoo.outputs.html_page import to_html
+from vaezoo.runs.lock import folder_lock
 
 
 def finishes_in_time(call, seconds: float = 20.0) -> None:
@@ -98,8 +98,8 @@ def test_sample_refuses_to_write_onto_a_fifo(run_copy, capsys, tmp_path):
 def test_a_ray_address_that_refuses_fails_in_bounded_time_and_writes_nothing(tmp_path):
     import time
 
-    from vaezoo.errors import VaezooError
-    from vaezoo.ray_executor import check_reachable
+    from vaezoo.core.errors import VaezooError
+    from vaezoo.sweeps.ray_executor import check_reachable
 
     start = time.monotonic()
     with pytest.raises(VaezooError, match="cannot reach the Ray head at 127.0.0.1:1"):

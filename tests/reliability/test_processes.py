@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_spec
-from vaezoo.lock import folder_lock
+from vaezoo.runs.lock import folder_lock
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]  # real processes for seconds each: .ci/run's slow step
 

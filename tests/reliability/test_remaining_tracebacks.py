@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import tiny_spec
 from tests.reliability.conftest import fails_with_one_line, snapshot
-from vaezoo.errors import OutputError
+from vaezoo.core.errors import OutputError
 from vaezoo.parts import ENCODERS
 
 pytestmark = pytest.mark.reliability
@@ -82,6 +82,6 @@ def test_eval_keeps_metrics_json_when_its_report_fails(run_copy, capsys, monkeyp
     def no_report(*args, **kwargs):
         raise OutputError(f"{run_dir / 'report.pdf'}: No space left on device")
 
-    monkeypatch.setattr("vaezoo.saved_runs.write_run_report", no_report)
+    monkeypatch.setattr("vaezoo.runs.saved_runs.write_run_report", no_report)
     fails_with_one_line(capsys, ["eval", str(run_dir), "--iw-samples", "4"], "No space left")
     assert snapshot(run_dir) == before

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from tests.reliability.conftest import fails_with_one_line, snapshot
-from vaezoo.checkpoint import fingerprint, training_fields
-from vaezoo.spec import load_spec
+from vaezoo.spec.experiment import load_spec
+from vaezoo.train.checkpoint import fingerprint, training_fields
 
 pytestmark = pytest.mark.reliability
 
@@ -83,7 +83,7 @@ def test_a_checkpoint_without_a_fingerprint_needs_its_spec_yaml(run_copy, capsys
     assert snapshot(run_dir) == before
     (run_dir / "spec.yaml").write_bytes(saved)  # the spec.yaml written before training vouches for it
     capsys.readouterr()
-    from vaezoo.cli import main
+    from vaezoo.cli.main import main
 
     assert main(_resume(run_copy, "eval.iw_samples=4")) == 0, capsys.readouterr().err  # eval may change
     assert (run_dir / "metrics.json").exists()

@@ -10,9 +10,9 @@ import yaml
 
 from tests.conftest import tiny_spec
 from tests.reliability.conftest import fails_with_one_line
-from vaezoo.cli import main
-from vaezoo.errors import SpecError
-from vaezoo.sweep import load_sweep
+from vaezoo.cli.main import main
+from vaezoo.core.errors import SpecError
+from vaezoo.sweeps.grid import load_sweep
 
 pytestmark = pytest.mark.reliability
 

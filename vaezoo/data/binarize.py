@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from vaezoo.registry import Registry
+from vaezoo.core.registry import Registry
 
 # Evaluation images are binarized once with these fixed seeds (whatever the run's seed), so every
 # evaluation of every run sees the same binary validation and test sets.

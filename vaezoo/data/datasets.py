@@ -16,11 +16,11 @@ from typing import Literal
 import torch
 from pydantic import Field, field_validator
 
+from vaezoo.core.errors import DataError
+from vaezoo.core.registry import Registry
+from vaezoo.core.schema import StrictModel
 from vaezoo.data import acquire
 from vaezoo.data.idx import read_idx
-from vaezoo.errors import DataError
-from vaezoo.registry import Registry
-from vaezoo.schema import StrictModel
 
 
 @dataclass(frozen=True)

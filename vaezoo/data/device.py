@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from vaezoo.core.errors import DataError
 from vaezoo.data import acquire
 from vaezoo.data.binarize import BINARIZATIONS, Binarization
 from vaezoo.data.datasets import DATASETS, DatasetInfo, DataSpec
-from vaezoo.errors import DataError
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaezoo.errors import DataError
+from vaezoo.core.errors import DataError
 
 _IDX_UINT8 = 0x08
 _CHUNK = 1 << 20

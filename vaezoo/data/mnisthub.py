@@ -21,8 +21,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from vaezoo.core.errors import DataError
 from vaezoo.data.idx import _CHUNK, _hash_file, write_idx
-from vaezoo.errors import DataError
 
 Log = Callable[[str], None]
 

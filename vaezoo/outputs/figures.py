@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from vaezoo import io
-from vaezoo.model import VAE
+from vaezoo.core import io
+from vaezoo.core.registry import Registry
+from vaezoo.model.vae import VAE
 from vaezoo.outputs.grids import (
     interpolation_grid,
     reconstructions_grid,
@@ -32,7 +33,6 @@ from vaezoo.outputs.image_figures import (
     save_traversal,
 )
 from vaezoo.outputs.plots import save_curves, save_kl_per_dim, save_latent_scatter
-from vaezoo.registry import Registry
 
 
 @dataclass(frozen=True)

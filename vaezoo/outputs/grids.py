@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import torch
 
-from vaezoo.model import VAE
+from vaezoo.model.vae import VAE
 
 PADDING = 2  # pixels between grid cells
 PAD_VALUE = 0.5  # grey separators: MNIST digits are white on black, so neither colour would read as a border

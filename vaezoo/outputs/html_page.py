@@ -18,8 +18,8 @@ from urllib.parse import unquote
 import markdown
 from latex2mathml.converter import convert as tex_to_mathml
 
-from vaezoo import io
-from vaezoo.errors import VaezooError
+from vaezoo.core import io
+from vaezoo.core.errors import VaezooError
 from vaezoo.outputs.escape import MARKDOWN_SPECIAL
 
 STYLE = """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from vaezoo.model import VAE
+from vaezoo.model.vae import VAE
 from vaezoo.outputs import render
 from vaezoo.outputs.grids import (
     SAMPLES_SEED,

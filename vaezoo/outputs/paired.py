@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from vaezoo import io
+from vaezoo.core import io
 from vaezoo.outputs.escape import markdown as md
 
 PER_IMAGE_NLL = "test_nll.pt"  # written by the runner beside metrics.json

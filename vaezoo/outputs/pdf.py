@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from vaezoo import io
-from vaezoo.errors import OutputError
+from vaezoo.core import io
+from vaezoo.core.errors import OutputError
 from vaezoo.outputs import DERIVATION
 from vaezoo.outputs.tex_typst import tex_to_typst
 from vaezoo.outputs.typst_markup import escape, inline, markdown_to_typst, string

@@ -12,7 +12,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from vaezoo import io
+from vaezoo.core import io
 from vaezoo.outputs.grids import PADDING
 
 DPI = 120

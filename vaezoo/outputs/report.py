@@ -12,15 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vaezoo import io
-from vaezoo.metrics import METRICS, format_phases
+from vaezoo.core import io
+from vaezoo.evaluate.records import METRICS, format_phases
 from vaezoo.outputs import DERIVATION
 from vaezoo.outputs.escape import markdown as md
 from vaezoo.outputs.escape import markdown_code as md_code
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.html_page import to_html
 from vaezoo.parts import PRIORS
-from vaezoo.spec import ExperimentSpec
+from vaezoo.spec.experiment import ExperimentSpec
 
 
 def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:

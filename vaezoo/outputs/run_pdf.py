@@ -11,7 +11,7 @@ from vaezoo.outputs import pdf
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.report import metrics_rows, observations, spec_summary
 from vaezoo.outputs.typst_markup import escape, inline, string
-from vaezoo.spec import ExperimentSpec
+from vaezoo.spec.experiment import ExperimentSpec
 
 #: the panels of Figure 1, in order; the wide strips among them (twice as wide as high) share a row
 PANELS = (

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaezoo import io
-from vaezoo.errors import OutputError
-from vaezoo.metrics import finished_metrics
-from vaezoo.slots import NAME
+from vaezoo.core import io
+from vaezoo.core.errors import OutputError
+from vaezoo.evaluate.records import finished_metrics
+from vaezoo.spec.slots import NAME
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vaezoo.errors import VaezooError
+from vaezoo.core.errors import VaezooError
 from vaezoo.outputs import pdf
 from vaezoo.outputs.escape import markdown_code as md_code
 from vaezoo.outputs.report import spec_summary
 from vaezoo.outputs.run_pdf import derivation, model_name
 from vaezoo.outputs.sweep_report import nll_kinds, point_label, sweep_rows
 from vaezoo.outputs.typst_markup import escape, inline, string
-from vaezoo.spec import ExperimentSpec, load_spec
+from vaezoo.spec.experiment import ExperimentSpec, load_spec
 
 #: Figure 1's panels: (file under figures/, sub-caption)
 PANELS = (

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from vaezoo import io
-from vaezoo.metrics import METRIC, METRICS, Metric, read_history
+from vaezoo.core import io
+from vaezoo.evaluate.records import METRIC, METRICS, Metric, read_history
 from vaezoo.outputs.escape import markdown as md
 from vaezoo.outputs.escape import markdown_code as md_code
 from vaezoo.outputs.escape import unescape_markdown

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from vaezoo.errors import OutputError
+from vaezoo.core.errors import OutputError
 
 
 class TexError(OutputError):

@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from vaezoo.core.registry import Registry
 from vaezoo.parts.layers import (
     ACTIVATIONS,
     Activation,
@@ -19,7 +20,6 @@ from vaezoo.parts.layers import (
     conv_sides,
     mlp,
 )
-from vaezoo.registry import Registry
 
 
 class Decoder(nn.Module):

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from vaezoo.core.schema import StrictModel
 from vaezoo.parts.likelihoods import LIKELIHOODS, Likelihood, sum_pixels
-from vaezoo.schema import StrictModel
 
 LEVELS = 256
 HALF_BIN = 1.0 / (LEVELS - 1)  # grey levels v sit at 2v/255 - 1 in [-1, 1], 2/255 apart

@@ -7,8 +7,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from vaezoo.core.registry import Registry
 from vaezoo.parts.layers import ACTIVATIONS, Activation, ConvSpec, MLPSpec, conv_padding, conv_sides, mlp
-from vaezoo.registry import Registry
 
 
 class Encoder(nn.Module):

@@ -22,9 +22,9 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from vaezoo.distributions import DiagonalGaussian
+from vaezoo.core.schema import StrictModel
+from vaezoo.model.distributions import DiagonalGaussian
 from vaezoo.parts.posteriors import POSTERIORS, Posterior, PosteriorSample
-from vaezoo.schema import StrictModel
 
 
 class FlowPosterior(Posterior):

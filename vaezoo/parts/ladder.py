@@ -28,7 +28,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from vaezoo.distributions import (
+from vaezoo.core.schema import StrictModel
+from vaezoo.model.distributions import (
     DiagonalGaussian,
     gaussian_kl_per_dim,
     gaussian_log_density,
@@ -38,10 +39,9 @@ from vaezoo.distributions import (
 from vaezoo.parts.layers import ACTIVATIONS, Activation
 from vaezoo.parts.posteriors import POSTERIORS, Posterior, PosteriorSample
 from vaezoo.parts.priors import PRIORS, Prior
-from vaezoo.schema import StrictModel
 
 if TYPE_CHECKING:
-    from vaezoo.model import VAE
+    from vaezoo.model.vae import VAE
 
 LayerSize = Annotated[int, Field(ge=1, le=4096)]
 NOTE = "hierarchical latents: the code is the top layer, so these statistics and figures are the top layer's"

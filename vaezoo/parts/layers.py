@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from vaezoo.schema import StrictModel
+from vaezoo.core.schema import StrictModel
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

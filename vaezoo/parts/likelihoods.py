@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from vaezoo.registry import Registry
-from vaezoo.schema import StrictModel
+from vaezoo.core.registry import Registry
+from vaezoo.core.schema import StrictModel
 
 
 class Likelihood(nn.Module):

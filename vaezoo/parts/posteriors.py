@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 from torch import nn
 
-from vaezoo.distributions import DiagonalGaussian
-from vaezoo.registry import Registry
-from vaezoo.schema import StrictModel
+from vaezoo.core.registry import Registry
+from vaezoo.core.schema import StrictModel
+from vaezoo.model.distributions import DiagonalGaussian
 
 if TYPE_CHECKING:
-    from vaezoo.model import VAE
+    from vaezoo.model.vae import VAE
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from vaezoo.distributions import DiagonalGaussian, gaussian_kl_per_dim, gaussian_log_density, standard_log_density
-from vaezoo.registry import Registry
-from vaezoo.schema import StrictModel
+from vaezoo.core.registry import Registry
+from vaezoo.core.schema import StrictModel
+from vaezoo.model.distributions import DiagonalGaussian, gaussian_kl_per_dim, gaussian_log_density, standard_log_density
 
 if TYPE_CHECKING:
-    from vaezoo.model import VAE
+    from vaezoo.model.vae import VAE
 
 
 class Prior(nn.Module):

@@ -16,10 +16,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from vaezoo.core.schema import StrictModel
 from vaezoo.parts.decoders import DECODERS, FeatureMapDecoder, _transposed
 from vaezoo.parts.encoders import ENCODERS, Encoder
 from vaezoo.parts.layers import ACTIVATIONS, OutputBias, Sizes, conv_padding, conv_sides
-from vaezoo.schema import StrictModel
 
 KERNEL = 3  # every convolution; 3x3 with padding 1 keeps the side inside a stage
 STRIDE = 2  # between stages: the side goes to ceil(side / 2), which a 3x3 transposed conv can retrace

@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from vaezoo.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
+from vaezoo.core.schema import StrictModel
+from vaezoo.model.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
 from vaezoo.parts.priors import PRIORS, Prior
-from vaezoo.schema import StrictModel
 
 if TYPE_CHECKING:
-    from vaezoo.model import VAE
+    from vaezoo.model.vae import VAE
 
 # The paper's initialization of the pseudo-inputs for MNIST without data (jmtomczak/vae_vampprior,
 # utils/load_data.py): every pixel N(0.05, 0.01^2), i.e. nearly blank images.

@@ -1,0 +1,1 @@
+"""The `vaezoo` command line."""

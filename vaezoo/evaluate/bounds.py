@@ -1,0 +1,93 @@
+"""Bounds on log p(x) over a dataset, with fixed noise so reruns agree exactly: the single-sample
+ELBO and the importance-weighted L_K with its standard error."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from vaezoo.evaluate.chunking import decoder_footprint, element_budget, is_chunks, samples_per_chunk
+from vaezoo.evaluate.progress import Advance
+from vaezoo.model.vae import VAE
+
+EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
+
+
+@dataclass(frozen=True)
+class ELBOMeans:
+    """Per-image means over a dataset, in nats, with beta = 1."""
+
+    neg_elbo: float
+    recon_nll: float
+    kl: float
+
+
+@dataclass(frozen=True)
+class ImportanceWeighted:
+    """-L_K per image averaged over a dataset (nats), the standard error of that mean, and each image's
+    -L_K (float64, on the CPU), so that two models can be compared image by image."""
+
+    nll: float
+    stderr: float
+    samples: int
+    per_image: torch.Tensor
+
+
+def eval_generator(device: torch.device) -> torch.Generator:
+    """A generator on `device` seeded with EVAL_NOISE_SEED: every evaluation draws the same noise."""
+    return torch.Generator(device).manual_seed(EVAL_NOISE_SEED)
+
+
+@torch.inference_mode()
+def elbo_means(model: VAE, images: torch.Tensor, batch_size: int) -> ELBOMeans:
+    """The single-sample ELBO averaged over `images`, with fixed noise so that it is repeatable."""
+    model.eval()
+    generator = eval_generator(images.device)
+    sums = torch.zeros(2, dtype=torch.float64, device=images.device)
+    for batch in images.split(batch_size):
+        terms = model.elbo(batch, generator=generator)
+        sums += torch.stack([terms.recon_nll.sum(), terms.kl.sum()]).double()
+    recon, kl = (sums / images.shape[0]).tolist()
+    return ELBOMeans(neg_elbo=recon + kl, recon_nll=recon, kl=kl)
+
+
+@torch.inference_mode()
+def log_likelihood_iw(
+    model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None, chunk: int | None = None
+) -> torch.Tensor:
+    """L_K = log (1/K) sum_k p(x, z_k) / q(z_k|x) per image of the batch `x`, K = `samples`.
+
+    The K samples are drawn `chunk` at a time (by default as `is_chunks` sizes them) and combined
+    with a running logsumexp, so K = 5000 fits in memory whatever the batch.
+    """
+    model.eval()
+    if chunk is None:
+        chunk = samples_per_chunk(samples, len(x), decoder_footprint(model, x), element_budget(x.device))
+    features = model.encoder(x)
+    total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
+    for start in range(0, samples, chunk):
+        weights = model.log_weights(x, min(chunk, samples - start), generator, features)
+        total = torch.logaddexp(total, torch.logsumexp(weights.double(), dim=0))
+    return total - math.log(samples)
+
+
+def importance_weighted_nll(
+    model: VAE, images: torch.Tensor, samples: int, batch_size: int, advance: Advance | None = None
+) -> ImportanceWeighted:
+    """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error.
+
+    Batches hold at most `batch_size` images, fewer where the decoder's activations would not fit
+    the device's budget (`is_chunks`); `advance(n)` is told the images finished after each batch.
+    """
+    generator = eval_generator(images.device)
+    chunks = is_chunks(model, samples, min(batch_size, len(images)), images)
+    parts = []
+    for batch in images.split(chunks.images):
+        parts.append(-log_likelihood_iw(model, batch, samples, generator, chunks.samples))
+        if advance is not None:
+            advance(len(batch))
+    nll = torch.cat(parts)
+    stderr = nll.std().item() / math.sqrt(len(nll)) if len(nll) > 1 else math.nan
+    return ImportanceWeighted(nll=nll.mean().item(), stderr=stderr, samples=samples, per_image=nll.cpu())

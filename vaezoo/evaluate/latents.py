@@ -1,0 +1,156 @@
+"""How a model uses its latent space over a dataset: each code's moments under q, active units, KL per
+dimension and per layer, and the mutual information I(x; z)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vaezoo.evaluate.bounds import eval_generator
+from vaezoo.model.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
+from vaezoo.model.vae import VAE
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
+
+
+MOMENT_SAMPLES = 64  # draws per image for a flow posterior's mean and variance
+
+
+MI_ROWS = 1024  # z rows per block of the N x N log-densities: 80 MiB of float64 at N = 10,000
+
+
+MI_ESTIMATOR = (
+    "E[log q(z|x) - log q(z)] with q(z) the mixture of the {n} test posteriors, one z per image; "
+    "at most log N = {log_n:.2f} nats"
+)
+
+
+@dataclass(frozen=True)
+class LatentStats:
+    """How the encoder uses its latent space, over a dataset."""
+
+    kl_per_dim: list[float]
+    active: list[bool]
+    mutual_information: float
+
+
+@torch.inference_mode()
+def posterior_params(model: VAE, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of the posterior's base Gaussian (`VAE.encode`) for every image, batched."""
+    model.eval()
+    pairs = [model.encode(batch) for batch in images.split(batch_size)]
+    return torch.cat([mu for mu, _ in pairs]), torch.cat([logvar for _, logvar in pairs])
+
+
+@dataclass(frozen=True)
+class CodeMoments:
+    """Each image's code under q(z|x): its mean and log-variance per dimension, (N, D) each, and `noise`,
+    (D,), the variance that estimating the means from samples adds to their variance over images
+    (zero where the means are exact), which the active-unit count takes off."""
+
+    mean: torch.Tensor
+    logvar: torch.Tensor
+    noise: torch.Tensor
+
+
+@torch.inference_mode()
+def code_moments(model: VAE, images: torch.Tensor, batch_size: int) -> CodeMoments:
+    """The moments of every image's code that the latent diagnostics read, so that they mean the same
+    for every posterior: exact where the code is the posterior's base Gaussian; a flow's from
+    MOMENT_SAMPLES draws of its transformed z."""
+    if model.posterior.code_is_base:
+        mu, logvar = posterior_params(model, images, batch_size)
+        return CodeMoments(mu, logvar, torch.zeros_like(mu[0]))
+    model.eval()
+    generator = eval_generator(images.device)
+    means, variances = [], []
+    for batch in images.split(max(1, batch_size // 8)):
+        code = model.prior.code(model.posterior.rsample(model.encoder(batch), MOMENT_SAMPLES, generator).z)
+        means.append(code.mean(0))
+        variances.append(code.var(0))
+    variance = torch.cat(variances)
+    logvar = variance.clamp_min(torch.finfo(variance.dtype).tiny).log()
+    return CodeMoments(torch.cat(means), logvar, variance.mean(0) / MOMENT_SAMPLES)
+
+
+def active_dimensions(means: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Cov_x(E_q[z_d]) > ACTIVE_UNIT_THRESHOLD for each dimension (Burda et al. 2015), from the images'
+    posterior means, less the variance that sampling them added (`noise`, (D,))."""
+    spread = means.double().var(0, correction=1 if len(means) > 1 else 0) - noise.double()
+    return spread > ACTIVE_UNIT_THRESHOLD
+
+
+@torch.inference_mode()
+def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL per latent dimension of the code over a dataset, (D,), from each image's code moments.
+
+    KL(N(mu_d, var_d) || p_d), with p_d the prior's marginal of dimension d: in closed form where the
+    prior has one, else with one sample per image. For a Gaussian code these are its posterior's own
+    dimensions (summing to the KL for a factorized prior); for a flow, the Gaussian with its code's mean
+    and variance: a per-dimension diagnostic that need not sum to the KL.
+    """
+    q = DiagonalGaussian(mu, logvar)
+    if model.prior.closed_form_kl:
+        return model.prior.kl(q).mean(0)
+    z = q.rsample(generator=eval_generator(mu.device))
+    return (gaussian_log_density(z, mu, logvar) - model.prior.marginal_log_prob(z)).mean(0)
+
+
+@torch.inference_mode()
+def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> LatentStats:
+    """KL per dimension, active units, and I(x; z) under q, from the code moments of a dataset
+    (`noise`: see CodeMoments; none where the means are exact)."""
+    active = active_dimensions(mu, torch.zeros_like(mu[0]) if noise is None else noise)
+    return LatentStats(
+        kl_per_dim=kl_per_dim(model, mu, logvar).tolist(),
+        active=active.tolist(),
+        mutual_information=mutual_information(mu, logvar),
+    )
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """A hierarchy's use of each latent layer over a dataset, bottom layer first."""
+
+    kl: list[float]  # mean closed-form KL of the layer against the prior's conditional, nats/image
+    active_units: list[int]  # dimensions with Cov_x E_q[z_d] > ACTIVE_UNIT_THRESHOLD
+
+
+@torch.inference_mode()
+def layer_stats(model: VAE, images: torch.Tensor, batch_size: int) -> LayerStats | None:
+    """Each layer's KL and active units, from MOMENT_SAMPLES draws per image (E_q[z] of a lower layer
+    averages its posterior mean over the draws of the layers above); None for a flat latent. A
+    collapsed layer shows as KL ~ 0."""
+    sizes = model.posterior.layer_sizes()
+    if sizes is None or not model.posterior.layered_kl:
+        return None
+    model.eval()
+    generator = eval_generator(images.device)
+    means, noise = [], []
+    kl_sum = torch.zeros(sum(sizes), dtype=torch.float64, device=images.device)
+    for batch in images.split(max(1, batch_size // 8)):
+        draw = model.posterior.rsample(model.encoder(batch), MOMENT_SAMPLES, generator)
+        means.append(draw.layer_mean.mean(0))
+        noise.append(draw.layer_mean.var(0) / MOMENT_SAMPLES)
+        kl_sum += draw.layer_kl.double().mean(0).sum(0)
+    active = active_dimensions(torch.cat(means), torch.cat(noise).mean(0)).split(sizes)
+    return LayerStats(
+        kl=[part.sum().item() / len(images) for part in kl_sum.split(sizes)],
+        active_units=[int(part.sum()) for part in active],
+    )
+
+
+@torch.inference_mode()
+def mutual_information(mu: torch.Tensor, logvar: torch.Tensor) -> float:
+    """I(x; z) under q(x, z) = p_data(x) q(z|x), with the dataset as p_data (Hoffman & Johnson 2016).
+
+    I = E_x E_q(z|x)[log q(z|x) - log q(z)], with q(z) = (1/N) sum_n q(z|x_n) the aggregate posterior
+    over the same N images and one z per image. Both log-densities are taken at the same z, so their
+    noise cancels where it can (I = 0 exactly when every posterior is the same); at most log N.
+    """
+    own = DiagonalGaussian(mu, logvar)
+    z = own.rsample(generator=eval_generator(mu.device))
+    log_q_own = own.log_prob(z)
+    log_qz = torch.cat([log_mixture(z_batch, mu, logvar) for z_batch in z.split(MI_ROWS)])
+    return (log_q_own.double() - log_qz).mean().item()

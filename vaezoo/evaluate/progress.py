@@ -1,0 +1,183 @@
+"""What a training run shows while it runs: device-side running losses read without stalling the
+GPU, and the rich progress bar with one line per epoch."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typing_extensions import Self
+
+from vaezoo.evaluate.records import HistoryRow
+from vaezoo.model.vae import ELBOTerms
+
+#: a batch's mean loss per image beyond this means the run has diverged as surely as a NaN, and is stopped the
+#: same way: it is over 10^5 nats per pixel of MNIST (a Bernoulli model starts near 550 per image, a Gaussian
+#: with sigma at its 1e-3 floor and every pixel off by 0.5 is near 10^8)
+DIVERGED_NATS = 1e8
+
+
+@dataclass(frozen=True)
+class EpochTotals:
+    """The running sums of an epoch so far, as read on the host: per-image loss, reconstruction and KL
+    summed over `images`, and the first step whose loss diverged (None while none has)."""
+
+    loss: float
+    recon: float
+    kl: float
+    images: float
+    first_bad_step: int | None
+
+    @classmethod
+    def from_snapshot(cls, values: torch.Tensor) -> EpochTotals:
+        """From RunningLoss's snapshot layout: (loss, recon, kl, images, first bad step or -1)."""
+        loss, recon, kl, images, bad = values.tolist()
+        return cls(loss, recon, kl, images, None if bad < 0 else int(bad))
+
+    def means(self) -> tuple[float, float, float] | None:
+        """(loss, recon, KL) per image, or None before any image was counted."""
+        if self.images <= 0:
+            return None
+        return self.loss / self.images, self.recon / self.images, self.kl / self.images
+
+
+class RunningLoss:
+    """Per-epoch sums of the step losses, kept on the device and read without waiting on it.
+
+    Every POLL_EVERY steps the sums are copied to the host asynchronously; the previous copy is used
+    only once its CUDA event has completed, so the step loop never blocks on the GPU.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums = torch.zeros(4, device=device)  # loss, recon, kl, images
+        self.first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
+        self._host = torch.zeros(5, dtype=torch.float64, pin_memory=device.type == "cuda")
+        self._host[4] = -1  # what the first poll reports, before any copy has completed: no bad step
+        self._event: torch.cuda.Event | None = None
+
+    def reset(self) -> None:
+        """Start a new epoch (in place: a captured graph holds these tensors)."""
+        self.sums.zero_()
+        self.first_bad_step.fill_(-1)
+        # the last epoch ended with a synchronous read, so no copy into the host buffer is in flight
+        self._host.zero_()
+        self._host[4] = -1
+        self._event = None
+
+    def add(self, terms: ELBOTerms, step: int | torch.Tensor) -> None:
+        loss = terms.loss.detach().float()
+        batch = torch.stack([loss.sum(), terms.recon_nll.detach().float().sum(), terms.kl.detach().float().sum()])
+        self.sums[:3] += batch
+        self.sums[3] += loss.shape[0]
+        diverged = ~torch.isfinite(batch).all() | (batch[0].abs() > DIVERGED_NATS * loss.shape[0])
+        bad = diverged & (self.first_bad_step < 0)
+        self.first_bad_step.copy_(torch.where(bad, step, self.first_bad_step))
+
+    def snapshot(self) -> torch.Tensor:
+        """(loss, recon, kl, images, first bad step) as one float64 tensor on the device."""
+        return torch.cat([self.sums.double(), self.first_bad_step.double().unsqueeze(0)])
+
+    def poll(self) -> EpochTotals | None:
+        """The latest completed host copy of the sums, or None while the previous copy is in flight."""
+        if self._event is not None and not self._event.query():
+            return None
+        previous = self._host.clone()
+        self._host.copy_(self.snapshot(), non_blocking=True)
+        if self.device.type != "cuda":
+            return EpochTotals.from_snapshot(self._host)  # a CPU copy is already complete
+        self._event = torch.cuda.Event()
+        self._event.record()
+        return EpochTotals.from_snapshot(previous)
+
+    def read(self) -> EpochTotals:
+        """A synchronous read, for the end of an epoch."""
+        return EpochTotals.from_snapshot(self.snapshot().cpu())
+
+
+class ProgressView:
+    """A rich progress bar with live loss, recon, KL and beta; silent when there is no console."""
+
+    def __init__(self, console: Console | None, total_steps: int, done_steps: int) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn(
+                "loss {task.fields[loss]} recon {task.fields[recon]} KL {task.fields[kl]} beta {task.fields[beta]}"
+            ),
+            console=console,
+            disable=console is None,
+            transient=True,
+        )
+        self.task = self.progress.add_task(
+            "training", total=total_steps, completed=done_steps, loss="-", recon="-", kl="-", beta="-"
+        )
+
+    def __enter__(self) -> Self:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, step: int, epoch: int, epochs: int, beta: float, totals: EpochTotals | None) -> None:
+        fields: dict[str, str] = {"beta": f"{beta:.3f}"}
+        means = totals.means() if totals is not None else None
+        if means is not None:
+            loss, recon, kl = means
+            fields |= {"loss": f"{loss:.2f}", "recon": f"{recon:.2f}", "kl": f"{kl:.2f}"}
+        self.progress.update(self.task, completed=step, description=f"epoch {epoch + 1}/{epochs}", **fields)
+
+    def epoch_done(self, row: HistoryRow) -> None:
+        if self.console is not None:
+            val_text = f"  val -ELBO {row.val_neg_elbo:.2f}" if row.val_neg_elbo is not None else ""
+            self.progress.console.print(
+                f"epoch {row.epoch:>3}  loss {row.train_loss:.2f}  recon {row.train_recon:.2f}  "
+                f"KL {row.train_kl:.2f}  beta {row.beta:.3f}{val_text}  "
+                f"({row.seconds:.1f} s, {row.images_per_second:,.0f} img/s)"
+            )
+
+
+Advance = Callable[[int], None]
+
+
+@contextlib.contextmanager
+def quiet_phase(name: str, total: int | None = None, key: str | None = None) -> Iterator[Advance]:
+    """A phase that shows and records nothing."""
+    yield lambda done: None
+
+
+class PhaseView:
+    """What a run does after training: a progress bar with ETA while a phase runs (where it has a size),
+    then one line with the phase's seconds; `seconds` keeps each phase's time under its key."""
+
+    def __init__(self, console: Console | None) -> None:
+        self.console = console
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str, total: int | None = None, key: str | None = None) -> Iterator[Advance]:
+        start = time.perf_counter()
+        with self._shown(name, total) as advance:
+            yield advance
+        self.seconds[key or name] = time.perf_counter() - start
+        if self.console is not None:
+            self.console.print(f"{name}: {self.seconds[key or name]:.1f} s")
+
+    @contextlib.contextmanager
+    def _shown(self, name: str, total: int | None) -> Iterator[Advance]:
+        if self.console is None or not self.console.is_terminal:  # a log file gets only the closing line
+            yield lambda done: None
+            return
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task(name, total=total)
+            yield lambda done: progress.update(task, advance=done)

@@ -1,0 +1,137 @@
+"""The VAE assembled from its parts: encode -> posterior sample -> decode, and its ELBO as typed
+per-image terms. Nothing here assumes N(0, I) or a Gaussian posterior: the prior and posterior do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from vaezoo.model.distributions import DiagonalGaussian
+from vaezoo.model.kl_estimate import KLChoice, KLEstimate, kl_estimate, kl_terms
+
+if TYPE_CHECKING:  # the parts build on the model's types; the model only calls them
+    from vaezoo.parts.likelihoods import Likelihood
+    from vaezoo.parts.posteriors import Posterior, PosteriorSample
+    from vaezoo.parts.priors import Prior
+
+
+@dataclass(frozen=True)
+class ELBOTerms:
+    """One ELBO evaluation, per image, in nats (summed over pixels and latent dimensions).
+
+    `recon_nll` = -log p(x|z) for one reparameterized z ~ q(z|x); `kl` = KL(q(z|x) || p(z)) as the
+    model's `kl_estimate` says: in closed form (then also `kl_per_dim`, (B, D)) or log q(z|x) - log p(z)
+    at the same z; `beta` weights the KL in the training loss.
+    """
+
+    recon_nll: torch.Tensor
+    kl: torch.Tensor
+    kl_per_dim: torch.Tensor | None
+    beta: float | torch.Tensor
+    #: What training minimizes per image: -log p(x|z) + beta * KL for the plain ELBO; the objective's
+    #: own form otherwise (a free-bits floor on the KL, IWAE's -L_k).
+    loss: torch.Tensor
+
+    @property
+    def neg_elbo(self) -> torch.Tensor:
+        """-ELBO per image (beta = 1 whatever the training beta): an upper bound on -log p(x)."""
+        return self.recon_nll + self.kl
+
+
+class VAE(nn.Module):
+    """p(z) p(x|z) with inference q(z|x), from an encoder, posterior, prior, decoder and likelihood."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        posterior: Posterior,
+        prior: Prior,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        latent_dim: int,
+        kl_estimator: KLChoice = "analytic",
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.posterior = posterior
+        self.prior = prior
+        self.decoder = decoder
+        self.likelihood = likelihood
+        self.latent_dim = latent_dim
+        self.kl_estimator = kl_estimator
+        self.posterior.bind(self)  # the ladder's posterior builds its layers from the prior's
+        self.prior.bind(self)  # last: a prior defined through the other parts may read any of them
+
+    @property
+    def kl_estimate(self) -> KLEstimate:
+        """How the ELBO's KL is computed (`vaezoo.model.kl_estimate`): decided by the parts and `kl_estimator`."""
+        return kl_estimate(type(self.prior), type(self.posterior), self.kl_estimator)
+
+    def init_output(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Start the decoder's output at the likelihood's parameters for the training data's pixel mean
+        and std, (C, H, W) each: the data-dependent initialization of the papers' code. From p = 0.5
+        at every pixel (about 545 nats on MNIST), the encoder stops reading its input within tens of
+        steps, and a prior whose KL is zero for such an encoder (the VampPrior's) never recovers."""
+        self.decoder.output.initialize(self.likelihood.initial_params(mean, std))
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        """The posterior's base diagonal Gaussian for each image; unpacks as (mu, logvar), (B, D) each."""
+        return self.posterior.distribution(self.encoder(x))
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters for each code (a latent as `encode` gives it; the top layer of a
+        hierarchy, whose lower layers are filled with their conditional means), (*lead, P * C, H, W)."""
+        return self.decode_latent(self.prior.expand(code))
+
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters for each full latent z (as the posterior and prior draw them)."""
+        return self.decoder(self.prior.observed(z))
+
+    def kl_terms(self, draw: PosteriorSample) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(KL per image, KL per dimension or None) at the draw, by the model's `kl_estimate`."""
+        return kl_terms(self.kl_estimate, self.prior, draw)
+
+    def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ELBOTerms:
+        """The ELBO's terms for a batch, one z sample per image; `loss` is the -ELBO itself (beta = 1),
+        and the training objectives weight the KL as they say."""
+        draw = self.posterior.rsample(self.encoder(x), generator=generator)
+        recon_nll = -self.likelihood.log_prob(x, self.decode_latent(draw.z))
+        kl, kl_per_dim = self.kl_terms(draw)
+        return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=1.0, loss=recon_nll + kl)
+
+    def log_weights(
+        self,
+        x: torch.Tensor,
+        samples: int,
+        generator: torch.Generator | None = None,
+        features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """log p(x, z_k) - log q(z_k|x) for `samples` draws z_k ~ q(z|x): shape (samples, B).
+
+        Their logsumexp over k minus log(samples) is the importance-weighted bound L_K <= log p(x).
+        Pass `features` = encoder(x) to reuse them across chunks of samples.
+        """
+        log_px_z, log_prior_ratio = self.weight_terms(x, samples, generator, features)
+        return log_px_z + log_prior_ratio
+
+    def weight_terms(
+        self,
+        x: torch.Tensor,
+        samples: int,
+        generator: torch.Generator | None = None,
+        features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(x|z_k), log p(z_k) - log q(z_k|x)) for `samples` draws z_k ~ q(z|x), each (samples, B)."""
+        features = self.encoder(x) if features is None else features
+        draw = self.posterior.rsample(features, samples, generator)
+        log_px_z = self.likelihood.log_prob(x, self.decode_latent(draw.z))
+        return log_px_z, self.prior.log_prob(draw.z) - draw.log_q
+
+    @torch.inference_mode()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images decoded from n draws of the prior: the likelihood's mean, (n, C, H, W)."""
+        device = next(self.parameters()).device
+        return self.likelihood.mean(self.decode_latent(self.prior.sample(n, generator).to(device)))

@@ -1,0 +1,45 @@
+"""What every training objective shares: the Objective protocol and the registry its kinds fill."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+from vaezoo.core.registry import Registry
+from vaezoo.model.vae import VAE, ELBOTerms
+from vaezoo.parts.kl_weightings import KLWeighting
+
+if TYPE_CHECKING:
+    from vaezoo.parts.posteriors import Posterior
+    from vaezoo.parts.priors import Prior
+
+
+class Objective:
+    """What training minimizes: `terms` gives the per-image terms of a batch, `.loss` the minimized one.
+
+    The class attributes say what an objective needs and is: subclasses override what differs.
+    """
+
+    #: True when the loss at beta = 1 is a bound on -log p(x) (what the family contract tests check).
+    is_bound: ClassVar[bool] = True
+    #: True when the constructor takes `dataset_size`, the training split's size (a minibatch estimate
+    #: of the aggregate posterior q(z) weighs the batch by it).
+    needs_dataset_size: ClassVar[bool] = False
+
+    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+        """The per-image terms of the objective on a batch; `.loss` is what training minimizes."""
+        raise NotImplementedError
+
+    @classmethod
+    def accepts(cls, weighting: type[KLWeighting]) -> bool:
+        """Whether this objective can honour the KL weighting's penalty."""
+        return True
+
+    @classmethod
+    def refuses(cls, prior: type[Prior], posterior: type[Posterior]) -> str | None:
+        """Why this objective cannot train a model with this prior and posterior, or None when it can."""
+        return None
+
+
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")

@@ -1,0 +1,28 @@
+"""The ELBO with one reparameterized sample per image (Kingma & Welling 2014)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar, Literal
+
+import torch
+
+from vaezoo.core.schema import StrictModel
+from vaezoo.model.vae import VAE, ELBOTerms
+from vaezoo.parts.kl_weightings import KLWeighting
+from vaezoo.parts.objectives.base import OBJECTIVES, Objective
+
+
+class ELBOSpec(StrictModel):
+    kind: Literal["elbo"]
+
+
+@OBJECTIVES.register("elbo")
+class ELBO(Objective):
+    """The ELBO with one reparameterized sample per image: -log p(x|z) + beta * KL (Kingma & Welling 2014)."""
+
+    Spec: ClassVar = ELBOSpec
+
+    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+        terms = model.elbo(x)
+        return replace(terms, beta=beta, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta))

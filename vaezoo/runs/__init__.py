@@ -1,0 +1,1 @@
+"""A run folder from spec to report: running, resuming and re-reading one experiment."""

@@ -1,0 +1,1 @@
+"""The training loop and what it keeps: the step, CUDA graphs, EMA weights, scalars and checkpoints."""
