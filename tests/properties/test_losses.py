@@ -162,7 +162,9 @@ def test_per_image_loss_does_not_depend_on_the_rest_of_the_batch(batch, position
 
 def test_elbo_below_iwae_bounds_below_exact_log_likelihood():
     model, x, exact = linear_gaussian(shift=0.6, inflate=3.0)
-    per_image = {k: evaluate_bounds.log_likelihood_iw(model, x, k, torch.Generator().manual_seed(k)) for k in (1, 10, 100)}
+    per_image = {
+        k: evaluate_bounds.log_likelihood_iw(model, x, k, torch.Generator().manual_seed(k)) for k in (1, 10, 100)
+    }
     bounds = {k: v.mean().item() for k, v in per_image.items()}
     elbo = -evaluate_bounds.elbo_means(model, x, batch_size=100).neg_elbo
     standard_error = per_image[1].std().item() / math.sqrt(len(x))
