@@ -25,10 +25,11 @@ from vaezoo.parts.kl_weightings import KLWeighting
 from vaezoo.parts.lr_schedules import LR_SCHEDULES, set_lr
 from vaezoo.parts.objectives import ELBO, Objective
 from vaezoo.train.checkpoint import TrainState, load_checkpoint, save_checkpoint, training_fields
-from vaezoo.train.cuda_graphs import CapturedStep, GraphState, StepRunner
+from vaezoo.train.cuda_graphs import CapturedStep, StepRunner
 from vaezoo.train.ema import WeightAverage, load_averaged
-from vaezoo.train.scalars import ScalarLog, StepWindow, grad_norm
+from vaezoo.train.scalars import ScalarLog, StepWindow
 from vaezoo.train.scalars import write_csv as write_scalars
+from vaezoo.train.step import TrainStep
 from vaezoo.train.tensorboard_log import TensorBoardLog
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def fit(
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     window = StepWindow(device)
-    step = _Step(
+    step = TrainStep(
         model,
         objective or ELBO(),
         kl_weighting,
@@ -184,7 +185,7 @@ def fit(
             set_lr(optimizer, lr)
             row = _train_epoch(runner, step, total_steps, config, state, epoch, view, lr, scalars, stop)
             with average.applied() if average is not None else contextlib.nullcontext():
-                row = dataclasses.replace(row, **_validate(model, data, config))
+                row = _validate(row, model, data, config)
             state.history.append(row)
             state.epoch = epoch + 1
             if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
@@ -209,56 +210,9 @@ def _write_views(run_dir: Path, state: TrainState) -> None:
     write_scalars(run_dir / "scalars.csv", state.scalars)
 
 
-@dataclass
-class _Step:
-    """One optimizer step on the training images at `index`, its losses added to `running`."""
-
-    model: VAE
-    objective: Objective
-    kl_weighting: KLWeighting
-    optimizer: torch.optim.Optimizer
-    data: DeviceData
-    generator: torch.Generator
-    running: RunningLoss
-    precision: str
-    window: StepWindow
-    grad_clip: float | None = None
-    average: WeightAverage | None = None
-
-    def __call__(self, index: torch.Tensor, step: int | torch.Tensor, beta: float | torch.Tensor) -> None:
-        x = self.data.train_batch(index, self.generator)
-        device_type = x.device.type
-        # cache off: a captured graph must recompute the weights' casts on every replay
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
-            terms = self.objective.terms(self.model, x, beta, self.kl_weighting)
-        self.optimizer.zero_grad(set_to_none=True)
-        terms.loss.float().mean().backward()
-        parameters = list(self.model.parameters())
-        if self.grad_clip is not None:  # the norm before clipping is what the scalars log
-            norm = torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
-        else:
-            norm = grad_norm(parameters, x.device)
-        self.window.add(terms, norm)
-        self.optimizer.step()
-        if self.average is not None:
-            self.average.update()
-        self.running.add(terms, step)
-
-    def graph_state(self) -> GraphState:
-        """What a captured graph of this step reads and updates besides its index, step and beta."""
-        average = self.average.average if self.average is not None else []
-        return GraphState(
-            model=self.model,
-            optimizer=self.optimizer,
-            generator=self.generator,
-            device=self.running.device,
-            accumulators=[self.running.sums, self.running.first_bad_step, self.window.sums, *average],
-        )
-
-
 def _train_epoch(
     runner: StepRunner,
-    step: _Step,
+    step: TrainStep,
     total_steps: int,
     config: TrainConfig,
     state: TrainState,
@@ -306,11 +260,16 @@ def _train_epoch(
     )
 
 
-def _validate(model: VAE, data: DeviceData, config: TrainConfig) -> dict[str, float | None]:
-    """Validation -ELBO (beta = 1) and its terms, or None when there is no validation split."""
+def _validate(row: HistoryRow, model: VAE, data: DeviceData, config: TrainConfig) -> HistoryRow:
+    """The epoch's row with its validation -ELBO (beta = 1) and terms; unchanged without a validation split."""
     if data.val_images.shape[0] == 0:
-        return {"val_neg_elbo": None, "val_recon": None, "val_kl": None, "val_seconds": None}
+        return row
     start = time.perf_counter()
     means = elbo_means(model, data.val_images, config.eval_batch_size)
-    seconds = time.perf_counter() - start
-    return {"val_neg_elbo": means.neg_elbo, "val_recon": means.recon_nll, "val_kl": means.kl, "val_seconds": seconds}
+    return dataclasses.replace(
+        row,
+        val_neg_elbo=means.neg_elbo,
+        val_recon=means.recon_nll,
+        val_kl=means.kl,
+        val_seconds=time.perf_counter() - start,
+    )
