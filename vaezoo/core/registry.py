@@ -23,11 +23,16 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator that registers its target under `name`; a name can be taken only once (a plugin
-        registering a kind vaezoo has, e.g. `mlp`, is a RegistryError: one line, not a replaced part)."""
+        """Decorator that registers its target under `name`.
+
+        A name is taken once: another component claiming it (a plugin registering a kind vaezoo has, e.g.
+        `mlp`) is a RegistryError, one line, and the first stays. The same definition registered again (a
+        notebook cell run twice, a module reloaded: a class or function of the same module and qualified
+        name, or an equal value) replaces it, so that re-running the cell that defines a part is harmless.
+        """
 
         def add(obj: T) -> T:
-            if name in self._entries:
+            if name in self._entries and not same_definition(self._entries[name], obj):
                 raise RegistryError(f"{self.what} {name!r} is already registered; give yours another name")
             self._entries[name] = obj
             return obj
@@ -60,3 +65,19 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def same_definition(old: object, new: object) -> bool:
+    """Whether `new` is `old` defined again: the same object, an equal value, or a class or function of the
+    same module and qualified name (what re-running a notebook cell or reloading a module makes)."""
+    if old is new:
+        return True
+    if isinstance(old, type) or callable(old) and hasattr(old, "__qualname__"):
+        key = _definition(old)
+        return key is not None and key == _definition(new)
+    return bool(old == new)
+
+
+def _definition(obj: object) -> tuple[object, object] | None:
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return (module, qualname) if isinstance(module, str) and isinstance(qualname, str) else None

@@ -12,12 +12,12 @@ from vaezoo.core.errors import SpecError
 from vaezoo.core.schema import StrictModel
 from vaezoo.data import DataSpec
 from vaezoo.model.kl_estimate import KLChoice, kl_estimate
+from vaezoo.model.latent import LatentLayout
 from vaezoo.parts import LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.parts.kl_weightings import KL_WEIGHTINGS
 from vaezoo.parts.lr_schedules import LR_SCHEDULES
 from vaezoo.parts.objectives import OBJECTIVES
-from vaezoo.spec.slots import (  # noqa: F401 (SLOTS, SLOT, COMPONENT_KINDS and the unions are the spec's public names)
-    COMPONENT_KINDS,
+from vaezoo.spec.slots import (  # noqa: F401 (SLOTS, SLOT, Slot and the slot types are the spec's public names)
     NAME,
     SLOT,
     SLOTS,
@@ -31,7 +31,6 @@ from vaezoo.spec.slots import (  # noqa: F401 (SLOTS, SLOT, COMPONENT_KINDS and 
     Slot,
     default_kinds,
     slot_field,
-    tagged_union,
 )
 from vaezoo.spec.yaml_io import MAX_SPEC_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, dump_yaml, parse_yaml, read_mapping  # noqa: F401 (re-exported)
 
@@ -122,7 +121,7 @@ class ExperimentSpec(StrictModel):
         refused = OBJECTIVES.get(self.objective.kind).refuses(prior, posterior)
         if refused is not None:
             raise ValueError(f"objective {self.objective.kind}: {refused}")
-        if prior.hierarchical != posterior.hierarchical:
+        if LatentLayout(tuple(self.model.prior.layers(self.model.latent_dim))).hierarchical != posterior.hierarchical:
             raise ValueError(
                 f"the prior {self.model.prior.kind} and the posterior {self.model.posterior.kind} must both be "
                 "hierarchical (over a stack of latent layers) or both flat"
@@ -172,24 +171,8 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 def yaml_path(data: Any, loc: tuple[Any, ...]) -> str:
-    """The dotted YAML path of a pydantic error location, without the union tags pydantic inserts."""
-    parts: list[str] = []
-    node = data
-    for item in loc:
-        if (
-            isinstance(node, dict)
-            and item in node
-            or isinstance(node, list)
-            and isinstance(item, int)
-            and 0 <= item < len(node)
-        ):
-            node = node[item]
-        elif isinstance(node, dict) and item in COMPONENT_KINDS and node.get("kind", item) == item:
-            continue  # the tag of a discriminated union (given, or the slot's default)
-        else:
-            node = None
-        parts.append(str(item))
-    return ".".join(parts) or "spec"
+    """The dotted YAML path of a pydantic error location (slots add no union tags: see slots.SlotType)."""
+    return ".".join(str(item) for item in loc) or "spec"
 
 
 def describe(error: ValidationError, data: Any) -> str:
