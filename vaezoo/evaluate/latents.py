@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from vaezoo.evaluate.bounds import eval_generator
-from vaezoo.model.distributions import DiagonalGaussian, gaussian_log_density, log_mixture
+from vaezoo.model.distributions import DiagonalGaussian, log_mixture
 from vaezoo.model.vae import VAE
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
@@ -66,7 +66,7 @@ def code_moments(model: VAE, images: torch.Tensor, batch_size: int) -> CodeMomen
     generator = eval_generator(images.device)
     means, variances = [], []
     for batch in images.split(max(1, batch_size // 8)):
-        code = model.prior.code(model.posterior.rsample(model.encoder(batch), MOMENT_SAMPLES, generator).z)
+        code = model.latent.code(model.latent.draw(model.encoder(batch), MOMENT_SAMPLES, generator).z)
         means.append(code.mean(0))
         variances.append(code.var(0))
     variance = torch.cat(variances)
@@ -90,11 +90,7 @@ def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tens
     dimensions (summing to the KL for a factorized prior); for a flow, the Gaussian with its code's mean
     and variance: a per-dimension diagnostic that need not sum to the KL.
     """
-    q = DiagonalGaussian(mu, logvar)
-    if model.prior.closed_form_kl:
-        return model.prior.kl(q).mean(0)
-    z = q.rsample(generator=eval_generator(mu.device))
-    return (gaussian_log_density(z, mu, logvar) - model.prior.marginal_log_prob(z)).mean(0)
+    return model.latent.code_kl_per_dim(DiagonalGaussian(mu, logvar), eval_generator(mu.device)).mean(0)
 
 
 @torch.inference_mode()
@@ -122,15 +118,15 @@ def layer_stats(model: VAE, images: torch.Tensor, batch_size: int) -> LayerStats
     """Each layer's KL and active units, from MOMENT_SAMPLES draws per image (E_q[z] of a lower layer
     averages its posterior mean over the draws of the layers above); None for a flat latent. A
     collapsed layer shows as KL ~ 0."""
-    sizes = model.posterior.layer_sizes()
-    if sizes is None or not model.posterior.layered_kl:
+    sizes = model.latent.layout.sizes
+    if len(sizes) == 1 or not model.posterior.layered_kl:
         return None
     model.eval()
     generator = eval_generator(images.device)
     means, noise = [], []
     kl_sum = torch.zeros(sum(sizes), dtype=torch.float64, device=images.device)
     for batch in images.split(max(1, batch_size // 8)):
-        draw = model.posterior.rsample(model.encoder(batch), MOMENT_SAMPLES, generator)
+        draw = model.latent.draw(model.encoder(batch), MOMENT_SAMPLES, generator)
         means.append(draw.layer_mean.mean(0))
         noise.append(draw.layer_mean.var(0) / MOMENT_SAMPLES)
         kl_sum += draw.layer_kl.double().mean(0).sum(0)

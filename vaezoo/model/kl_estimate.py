@@ -1,4 +1,4 @@
-"""Where the posterior meets the prior in the ELBO: which estimator its KL uses, decided in one place.
+"""Which estimator the ELBO's KL uses, decided in one place (`vaezoo.model.latent.Latent` applies it).
 
 `model.kl_estimate: analytic` (the default) takes the closed form wherever the parts give one: the
 whole KL for a diagonal Gaussian posterior against a prior with a closed form; layer by layer for a
@@ -14,10 +14,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING, Literal
 
-import torch
-
 if TYPE_CHECKING:
-    from vaezoo.parts.posteriors import Posterior, PosteriorSample
+    from vaezoo.parts.posteriors import Posterior
     from vaezoo.parts.priors import Prior
 
 KLChoice = Literal["analytic", "monte-carlo"]
@@ -45,14 +43,3 @@ def kl_estimate(prior: type[Prior], posterior: type[Posterior], choice: KLChoice
     if posterior.layered_kl:
         return KLEstimate.PER_LAYER
     return KLEstimate.MONTE_CARLO
-
-
-def kl_terms(estimate: KLEstimate, prior: Prior, draw: PosteriorSample) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(KL per image, KL per latent dimension or None) at the posterior's draw, by `estimate`."""
-    if estimate is KLEstimate.CLOSED_FORM:
-        per_dim = prior.kl(draw.base)
-    elif estimate is KLEstimate.PER_LAYER:
-        per_dim = draw.layer_kl
-    else:
-        return draw.log_q - prior.log_prob(draw.z), None
-    return per_dim.sum(-1), per_dim

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from vaezoo.model.distributions import DiagonalGaussian
-from vaezoo.model.kl_estimate import KLChoice, KLEstimate, kl_estimate, kl_terms
+from vaezoo.model.kl_estimate import KLChoice, KLEstimate, kl_estimate
+from vaezoo.model.latent import Latent, LatentLayout
 
 if TYPE_CHECKING:  # the parts build on the model's types; the model only calls them
     from vaezoo.parts.likelihoods import Likelihood
-    from vaezoo.parts.posteriors import Posterior, PosteriorSample
+    from vaezoo.parts.posteriors import Posterior
     from vaezoo.parts.priors import Prior
 
 
@@ -42,7 +43,11 @@ class ELBOTerms:
 
 
 class VAE(nn.Module):
-    """p(z) p(x|z) with inference q(z|x), from an encoder, posterior, prior, decoder and likelihood."""
+    """p(z) p(x|z) with inference q(z|x), from an encoder, posterior, prior, decoder and likelihood.
+
+    Where the posterior meets the prior (the latent's layout, the KL's estimator, drawing z) is
+    `self.latent` (`vaezoo.model.latent.Latent`); the parts know nothing of each other or of the model.
+    """
 
     def __init__(
         self,
@@ -51,7 +56,7 @@ class VAE(nn.Module):
         prior: Prior,
         decoder: nn.Module,
         likelihood: Likelihood,
-        latent_dim: int,
+        layout: LatentLayout,
         kl_estimator: KLChoice = "analytic",
     ) -> None:
         super().__init__()
@@ -60,15 +65,15 @@ class VAE(nn.Module):
         self.prior = prior
         self.decoder = decoder
         self.likelihood = likelihood
-        self.latent_dim = latent_dim
-        self.kl_estimator = kl_estimator
-        self.posterior.bind(self)  # the ladder's posterior builds its layers from the prior's
-        self.prior.bind(self)  # last: a prior defined through the other parts may read any of them
+        self.latent_dim = layout.code_dim
+        estimate = kl_estimate(type(prior), type(posterior), kl_estimator)
+        # a plain attribute, not a submodule: the parts are registered above, once
+        self.latent = Latent(layout, estimate, encoder, posterior, prior)
 
     @property
     def kl_estimate(self) -> KLEstimate:
         """How the ELBO's KL is computed (`vaezoo.model.kl_estimate`): decided by the parts and `kl_estimator`."""
-        return kl_estimate(type(self.prior), type(self.posterior), self.kl_estimator)
+        return self.latent.estimate
 
     def init_output(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Start the decoder's output at the likelihood's parameters for the training data's pixel mean
@@ -79,27 +84,23 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """The posterior's base diagonal Gaussian for each image; unpacks as (mu, logvar), (B, D) each."""
-        return self.posterior.distribution(self.encoder(x))
+        return self.latent.encode(self.encoder(x))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """The likelihood's parameters for each code (a latent as `encode` gives it; the top layer of a
         hierarchy, whose lower layers are filled with their conditional means), (*lead, P * C, H, W)."""
-        return self.decode_latent(self.prior.expand(code))
+        return self.decode_latent(self.latent.expand(code))
 
     def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
         """The likelihood's parameters for each full latent z (as the posterior and prior draw them)."""
-        return self.decoder(self.prior.observed(z))
-
-    def kl_terms(self, draw: PosteriorSample) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(KL per image, KL per dimension or None) at the draw, by the model's `kl_estimate`."""
-        return kl_terms(self.kl_estimate, self.prior, draw)
+        return self.decoder(self.latent.observed(z))
 
     def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ELBOTerms:
         """The ELBO's terms for a batch, one z sample per image; `loss` is the -ELBO itself (beta = 1),
         and the training objectives weight the KL as they say."""
-        draw = self.posterior.rsample(self.encoder(x), generator=generator)
+        draw = self.latent.draw(self.encoder(x), generator=generator)
         recon_nll = -self.likelihood.log_prob(x, self.decode_latent(draw.z))
-        kl, kl_per_dim = self.kl_terms(draw)
+        kl, kl_per_dim = self.latent.kl_terms(draw)
         return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=1.0, loss=recon_nll + kl)
 
     def log_weights(
@@ -126,12 +127,12 @@ class VAE(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x|z_k), log p(z_k) - log q(z_k|x)) for `samples` draws z_k ~ q(z|x), each (samples, B)."""
         features = self.encoder(x) if features is None else features
-        draw = self.posterior.rsample(features, samples, generator)
+        draw = self.latent.draw(features, samples, generator)
         log_px_z = self.likelihood.log_prob(x, self.decode_latent(draw.z))
-        return log_px_z, self.prior.log_prob(draw.z) - draw.log_q
+        return log_px_z, self.latent.log_prior_ratio(draw)
 
     @torch.inference_mode()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Images decoded from n draws of the prior: the likelihood's mean, (n, C, H, W)."""
         device = next(self.parameters()).device
-        return self.likelihood.mean(self.decode_latent(self.prior.sample(n, generator).to(device)))
+        return self.likelihood.mean(self.decode_latent(self.latent.sample(n, generator).to(device)))

@@ -185,7 +185,7 @@ def traversal_grid(
     with _evaluating(model):
         mu = _encode_mean(model, image.reshape(1, *image.shape[-3:])).cpu()
         z = mu.repeat(len(chosen) * len(values), 1)
-        mean, std = (t.cpu() for t in model.prior.marginal_moments())
+        mean, std = (t.cpu() for t in model.latent.density().marginal_moments())
         for row, d in enumerate(chosen):
             z[row * len(values) : (row + 1) * len(values), d] = mean[d] + values * std[d]
         return _grid(_decode_mean(model, z), per_row=len(values))
@@ -199,7 +199,7 @@ def manifold_grid(model: VAE, n: int = 20) -> torch.Tensor:
     q = manifold_values(n)
     # row-major order: top row is the highest z2, as on a plot's y axis
     z2, z1 = torch.meshgrid(q.flip(0), q, indexing="ij")
-    mean, std = (t.cpu() for t in model.prior.marginal_moments())
+    mean, std = (t.cpu() for t in model.latent.density().marginal_moments())
     z = mean + torch.stack([z1, z2], dim=-1).reshape(-1, 2) * std
     with _evaluating(model):
         return _grid(_decode_mean(model, z), per_row=n)

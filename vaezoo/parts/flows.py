@@ -15,7 +15,7 @@ KL weightings that need a closed-form KL per dimension.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -25,6 +25,9 @@ from torch.nn import functional as F
 from vaezoo.core.schema import StrictModel
 from vaezoo.model.distributions import DiagonalGaussian
 from vaezoo.parts.posteriors import POSTERIORS, Posterior, PosteriorSample
+
+if TYPE_CHECKING:
+    from vaezoo.parts.priors import Prior
 
 
 class FlowPosterior(Posterior):
@@ -58,7 +61,12 @@ class FlowPosterior(Posterior):
         return self.flow(z0, self.split(features)[1])
 
     def rsample(
-        self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None
+        self,
+        features: torch.Tensor,
+        samples: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        prior: Prior | None = None,
     ) -> PosteriorSample:
         base, params = self.split(features)
         z0 = base.rsample(samples, generator)

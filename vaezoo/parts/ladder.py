@@ -13,16 +13,18 @@ var_p * exp(d_logvar)). Its KL is zero at a finite point (d = 0), as a plain VAE
 is zero only as the bottom-up variance goes to infinity, where its gradients vanish, and on MNIST
 the product's lower layer collapsed that way (docs/results/ablation-zoo).
 
-`model.latent_dim` is the top layer's size; `lower` lists the layers below it, bottom first. A full
-latent is [z_1, ..., z_L] on its last axis. What the rest of vaezoo sees as the code (`encode`,
-the latent statistics, traversals, the scatter, interpolations) is the top layer z_L; decoding a
-code fills the layers below with the prior's conditional means.
+`model.latent_dim` is the top layer's size; `lower` lists the layers below it, bottom first
+(`LadderPriorSpec.layers`). A full latent is [z_1, ..., z_L] on its last axis. What the rest of
+vaezoo sees as the code (`encode`, the latent statistics, traversals, the scatter, interpolations)
+is the top layer z_L; decoding a code fills the layers below with the prior's conditional means
+(`vaezoo.model.latent`, which owns that layout). The posterior is built with the layer sizes and
+draws through the prior handed to `rsample`; neither keeps a reference to the other.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -38,13 +40,9 @@ from vaezoo.model.distributions import (
 )
 from vaezoo.parts.layers import ACTIVATIONS, Activation
 from vaezoo.parts.posteriors import POSTERIORS, Posterior, PosteriorSample
-from vaezoo.parts.priors import PRIORS, Prior
-
-if TYPE_CHECKING:
-    from vaezoo.model.vae import VAE
+from vaezoo.parts.priors import PRIORS, Prior, PriorSpecBase
 
 LayerSize = Annotated[int, Field(ge=1, le=4096)]
-NOTE = "hierarchical latents: the code is the top layer, so these statistics and figures are the top layer's"
 
 
 def _gaussian(params: torch.Tensor) -> DiagonalGaussian:
@@ -56,13 +54,21 @@ def _network(n_in: int, hidden: int, n_out: int, activation: str) -> nn.Sequenti
     return nn.Sequential(nn.Linear(n_in, hidden), ACTIVATIONS[activation](), nn.Linear(hidden, n_out))
 
 
-class LadderPriorSpec(StrictModel):
+def stack(lower: list[int], top: int) -> list[int]:
+    """A ladder's layer sizes, bottom first: the layers below the top, then the top (the code)."""
+    return [*lower, top]
+
+
+class LadderPriorSpec(PriorSpecBase):
     kind: Literal["ladder"]
     lower: list[LayerSize] = Field(
         default=[64], min_length=1, max_length=8, description="sizes of the layers below the top, bottom first"
     )
     hidden: int = Field(default=256, ge=1, le=65536, description="width of each conditional's hidden layer")
     activation: Activation = "tanh"
+
+    def layers(self, latent_dim: int) -> list[int]:
+        return stack(self.lower, latent_dim)
 
 
 @PRIORS.register("ladder")
@@ -71,21 +77,15 @@ class LadderPrior(Prior):
 
     Spec: ClassVar = LadderPriorSpec
     closed_form_kl = False
-    hierarchical = True
-    code_note: ClassVar[str | None] = NOTE
 
     def __init__(self, *, latent_dim: int, lower: list[int], hidden: int, activation: Activation) -> None:
         super().__init__()
-        self.sizes = [*lower, latent_dim]  # bottom first
+        self.sizes = stack(lower, latent_dim)  # bottom first
         # conditionals[l] gives p(z_l | z_{l+1}) for the layer l below the top (bottom first)
         self.conditionals = nn.ModuleList(
             _network(above, hidden, 2 * size, activation) for size, above in itertools.pairwise(self.sizes)
         )
         self.register_buffer("anchor", torch.zeros(()), persistent=False)
-
-    @classmethod
-    def observed_dims(cls, spec: LadderPriorSpec, latent_dim: int) -> int:
-        return spec.lower[0]
 
     def split(self, z: torch.Tensor) -> list[torch.Tensor]:
         """A full latent's layers, bottom first."""
@@ -120,18 +120,6 @@ class LadderPrior(Prior):
         zeros = torch.zeros(self.sizes[-1], device=self.anchor.device)
         return zeros, zeros + 1.0
 
-    def observed(self, z: torch.Tensor) -> torch.Tensor:
-        return self.split(z)[0]
-
-    def code(self, z: torch.Tensor) -> torch.Tensor:
-        return self.split(z)[-1]
-
-    def expand(self, code: torch.Tensor) -> torch.Tensor:
-        layers = [code]
-        for layer in reversed(range(len(self.conditionals))):
-            layers.insert(0, self.conditional(layer, layers[0]).mu)
-        return torch.cat(layers, dim=-1)
-
 
 def precision_weighted(estimate: DiagonalGaussian, conditional: DiagonalGaussian) -> DiagonalGaussian:
     """The normalized product of two diagonal Gaussians: precisions add, means weight by precision."""
@@ -162,8 +150,9 @@ class LadderPosteriorSpec(StrictModel):
 
 @POSTERIORS.register("ladder")
 class LadderPosterior(Posterior):
-    """Top-down inference sharing the encoder's path: needs the ladder prior, whose layers it reads
-    and whose conditionals it combines with its own bottom-up estimates."""
+    """Top-down inference sharing the encoder's path: built with the ladder's layer sizes, it draws
+    through the ladder prior handed to `rsample`, combining its conditionals with its own bottom-up
+    estimates."""
 
     Spec: ClassVar = LadderPosteriorSpec
     is_base_gaussian = False
@@ -174,39 +163,29 @@ class LadderPosterior(Posterior):
         self,
         *,
         in_features: int,
-        latent_dim: int,
+        layers: list[int],
         hidden: int,
         activation: Activation,
         combine: Literal["residual", "precision"] = "residual",
     ) -> None:
         super().__init__()
-        self.in_features, self.hidden, self.activation = in_features, hidden, activation
         self.combine = COMBINE[combine]
         # NVAE's residual reads the top-down state beside the bottom-up features: a shift that depends
         # on x alone makes z_{l+1} redundant (any shift it could cause, x's own can), and the top
         # layer then carried 0.02 nats on MNIST; the precision-weighted product reads x alone, as in
         # the ladder paper.
         self.reads_above = combine == "residual"
-        self.paths = nn.ModuleList()  # built in bind, once the prior's layers are known
+        self.paths = nn.ModuleList()
         self.heads = nn.ModuleList()
-
-    def bind(self, model: VAE) -> None:
-        prior = model.prior
-        if not isinstance(prior, LadderPrior):
-            raise TypeError("the ladder posterior needs the ladder prior")
-        object.__setattr__(self, "_prior", prior)  # not a submodule: the model owns the prior
-        width = self.in_features
-        for layer, size in enumerate(prior.sizes):
+        width = in_features
+        for layer, size in enumerate(layers):  # each layer's path, then its head: the order of the draws
             if layer == 0:  # the bottom layer reads the encoder's features directly
                 self.paths.append(nn.Identity())
             else:
-                self.paths.append(nn.Sequential(nn.Linear(width, self.hidden), ACTIVATIONS[self.activation]()))
-                width = self.hidden
-            above = prior.sizes[layer + 1] if self.reads_above and layer + 1 < len(prior.sizes) else 0
+                self.paths.append(nn.Sequential(nn.Linear(width, hidden), ACTIVATIONS[activation]()))
+                width = hidden
+            above = layers[layer + 1] if self.reads_above and layer + 1 < len(layers) else 0
             self.heads.append(nn.Linear(width + above, 2 * size))
-
-    def layer_sizes(self) -> list[int] | None:
-        return list(self._prior.sizes)
 
     def bottom_up(self, features: torch.Tensor) -> list[torch.Tensor]:
         """The deterministic bottom-up features each layer's head reads, bottom first."""
@@ -228,8 +207,15 @@ class LadderPosterior(Posterior):
         return self.estimate(len(self.heads) - 1, self.bottom_up(features)[-1])
 
     def rsample(
-        self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None
+        self,
+        features: torch.Tensor,
+        samples: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        prior: Prior | None = None,
     ) -> PosteriorSample:
+        if not isinstance(prior, LadderPrior):
+            raise TypeError("the ladder posterior draws through the ladder prior's conditionals: pass prior=")
         hidden = self.bottom_up(features)
         top = self.estimate(len(hidden) - 1, hidden[-1])
         layers = [top.rsample(samples, generator)]
@@ -237,7 +223,7 @@ class LadderPosterior(Posterior):
         kls = [gaussian_kl_per_dim(top.mu, top.logvar).expand_as(layers[0])]  # the prior's top is N(0, I)
         means = [top.mu.expand_as(layers[0])]
         for layer in reversed(range(len(hidden) - 1)):
-            conditional = self._prior.conditional(layer, layers[0])
+            conditional = prior.conditional(layer, layers[0])
             q = self.combine(self.estimate(layer, hidden[layer], layers[0]), conditional)
             z = q.mu + torch.exp(0.5 * q.logvar) * torch.randn(
                 q.mu.shape, generator=generator, device=q.mu.device, dtype=q.mu.dtype

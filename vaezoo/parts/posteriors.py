@@ -18,7 +18,7 @@ from vaezoo.core.schema import StrictModel
 from vaezoo.model.distributions import DiagonalGaussian
 
 if TYPE_CHECKING:
-    from vaezoo.model.vae import VAE
+    from vaezoo.parts.priors import Prior
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class Posterior(nn.Module):
 
     #: True when z ~ `distribution(features)` exactly, so a prior's closed-form KL against it holds.
     is_base_gaussian: ClassVar[bool]
-    #: True for a posterior over a stack of latent layers, which needs a hierarchical prior.
+    #: True for a posterior over a stack of latent layers (drawn top-down through the prior's
+    #: conditionals), which needs a hierarchical layout (`vaezoo.model.latent.LatentLayout`).
     hierarchical: ClassVar[bool] = False
     #: True when its samples carry each layer's closed-form KL (`PosteriorSample.layer_kl`).
     layered_kl: ClassVar[bool] = False
@@ -54,18 +55,19 @@ class Posterior(nn.Module):
         raise NotImplementedError
 
     def rsample(
-        self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None
+        self,
+        features: torch.Tensor,
+        samples: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        prior: Prior | None = None,
     ) -> PosteriorSample:
-        """Reparameterized draws: one per image, or `samples` per image along a new leading axis."""
+        """Reparameterized draws: one per image, or `samples` per image along a new leading axis.
+
+        `prior` is the model's prior, which a hierarchical posterior draws through (its conditionals);
+        a flat one ignores it. `vaezoo.model.latent.Latent.draw` hands it over.
+        """
         raise NotImplementedError
-
-    def layer_sizes(self) -> list[int] | None:
-        """A hierarchy's layer sizes, bottom first, as its samples lay them out; None for a flat latent."""
-        return None
-
-    def bind(self, model: VAE) -> None:
-        """Called once the VAE is assembled; a no-op here. A posterior that works through the prior
-        (the ladder's top-down inference) keeps it, and may build what depends on it."""
 
 
 POSTERIORS: Registry[type[Posterior]] = Registry("posterior")
@@ -91,7 +93,12 @@ class GaussianPosterior(Posterior):
         return DiagonalGaussian(mu, logvar)
 
     def rsample(
-        self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None
+        self,
+        features: torch.Tensor,
+        samples: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        prior: Prior | None = None,
     ) -> PosteriorSample:
         q = self.distribution(features)
         z = q.rsample(samples, generator)

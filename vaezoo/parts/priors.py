@@ -3,7 +3,7 @@ against a diagonal Gaussian posterior in closed form (otherwise the ELBO estimat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 import torch
 from pydantic import Field
@@ -13,37 +13,32 @@ from vaezoo.core.registry import Registry
 from vaezoo.core.schema import StrictModel
 from vaezoo.model.distributions import DiagonalGaussian, gaussian_kl_per_dim, gaussian_log_density, standard_log_density
 
-if TYPE_CHECKING:
-    from vaezoo.model.vae import VAE
+
+class PriorDensity(Protocol):
+    """p(z) as a density: what a prior is, or what it gives (`Prior.given`) once it has the posterior's
+    components at its inputs."""
+
+    closed_form_kl: bool
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor: ...
+    def marginal_log_prob(self, z: torch.Tensor) -> torch.Tensor: ...
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
+    def kl(self, q: DiagonalGaussian) -> torch.Tensor: ...
+    def marginal_moments(self) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class Prior(nn.Module):
-    """p(z) over `latent_dim` dimensions."""
+    """p(z) over a full latent (`vaezoo.model.latent.LatentLayout`): a density, nothing more.
+
+    How the latent is laid out (a hierarchy's layers, its code) is the spec's (`PriorSpecBase.layers`)
+    and `vaezoo.model.latent`'s; a prior knows neither the posterior nor the model.
+    """
 
     #: True when `kl` gives KL(q || p) in closed form for a diagonal Gaussian q.
     closed_form_kl: ClassVar[bool]
-    #: True for a prior over a stack of latent layers (the code is its top layer); it needs a
-    #: hierarchical posterior.
-    hierarchical: ClassVar[bool] = False
-    #: What the report says of the latent statistics and figures, where they are not the whole latent's.
-    code_note: ClassVar[str | None] = None
-
-    @classmethod
-    def observed_dims(cls, spec: StrictModel, latent_dim: int) -> int:
-        """How many latent values the decoder reads (all of them, unless the prior says otherwise)."""
-        return latent_dim
-
-    def observed(self, z: torch.Tensor) -> torch.Tensor:
-        """The part of a full latent that the decoder reads: all of it, except in a hierarchy."""
-        return z
-
-    def code(self, z: torch.Tensor) -> torch.Tensor:
-        """The code (what `encode` describes) of a full latent: all of it, except in a hierarchy."""
-        return z
-
-    def expand(self, code: torch.Tensor) -> torch.Tensor:
-        """The full latent for a code (what `encode` gives): the code itself, except in a hierarchy."""
-        return code
+    #: True for a prior defined through the posterior at inputs of its own (the VampPrior's
+    #: pseudo-inputs): it is built with the image shape, and is a density only `given` the posterior there.
+    through_posterior: ClassVar[bool] = False
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z), summed over the latent dimensions (last axis)."""
@@ -66,13 +61,27 @@ class Prior(nn.Module):
         """Mean and standard deviation of each dimension's marginal, (D,) each (traversals use them)."""
         raise NotImplementedError
 
-    def bind(self, model: VAE) -> None:
-        """Called once the VAE is assembled (at the end of its __init__); a no-op here.
+    def conditional(self, layer: int, above: torch.Tensor) -> DiagonalGaussian:
+        """A hierarchy's p(z_layer | z_layer+1), layers counted from 0 at the bottom."""
+        raise NotImplementedError(f"{type(self).__name__} is not a hierarchy")
 
-        A prior defined through the model's other parts (the VampPrior, through its encoder and
-        posterior) keeps what it needs from `model`, without registering those parts as its own
-        submodules, so that no parameter is counted twice.
-        """
+    def inputs(self) -> torch.Tensor | None:
+        """The images through whose posterior the prior is defined (`through_posterior`), else None."""
+        return None
+
+    def given(self, components: DiagonalGaussian) -> PriorDensity:
+        """The density given the posterior's base Gaussians at `inputs()`, (K, D) each: the prior itself
+        where it needs none."""
+        return self
+
+
+class PriorSpecBase(StrictModel):
+    """What every prior's spec says of the latent's layout."""
+
+    def layers(self, latent_dim: int) -> list[int]:
+        """The latent's layer sizes, bottom first, for `model.latent_dim` (the top layer's, the code's):
+        one layer for a flat prior."""
+        return [latent_dim]
 
 
 PRIORS: Registry[type[Prior]] = Registry("prior")
@@ -82,7 +91,7 @@ def _noise_device(generator: torch.Generator | None, fallback: torch.device) -> 
     return generator.device if generator is not None else fallback
 
 
-class StandardSpec(StrictModel):
+class StandardSpec(PriorSpecBase):
     kind: Literal["standard"]
 
 
@@ -116,7 +125,7 @@ class StandardNormal(Prior):
         return zeros, zeros + 1.0
 
 
-class MixtureSpec(StrictModel):
+class MixtureSpec(PriorSpecBase):
     kind: Literal["mixture"]
     components: int = Field(default=10, ge=1, le=1000, description="K, the diagonal Gaussians in the mixture")
     spread: float = Field(default=1.0, gt=0.0, le=100.0, description="std of the components' initial means")

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from vaezoo.core.errors import SpecError
 from vaezoo.core.schema import build
+from vaezoo.model.latent import LatentLayout
 from vaezoo.model.vae import VAE
 from vaezoo.parts import DECODERS, ENCODERS, KL_WEIGHTINGS, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS
 from vaezoo.parts.kl_weightings import KLWeighting
 from vaezoo.parts.objectives import Objective
+from vaezoo.parts.posteriors import Posterior
 from vaezoo.spec.experiment import ExperimentSpec, ModelSpec
+
+
+def latent_layout(spec: ModelSpec) -> LatentLayout:
+    """How the spec's latent is laid out: its layers, bottom first, as the prior's spec gives them."""
+    return LatentLayout(tuple(spec.prior.layers(spec.latent_dim)))
 
 
 def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
@@ -16,22 +23,38 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
 
     The likelihood is built first, since it says how many values per pixel the decoder must give;
     the prior last, so that the networks' initial weights do not depend on which prior is chosen.
+    A hierarchical posterior, whose layers mirror the prior's, comes after the prior: the order in
+    which the initial weights are drawn, so that a seed gives the weights it always gave.
     """
+    layout = latent_layout(spec)
+    hierarchical = POSTERIORS.get(spec.posterior.kind).hierarchical
     likelihood = build(LIKELIHOODS, spec.likelihood, image_shape=image_shape)
     try:
         encoder = build(ENCODERS, spec.encoder, image_shape=image_shape)
-        posterior = build(POSTERIORS, spec.posterior, in_features=encoder.out_features, latent_dim=spec.latent_dim)
+        posterior = None if hierarchical else build_posterior(spec, layout, encoder.out_features)
         decoder = build(
             DECODERS,
             spec.decoder,
             image_shape=image_shape,
-            latent_dim=PRIORS.get(spec.prior.kind).observed_dims(spec.prior, spec.latent_dim),
+            latent_dim=layout.observed_dim,
             params_per_pixel=likelihood.params_per_pixel,
         )
     except ValueError as error:
         raise SpecError(f"model: {error}") from None
-    prior = build(PRIORS, spec.prior, latent_dim=spec.latent_dim)
-    return VAE(encoder, posterior, prior, decoder, likelihood, spec.latent_dim, spec.kl_estimator)
+    # a prior defined through the posterior at pseudo-inputs of its own makes them image-shaped
+    images = {"image_shape": image_shape} if PRIORS.get(spec.prior.kind).through_posterior else {}
+    prior = build(PRIORS, spec.prior, latent_dim=spec.latent_dim, **images)
+    if posterior is None:
+        posterior = build_posterior(spec, layout, encoder.out_features)
+    return VAE(encoder, posterior, prior, decoder, likelihood, layout, spec.kl_estimator)
+
+
+def build_posterior(spec: ModelSpec, layout: LatentLayout, in_features: int) -> Posterior:
+    """The spec's posterior over the encoder's `in_features`: sized by the code's dimension, or, for a
+    hierarchical one, by every layer's."""
+    if POSTERIORS.get(spec.posterior.kind).hierarchical:
+        return build(POSTERIORS, spec.posterior, in_features=in_features, layers=list(layout.sizes))
+    return build(POSTERIORS, spec.posterior, in_features=in_features, latent_dim=spec.latent_dim)
 
 
 def build_kl_weighting(spec: ExperimentSpec) -> KLWeighting:

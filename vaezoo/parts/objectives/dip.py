@@ -65,9 +65,9 @@ class DIPVAE(Objective):
         self.variant, self.off_diagonal, self.diagonal = variant, off_diagonal, diagonal
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
-        draw = model.posterior.rsample(model.encoder(x))
+        draw = model.latent.draw(model.encoder(x))
         recon_nll = -model.likelihood.log_prob(x, model.decode_latent(draw.z))
-        kl, kl_per_dim = model.kl_terms(draw)
+        kl, kl_per_dim = model.latent.kl_terms(draw)
         penalty = dip_penalty(dip_covariance(draw.base, self.variant), self.off_diagonal, self.diagonal)
         loss = recon_nll + weighting.penalty(kl, kl_per_dim, beta) + penalty
         return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=loss)

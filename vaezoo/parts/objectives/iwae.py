@@ -10,7 +10,6 @@ import torch
 from pydantic import Field
 
 from vaezoo.core.schema import StrictModel
-from vaezoo.model.kl_estimate import KLEstimate
 from vaezoo.model.vae import VAE, ELBOTerms
 from vaezoo.parts.kl_weightings import KLWeighting, Weighted
 from vaezoo.parts.objectives.base import OBJECTIVES, Objective
@@ -63,9 +62,7 @@ def importance_weights(model: VAE, x: torch.Tensor, samples: int, beta: float | 
     """The log importance weights of `samples` draws z ~ q(z|x) per image, and the reported terms."""
     features = model.encoder(x)
     log_px_z, log_prior_ratio = model.weight_terms(x, samples, features=features)
-    closed = model.kl_estimate is KLEstimate.CLOSED_FORM
-    kl_per_dim = model.prior.kl(model.posterior.distribution(features)) if closed else None
-    kl = kl_per_dim.sum(-1) if kl_per_dim is not None else -log_prior_ratio.mean(0)
+    kl, kl_per_dim = model.latent.weights_kl(features, log_prior_ratio)
     return Weights(log_px_z + beta * log_prior_ratio, -log_px_z.mean(0), kl, kl_per_dim)
 
 

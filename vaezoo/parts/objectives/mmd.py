@@ -69,10 +69,10 @@ class InfoVAE(Objective):
         self.alpha, self.lam, self.kernel, self.scale = alpha, lam, kernel, scale
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
-        draw = model.posterior.rsample(model.encoder(x))
+        draw = model.latent.draw(model.encoder(x))
         recon_nll = -model.likelihood.log_prob(x, model.decode_latent(draw.z))
-        kl, kl_per_dim = model.kl_terms(draw)
-        prior_z = model.prior.sample(len(x)).to(draw.z.dtype)
+        kl, kl_per_dim = model.latent.kl_terms(draw)
+        prior_z = model.latent.sample(len(x)).to(draw.z.dtype)
         mmd = mmd_squared(draw.z, prior_z, self.kernel, self.scale)
         penalty = (1 - self.alpha) * weighting.penalty(kl, kl_per_dim, beta)
         loss = recon_nll + penalty + (self.alpha + self.lam - 1) * mmd

@@ -109,14 +109,15 @@ class BetaTCVAE(Objective):
         return self._log_w[key]
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
-        draw = model.posterior.rsample(model.encoder(x))
+        draw = model.latent.draw(model.encoder(x))
         recon_nll = -model.likelihood.log_prob(x, model.decode_latent(draw.z))
         log_w = self.log_weights(len(x), x.device)
-        parts = decompose(draw.base, draw.z, draw.log_q, model.prior.log_prob(draw.z), log_w)
+        density = model.latent.density()
+        parts = decompose(draw.base, draw.z, draw.log_q, density.log_prob(draw.z), log_w)
         weighted = (
             self.alpha * parts.mutual_information
             + self.tc * parts.total_correlation
             + self.gamma * parts.dimension_wise
         )
-        kl, kl_per_dim = model.kl_terms(draw)
+        kl, kl_per_dim = model.latent.kl_terms(draw, density)
         return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=recon_nll + beta * weighted)

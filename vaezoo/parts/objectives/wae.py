@@ -47,10 +47,10 @@ class WAE(Objective):
         self.lam, self.kernel, self.scale = lam, kernel, scale
 
     def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
-        draw = model.posterior.rsample(model.encoder(x))
+        draw = model.latent.draw(model.encoder(x))
         code = draw.base.mu
         recon_nll = -model.likelihood.log_prob(x, model.decode_latent(code))
-        mmd = mmd_squared(code, model.prior.sample(len(x)).to(code.dtype), self.kernel, self.scale)
-        kl, kl_per_dim = model.kl_terms(draw)  # reported only: the posterior's variance is not trained
+        mmd = mmd_squared(code, model.latent.sample(len(x)).to(code.dtype), self.kernel, self.scale)
+        kl, kl_per_dim = model.latent.kl_terms(draw)  # reported only: the posterior's variance is not trained
         loss = recon_nll + self.lam * mmd
         return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=loss)

@@ -1,0 +1,171 @@
+"""Where q(z|x) meets p(z), in one object: the latent's layout, the KL's estimator, and the draws.
+
+A latent is a stack of layers z_1 (bottom) ... z_L (top), laid side by side on its last axis, bottom
+first; a flat latent is one layer. The decoder reads the bottom layer; the code (what `VAE.encode`
+describes, what the latent statistics, traversals and interpolations are about) is the top layer, and
+decoding a code fills the layers below it with the prior's conditional means. The layout is a fact of
+the spec (the prior spec's `layers`), not of the parts.
+
+`Latent` is where the parts meet. It draws z ~ q(z|x), handing a hierarchical posterior the prior whose
+conditionals it combines with; it evaluates p(z), handing a prior defined through the posterior (the
+VampPrior) the posterior's components at its inputs, computed once per call; and it takes the ELBO's KL
+by the one estimator `vaezoo.model.kl_estimate` decides. Neither the prior nor the posterior holds a
+reference to the other or to the model: the VAE holds this object, and this object the parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from vaezoo.model.distributions import DiagonalGaussian, gaussian_log_density
+from vaezoo.model.kl_estimate import KLEstimate
+
+if TYPE_CHECKING:  # the parts build on the model's types; the model only calls them
+    from torch import nn
+
+    from vaezoo.parts.posteriors import Posterior, PosteriorSample
+    from vaezoo.parts.priors import Prior, PriorDensity
+
+#: What the report says of the latent statistics and figures of a hierarchy.
+HIERARCHY_NOTE = "hierarchical latents: the code is the top layer, so these statistics and figures are the top layer's"
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """How a full latent is laid out on its last axis: its layers' sizes, bottom first."""
+
+    sizes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.sizes or min(self.sizes) < 1:
+            raise ValueError(f"a latent needs at least one layer, each of at least one dimension, not {self.sizes}")
+
+    @property
+    def dim(self) -> int:
+        """Values in a full latent: every layer's."""
+        return sum(self.sizes)
+
+    @property
+    def code_dim(self) -> int:
+        """Values in the code, the top layer (`model.latent_dim`)."""
+        return self.sizes[-1]
+
+    @property
+    def observed_dim(self) -> int:
+        """Values the decoder reads, the bottom layer."""
+        return self.sizes[0]
+
+    @property
+    def hierarchical(self) -> bool:
+        """True for a stack of layers: it needs a prior and a posterior over such a stack."""
+        return len(self.sizes) > 1
+
+    @property
+    def code_note(self) -> str | None:
+        """What the report says of the latent statistics and figures, where the code is not the whole latent."""
+        return HIERARCHY_NOTE if self.hierarchical else None
+
+    def split(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """A full latent's layers, bottom first."""
+        return list(z.split(self.sizes, dim=-1))
+
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """The code of a full latent: its top layer (all of it for a flat latent)."""
+        return self.split(z)[-1] if self.hierarchical else z
+
+    def observed(self, z: torch.Tensor) -> torch.Tensor:
+        """The part of a full latent that the decoder reads: its bottom layer (all of it for a flat latent)."""
+        return self.split(z)[0] if self.hierarchical else z
+
+
+class Latent:
+    """The meeting of q(z|x) and p(z) in a VAE: the layout, the KL's estimator, draws and densities.
+
+    It holds the VAE's encoder, posterior and prior as plain attributes (the VAE registers them, so
+    each parameter is counted once, under its old state-dict key); `copy.deepcopy` of the VAE copies
+    this object with it, pointing at the copy's parts.
+    """
+
+    def __init__(
+        self, layout: LatentLayout, estimate: KLEstimate, encoder: nn.Module, posterior: Posterior, prior: Prior
+    ) -> None:
+        self.layout, self.estimate = layout, estimate
+        self.encoder, self.posterior, self.prior = encoder, posterior, prior
+
+    def density(self) -> PriorDensity:
+        """p(z) as a density: the prior itself, or, for a prior defined through the posterior at inputs
+        of its own (the VampPrior's pseudo-inputs), the prior given the posterior's components there."""
+        inputs = self.prior.inputs()
+        if inputs is None:
+            return self.prior
+        return self.prior.given(self.posterior.distribution(self.encoder(inputs)))
+
+    def encode(self, features: torch.Tensor) -> DiagonalGaussian:
+        """The posterior's base diagonal Gaussian over the code for each image, (B, D) each."""
+        return self.posterior.distribution(features)
+
+    def draw(
+        self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None
+    ) -> PosteriorSample:
+        """Reparameterized z ~ q(z|x) (full latents): one per image, or `samples` along a new leading axis.
+        A hierarchical posterior draws top-down through the prior's conditionals, handed to it here."""
+        return self.posterior.rsample(features, samples, generator, prior=self.prior)
+
+    def kl_terms(
+        self, draw: PosteriorSample, density: PriorDensity | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(KL per image, KL per dimension or None) at the draw, by `estimate`; pass `density` (from
+        `density()`) to reuse it."""
+        if self.estimate is KLEstimate.CLOSED_FORM:
+            per_dim = (density or self.prior).kl(draw.base)
+        elif self.estimate is KLEstimate.PER_LAYER:
+            per_dim = draw.layer_kl
+        else:
+            return draw.log_q - (density or self.density()).log_prob(draw.z), None
+        return per_dim.sum(-1), per_dim
+
+    def log_prior_ratio(self, draw: PosteriorSample) -> torch.Tensor:
+        """log p(z) - log q(z|x) at the draw: an importance weight's latent part."""
+        return self.density().log_prob(draw.z) - draw.log_q
+
+    def weights_kl(
+        self, features: torch.Tensor, log_prior_ratio: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The KL reported beside importance weights of draws (`log_prior_ratio`, (samples, B)): in closed
+        form where the model's estimate is, else the draws' mean of log q - log p."""
+        if self.estimate is KLEstimate.CLOSED_FORM:
+            per_dim = self.prior.kl(self.encode(features))
+            return per_dim.sum(-1), per_dim
+        return -log_prior_ratio.mean(0), None
+
+    def code_kl_per_dim(self, q: DiagonalGaussian, generator: torch.Generator | None = None) -> torch.Tensor:
+        """KL(q_d || p_d) for each dimension of Gaussian codes q, (B, D), against the prior's marginal of
+        the dimension: in closed form where the prior has one, else at one draw per code."""
+        density = self.density()
+        if density.closed_form_kl:
+            return density.kl(q)
+        z = q.rsample(generator=generator)
+        return gaussian_log_density(z, q.mu, q.logvar) - density.marginal_log_prob(z)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n full latents from p(z), (n, dim), the noise drawn on the generator's device."""
+        return self.density().sample(n, generator)
+
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """The code of a full latent (`LatentLayout.code`)."""
+        return self.layout.code(z)
+
+    def observed(self, z: torch.Tensor) -> torch.Tensor:
+        """What the decoder reads of a full latent (`LatentLayout.observed`)."""
+        return self.layout.observed(z)
+
+    def expand(self, code: torch.Tensor) -> torch.Tensor:
+        """The full latent for a code: the code itself, or in a hierarchy the code on top of the prior's
+        conditional means of the layers below it, each at the layer above."""
+        layers = [code]
+        for layer in reversed(range(len(self.layout.sizes) - 1)):
+            layers.insert(0, self.prior.conditional(layer, layers[0]).mu)
+        return torch.cat(layers, dim=-1) if len(layers) > 1 else code
