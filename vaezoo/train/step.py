@@ -39,7 +39,7 @@ class TrainStep:
         device_type = x.device.type
         # cache off: a captured graph must recompute the weights' casts on every replay
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
-            terms = self.objective.terms(self.model, x, beta, self.kl_weighting)
+            terms = self.objective.terms(self.model, x, beta, self.kl_weighting, step=step)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.float().mean().backward()
         parameters = list(self.model.parameters())

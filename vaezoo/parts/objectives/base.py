@@ -27,8 +27,14 @@ class Objective:
     #: of the aggregate posterior q(z) weighs the batch by it).
     needs_dataset_size: ClassVar[bool] = False
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
-        """The per-image terms of the objective on a batch; `.loss` is what training minimizes."""
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
+        """The per-image terms of the objective on a batch; `.loss` is what training minimizes.
+
+        `step` is the run's 0-based optimizer step (a device tensor inside a captured CUDA graph): an
+        objective hands it to the KL weighting's penalty, which may move with it (capacity annealing).
+        """
         raise NotImplementedError
 
     @classmethod

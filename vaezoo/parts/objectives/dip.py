@@ -64,10 +64,12 @@ class DIPVAE(Objective):
     def __init__(self, *, variant: Variant, off_diagonal: float, diagonal: float) -> None:
         self.variant, self.off_diagonal, self.diagonal = variant, off_diagonal, diagonal
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
         draw = model.latent.draw(model.encoder(x))
         recon_nll = -model.likelihood.log_prob(x, model.decode_latent(draw.z))
         kl, kl_per_dim = model.latent.kl_terms(draw)
         penalty = dip_penalty(dip_covariance(draw.base, self.variant), self.off_diagonal, self.diagonal)
-        loss = recon_nll + weighting.penalty(kl, kl_per_dim, beta) + penalty
+        loss = recon_nll + weighting.penalty(kl, kl_per_dim, beta, step=step) + penalty
         return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=loss)

@@ -23,6 +23,10 @@ class ELBO(Objective):
 
     Spec: ClassVar = ELBOSpec
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
         terms = model.elbo(x)
-        return replace(terms, beta=beta, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta))
+        return replace(
+            terms, beta=beta, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta, step=step)
+        )

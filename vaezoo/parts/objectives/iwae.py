@@ -39,7 +39,9 @@ class IWAE(Objective):
     def __init__(self, *, samples: int) -> None:
         self.samples = samples
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
         weights = importance_weights(model, x, self.samples, beta)
         return weights.terms(-log_mean_exp(weights.log_w), beta)
 

@@ -40,7 +40,9 @@ class MIWAE(Objective):
     def __init__(self, *, outer: int, samples: int) -> None:
         self.outer, self.samples = outer, samples
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
         weights = importance_weights(model, x, self.outer * self.samples, beta)
         bounds = log_mean_exp(weights.log_w.unflatten(0, (self.outer, self.samples)), dim=1)  # (M, B)
         return weights.terms(-bounds.mean(0), beta)
@@ -65,7 +67,9 @@ class CIWAE(Objective):
     def __init__(self, *, mix: float, samples: int) -> None:
         self.mix, self.samples = mix, samples
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
         weights = importance_weights(model, x, self.samples, beta)
         elbo, iwae = weights.log_w.mean(0), log_mean_exp(weights.log_w)
         return weights.terms(-(self.mix * elbo + (1 - self.mix) * iwae), beta)

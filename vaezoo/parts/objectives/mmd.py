@@ -68,12 +68,14 @@ class InfoVAE(Objective):
     def __init__(self, *, alpha: float, lam: float, kernel: Kernel, scale: float) -> None:
         self.alpha, self.lam, self.kernel, self.scale = alpha, lam, kernel, scale
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
         draw = model.latent.draw(model.encoder(x))
         recon_nll = -model.likelihood.log_prob(x, model.decode_latent(draw.z))
         kl, kl_per_dim = model.latent.kl_terms(draw)
         prior_z = model.latent.sample(len(x)).to(draw.z.dtype)
         mmd = mmd_squared(draw.z, prior_z, self.kernel, self.scale)
-        penalty = (1 - self.alpha) * weighting.penalty(kl, kl_per_dim, beta)
+        penalty = (1 - self.alpha) * weighting.penalty(kl, kl_per_dim, beta, step=step)
         loss = recon_nll + penalty + (self.alpha + self.lam - 1) * mmd
         return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=beta, loss=loss)

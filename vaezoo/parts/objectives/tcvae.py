@@ -108,7 +108,9 @@ class BetaTCVAE(Objective):
             self._log_w[key] = log_importance_weights(batch, self.dataset_size, self.sampling).to(device)
         return self._log_w[key]
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
         draw = model.latent.draw(model.encoder(x))
         recon_nll = -model.likelihood.log_prob(x, model.decode_latent(draw.z))
         log_w = self.log_weights(len(x), x.device)

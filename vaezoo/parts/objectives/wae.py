@@ -46,7 +46,9 @@ class WAE(Objective):
     def __init__(self, *, lam: float, kernel: Kernel, scale: float) -> None:
         self.lam, self.kernel, self.scale = lam, kernel, scale
 
-    def terms(self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting) -> ELBOTerms:
+    def terms(
+        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+    ) -> ELBOTerms:
         draw = model.latent.draw(model.encoder(x))
         code = draw.base.mu
         recon_nll = -model.likelihood.log_prob(x, model.decode_latent(code))
