@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from vaezoo.model.latent import LatentLayout
 from vaezoo.model.vae import VAE
 from vaezoo.parts.likelihoods import Gaussian
 from vaezoo.parts.posteriors import GaussianPosterior
@@ -46,7 +47,8 @@ def linear_gaussian(shift=0.0, inflate=1.0, sigma=0.5):
     posterior = GaussianPosterior(in_features=2 * LATENT, latent_dim=LATENT)
     posterior.head = nn.Identity()
     encoder = AffineEncoder(a, b, 1 / m_diag, shift, inflate)
-    model = VAE(encoder, posterior, StandardNormal(latent_dim=LATENT), LinearDecoder(w, b), likelihood, LATENT)
+    prior, layout = StandardNormal(latent_dim=LATENT), LatentLayout((LATENT,))
+    model = VAE(encoder, posterior, prior, LinearDecoder(w, b), likelihood, layout)
     marginal = torch.distributions.MultivariateNormal(b, w @ w.T + sigma**2 * torch.eye(6, dtype=torch.float64))
     x = marginal.sample((400,)).unflatten(-1, SHAPE)
     return model, x, marginal.log_prob(x.flatten(1))

@@ -41,9 +41,14 @@ def spec_for(choice: dict[str, str], **likelihood_fields) -> ExperimentSpec:
     return validate(data, "test")
 
 
+def hierarchical_prior(prior: str) -> bool:
+    """True where the prior's spec (at its defaults) lays the latent out in more than one layer."""
+    return len(PRIORS.get(prior).Spec(kind=prior).layers(1)) > 1
+
+
 def posterior_for(prior: str) -> str:
     """The first posterior that fits the prior (a hierarchical prior needs a hierarchical posterior)."""
-    wanted = PRIORS.get(prior).hierarchical
+    wanted = hierarchical_prior(prior)
     return next(name for name, posterior in POSTERIORS.items() if posterior.hierarchical == wanted)
 
 

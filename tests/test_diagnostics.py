@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.test_components import hierarchical_prior
 from tests.test_kl_estimate import model_for as small_model
 from vaezoo.evaluate import latents
 from vaezoo.parts import POSTERIORS, PRIORS
@@ -16,7 +17,7 @@ IMAGE = (1, 28, 28)
 def model_for(posterior: str):
     """A small model with the first prior that fits the posterior (hierarchical or flat), in eval mode."""
     hierarchical = POSTERIORS.get(posterior).hierarchical
-    prior = next(name for name, p in PRIORS.items() if p.hierarchical == hierarchical)
+    prior = next(name for name in PRIORS.names() if hierarchical_prior(name) == hierarchical)
     return small_model(prior, posterior).eval()
 
 
@@ -50,7 +51,7 @@ def test_code_means_are_the_codes_expectation_under_q(posterior):
     x = images(20)
     moments = latents.code_moments(model, x, batch_size=100)
     with torch.no_grad():
-        draws = model.prior.code(model.posterior.rsample(model.encoder(x), 20000, torch.Generator().manual_seed(6)).z)
+        draws = model.latent.code(model.latent.draw(model.encoder(x), 20000, torch.Generator().manual_seed(6)).z)
     stderr = draws.std(0) / 20000**0.5
     exact_tolerance = 5 * stderr + 5 * (moments.logvar.exp().sqrt() / latents.MOMENT_SAMPLES**0.5) + 1e-4
     assert ((moments.mean - draws.mean(0)).abs() < exact_tolerance).all()

@@ -1,8 +1,9 @@
 """The VampPrior against independent references: its density against torch.distributions built from
 the encoder's own outputs at the pseudo-inputs, the ELBO's one-sample KL against a 200k-sample
-estimate, its draws against the mixture's CDF. Its only parameters are the pseudo-inputs, it follows
-the model it is bound to (through the gradient, deepcopy and the state dict), and a VAE built from a
-spec with it trains and evaluates."""
+estimate, its draws against the mixture's CDF. Its only parameters are the pseudo-inputs, it holds no
+other part (its density is given the posterior at them, by the model's `latent`), it follows the model
+(through the gradient, deepcopy and the state dict), and a VAE built from a spec with it trains and
+evaluates."""
 
 import copy
 import math
@@ -42,6 +43,11 @@ def vamp_model(seed: int = 0, components: int = 5, latent_dim: int = 3, hidden: 
     return model
 
 
+def density(model: VAE):
+    """p(z) of the model: the VampPrior given the posterior at its pseudo-inputs."""
+    return model.latent.density()
+
+
 def reference_components(model: VAE) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, sigma) of q(z | u_k), (K, D) each, straight from the encoder and the posterior's head."""
     pseudo_inputs = model.prior.raw_pseudo_inputs.clamp(0.0, 1.0)
@@ -64,21 +70,21 @@ def images(n: int, seed: int = 0) -> torch.Tensor:
 def test_log_prob_and_marginals_equal_torch_distributions(seed, leading):
     model = vamp_model(seed).double()
     z = 2 * torch.randn(*leading, 3, dtype=F64, generator=torch.Generator().manual_seed(seed))
-    torch.testing.assert_close(model.prior.log_prob(z), reference_mixture(model).log_prob(z))
+    torch.testing.assert_close(density(model).log_prob(z), reference_mixture(model).log_prob(z))
     mu, sigma = reference_components(model)
     per_dimension = dist.MixtureSameFamily(
         dist.Categorical(logits=torch.zeros(3, len(mu), dtype=F64)), dist.Normal(mu.T, sigma.T)
     )
-    torch.testing.assert_close(model.prior.marginal_log_prob(z), per_dimension.log_prob(z))
+    torch.testing.assert_close(density(model).marginal_log_prob(z), per_dimension.log_prob(z))
 
 
 def test_blocks_of_rows_do_not_change_the_densities(monkeypatch):
     model = vamp_model().double()
     z = torch.randn(6, 4, 3, dtype=F64)
-    whole = model.prior.log_prob(z), model.prior.marginal_log_prob(z)
+    whole = density(model).log_prob(z), density(model).marginal_log_prob(z)
     monkeypatch.setattr(vamp, "BLOCK_ELEMENTS", 7)  # one row of z per block
-    torch.testing.assert_close(model.prior.log_prob(z), whole[0], rtol=0, atol=1e-12)
-    torch.testing.assert_close(model.prior.marginal_log_prob(z), whole[1], rtol=0, atol=1e-12)
+    torch.testing.assert_close(density(model).log_prob(z), whole[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(density(model).marginal_log_prob(z), whole[1], rtol=0, atol=1e-12)
 
 
 def test_float32_log_prob_stays_accurate_near_narrow_components():
@@ -90,8 +96,8 @@ def test_float32_log_prob_stays_accurate_near_narrow_components():
     mu, _ = reference_components(model)
     z = (mu[:, None] + 0.02 * torch.randn(5, 4, 3)).detach()  # near every component
     exact = reference_mixture(copy.deepcopy(model).double()).log_prob(z.double())
-    assert model.prior.log_prob(z).dtype == torch.float32
-    torch.testing.assert_close(model.prior.log_prob(z).double(), exact, rtol=0, atol=2e-3)
+    assert density(model).log_prob(z).dtype == torch.float32
+    torch.testing.assert_close(density(model).log_prob(z).double(), exact, rtol=0, atol=2e-3)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -102,8 +108,8 @@ def test_the_elbos_monte_carlo_kl_is_unbiased(seed):
     model = vamp_model(seed).double()
     x = images(2, seed).double()
     with torch.no_grad():
-        draw = model.posterior.rsample(model.encoder(x), 20_000, torch.Generator().manual_seed(seed))
-        estimates, per_dimension = model.kl_terms(draw)  # what the ELBO uses, (20k, 2)
+        draw = model.latent.draw(model.encoder(x), 20_000, torch.Generator().manual_seed(seed))
+        estimates, per_dimension = model.latent.kl_terms(draw)  # what the ELBO uses, (20k, 2)
         mu, logvar = model.posterior.head(model.encoder(x)).chunk(2, dim=-1)
         q = dist.Independent(dist.Normal(mu, (0.5 * logvar).exp()), 1)
         prior = reference_mixture(model)
@@ -139,25 +145,31 @@ def test_gradients_reach_the_pseudo_inputs_and_the_encoder_through_the_kl():
     model.elbo(images(4), generator=torch.Generator().manual_seed(0)).kl.sum().backward()
     assert model.prior.raw_pseudo_inputs.grad.abs().sum() > 0
     model.zero_grad(set_to_none=True)
-    # log p(z) at a fixed z alone: the prior reads the live encoder and posterior, not a snapshot
-    model.prior.log_prob(torch.randn(4, 3)).sum().backward()
+    # log p(z) at a fixed z alone: the density reads the live encoder and posterior, not a snapshot
+    density(model).log_prob(torch.randn(4, 3)).sum().backward()
     for part in (model.encoder, model.posterior, model.prior):
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
     assert all(p.grad is None for p in model.decoder.parameters())
 
 
-def test_a_deepcopy_is_bound_to_the_copy():
+def test_the_prior_alone_is_no_density_and_says_how_to_get_one():
+    prior = vamp_model().prior
+    for member in (lambda: prior.log_prob(torch.randn(2, 3)), lambda: prior.sample(2), prior.marginal_moments):
+        with pytest.raises(TypeError, match="given"):
+            member()
+
+
+def test_a_deepcopy_reads_the_copys_encoder():
     model = vamp_model()
     twin = copy.deepcopy(model)
-    assert twin.prior._model is twin and model.prior._model is model
     z = torch.randn(4, 3)
     with torch.no_grad():
-        before = model.prior.log_prob(z)
-        torch.testing.assert_close(twin.prior.log_prob(z), before, rtol=0, atol=0)
+        before = density(model).log_prob(z)
+        torch.testing.assert_close(density(twin).log_prob(z), before, rtol=0, atol=0)
         for p in twin.encoder.parameters():
             p.add_(0.3 * torch.randn_like(p))
-        assert not torch.allclose(twin.prior.log_prob(z), before)
-        torch.testing.assert_close(model.prior.log_prob(z), before, rtol=0, atol=0)
+        assert not torch.allclose(density(twin).log_prob(z), before)
+        torch.testing.assert_close(density(model).log_prob(z), before, rtol=0, atol=0)
 
 
 def test_the_pseudo_inputs_travel_in_the_state_dict():
@@ -165,13 +177,12 @@ def test_the_pseudo_inputs_travel_in_the_state_dict():
     z = torch.randn(4, 3)
     fresh.load_state_dict(trained.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(fresh.prior.log_prob(z), trained.prior.log_prob(z), rtol=0, atol=0)
-    assert fresh.prior._model is fresh
+        torch.testing.assert_close(density(fresh).log_prob(z), density(trained).log_prob(z), rtol=0, atol=0)
 
 
 def test_samples_follow_the_mixture_and_its_moments():
     model = vamp_model().double()
-    prior, n = model.prior, 200_000
+    prior, n = density(model), 200_000
     z = prior.sample(n, torch.Generator().manual_seed(0))
     assert z.shape == (n, 3)
     torch.testing.assert_close(prior.sample(n, torch.Generator().manual_seed(0)), z, rtol=0, atol=0)  # seeded
@@ -214,4 +225,4 @@ def test_a_run_with_the_vamp_prior_evaluates_and_reloads(tmp_path, synthetic_roo
     assert metrics.kl_estimate == "monte-carlo"
     assert math.isfinite(metrics.test_nll_iw) and all(math.isfinite(v) for v in metrics.kl_per_dim)
     loaded = saved_runs.load_run(tmp_path / "tiny", "cpu").model
-    assert loaded.prior._model is loaded and torch.isfinite(loaded.prior.log_prob(torch.randn(3, 4))).all()
+    assert torch.isfinite(density(loaded).log_prob(torch.randn(3, 4))).all()

@@ -51,9 +51,11 @@ def test_every_prior_samples_what_its_log_prob_and_moments_describe(name):
     model = {"latent_dim": 3, "prior": {"kind": name}, "posterior": {"kind": posterior_for(name)}}
     spec = validate({"name": "t", "model": model}, "t")
     torch.manual_seed(0)
-    prior = build_model(spec.model, (1, 28, 28)).prior
+    latent = build_model(spec.model, (1, 28, 28)).latent
+    prior = latent.density()  # a VampPrior's, given the posterior at its pseudo-inputs
     full = prior.sample(200_000, torch.Generator().manual_seed(1))
-    z = prior.code(full)  # the moments describe the code (a hierarchy's top layer)
+    assert full.shape == (200_000, latent.layout.dim)
+    z = latent.code(full)  # the moments describe the code (a hierarchy's top layer)
     mean, std = prior.marginal_moments()
     assert z.shape == (200_000, 3)
     torch.testing.assert_close(z.mean(0), mean, atol=5 * std.max().item() / math.sqrt(len(z)), rtol=0)

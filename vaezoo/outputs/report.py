@@ -19,7 +19,7 @@ from vaezoo.outputs.escape import markdown as md
 from vaezoo.outputs.escape import markdown_code as md_code
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.html_page import to_html
-from vaezoo.parts import PRIORS
+from vaezoo.spec.build import latent_layout
 from vaezoo.spec.experiment import ExperimentSpec
 
 
@@ -85,7 +85,7 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
 
 def observations(metrics: dict[str, Any], history: list[dict[str, Any]], spec: ExperimentSpec) -> list[str]:
     """Findings computed from this run's numbers (and, for what they cover, its prior)."""
-    code_note = PRIORS.get(spec.model.prior.kind).code_note
+    code_note = latent_layout(spec.model).code_note
     kl = metrics["kl_per_dim"]
     total = sum(kl) or 1.0
     order = sorted(range(len(kl)), key=lambda d: -kl[d])
