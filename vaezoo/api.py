@@ -2,27 +2,34 @@
 the `Run` you get back.
 
     >>> import vaezoo
-    >>> run = vaezoo.run("experiments/quickstart.yaml", train__epochs=2)   # re-running resumes or reuses
+    >>> run = vaezoo.run("quickstart", train__epochs=2)   # a shipped spec by name; re-running resumes or reuses
+    >>> run                                               # in Jupyter: its numbers and figures (HTML)
     >>> run.metrics.test_nll_iw, run.metrics.iw_samples
-    >>> run.figure("samples")                                              # a matplotlib Figure
+    >>> run.figure("samples")                             # a matplotlib Figure
     >>> images = run.sample(16, seed=1)
+    >>> run.train_more(3)                                 # three more epochs, from the checkpoint
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from vaezoo.core.errors import ArgumentError
+from vaezoo.core.errors import ArgumentError, VaezooError
+from vaezoo.evaluate.console import make_console, print_metrics
 from vaezoo.evaluate.records import HistoryRow, RunMetrics, finished_metrics
 from vaezoo.model.distributions import DiagonalGaussian
 from vaezoo.model.vae import VAE
 from vaezoo.runs import runner, saved_runs
 from vaezoo.spec.experiment import SLOTS, ExperimentSpec, load_spec, validate
+from vaezoo.spec.shipped import spec_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,6 +52,24 @@ class Run:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def train_more(self, epochs: int, progress: bool = True) -> Run:
+        """Train this finished run `epochs` more epochs from its checkpoint, then evaluate it again and rewrite
+        its metrics, figures and report; this Run is updated in place (and returned). The result equals a run
+        trained for the whole length from the start with the same seed. `vaezoo.run(spec, train__epochs=N)`
+        does the same where N is more than the run has."""
+        more = _count(epochs, "epochs", 1, 100000)
+        spec = self.spec.model_dump(mode="json") | {"name": self.path.name}
+        longer = run(spec, out=self.path.parent, progress=progress, train__epochs=len(self.history) + more)
+        for name in ("spec", "model", "metrics", "history", "data"):
+            setattr(self, name, getattr(longer, name))
+        return self
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows for a Run: its name, key numbers (per image, nats, split, K) and figures."""
+        from vaezoo.runs.run_html import run_html
+
+        return run_html(self.spec.name, self.path, self.metrics)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -168,16 +193,29 @@ def _shape_text(shape: tuple[Any, ...]) -> str:
     return "(" + ", ".join(str(size) for size in shape) + ")"
 
 
-def run(spec: str | Path | ExperimentSpec | dict[str, Any], out: str | Path = "runs", **overrides: Any) -> Run:
-    """Train and evaluate a spec (a YAML path, an ExperimentSpec or a plain dict) into out/<name>.
+def run(
+    spec: str | Path | ExperimentSpec | dict[str, Any],
+    out: str | Path = "runs",
+    progress: bool = True,
+    **overrides: Any,
+) -> Run:
+    """Train and evaluate a spec into out/<name>: a YAML path, the name of a shipped spec ("quickstart"; a
+    path that exists wins), an ExperimentSpec or a plain dict.
 
     Keyword overrides use `__` for the dots of a spec path: `train__epochs=2` sets train.epochs.
-    Running the same spec again reuses the finished run, or resumes an interrupted one; a different
-    spec under the same name is refused (change `name=`).
+    Running the same spec again reuses the finished run, or resumes an interrupted one; asking a finished
+    run for more epochs (`train__epochs=N`) trains it on from its checkpoint and evaluates it again. A
+    different spec under the same name is refused (change `name=`). `progress` shows the training progress
+    and the final table (in Jupyter as cell output, elsewhere on stderr).
     """
     resolved = _resolve(spec, overrides)
-    runner.run(resolved, _path(out, "out"), resume=True)
-    return load(Path(out) / resolved.name)
+    out_dir = _path(out, "out")
+    console = make_console(stderr=True) if progress else None
+    with _python_words():
+        metrics = runner.run(resolved, out_dir, resume=True, console=console)
+        if console is not None:
+            print_metrics(console, resolved.name, metrics, out_dir / resolved.name)
+        return load(out_dir / resolved.name)
 
 
 def load(run_dir: str | Path, device: str | None = None) -> Run:
@@ -185,8 +223,9 @@ def load(run_dir: str | Path, device: str | None = None) -> Run:
     path = _path(run_dir, "run_dir")
     if device not in (None, "auto", "cpu", "cuda"):
         raise ArgumentError(f"device must be None, 'auto', 'cpu' or 'cuda', not {device!r}")
-    metrics = finished_metrics(path)
-    loaded = saved_runs.load_run(path, device)
+    with _python_words():
+        metrics = finished_metrics(path)
+        loaded = saved_runs.load_run(path, device)
     loaded.model.eval()
     return Run(path, loaded.spec, loaded.model, metrics, loaded.history, loaded.data)
 
@@ -207,11 +246,13 @@ def _resolve(spec: str | Path | ExperimentSpec | dict[str, Any], overrides: dict
         raise ArgumentError(f"spec must be a YAML path, an ExperimentSpec or a dict, not a {type(spec).__name__}")
     dotted = [f"{key.replace('__', '.')}={_yaml(value)}" for key, value in overrides.items()]
     if isinstance(spec, (str, Path)):
-        return load_spec(spec, dotted)
+        with _python_words():
+            return load_spec(spec_path(spec), dotted)
     data = spec.model_dump(mode="json") if isinstance(spec, ExperimentSpec) else spec
     from vaezoo.spec.experiment import apply_overrides
 
-    return validate(apply_overrides(data, dotted), "spec")
+    with _python_words():
+        return validate(apply_overrides(data, dotted), "spec")
 
 
 def _yaml(value: Any) -> str:
@@ -224,3 +265,28 @@ def _yaml(value: Any) -> str:
         raise ArgumentError(
             f"an override's value must be plain data (str, number, list, dict), not {value!r:.60}"
         ) from None
+
+
+#: the command line's options, as the Python API names them: messages from the layers below speak of both
+_CLI_WORDS = (
+    (re.compile(r"--set ([A-Za-z_][\w.]*)="), lambda m: m.group(1).replace(".", "__") + "="),
+    (re.compile(r"pass --resume to continue it"), lambda m: "call vaezoo.run to resume it"),
+    (re.compile(r"--resume it"), lambda m: "resume it with vaezoo.run"),
+    (re.compile(r"--out\b"), lambda m: "out="),
+    (re.compile(r"--iw-samples\b"), lambda m: "iw_samples="),
+    (re.compile(r"--device\b"), lambda m: "device="),
+)
+
+
+@contextlib.contextmanager
+def _python_words() -> Iterator[None]:
+    """A VaezooError raised inside says the keyword names of this API, not the command line's options."""
+    try:
+        yield
+    except VaezooError as error:
+        message = str(error)
+        for pattern, words in _CLI_WORDS:
+            message = pattern.sub(words, message)
+        if message != str(error):
+            error.args = (message,)
+        raise

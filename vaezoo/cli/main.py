@@ -9,16 +9,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from rich.console import Console
 from rich.table import Table
 
 from vaezoo.core.errors import VaezooError, environment_error
 from vaezoo.core.plugins import load_plugins
-
-if TYPE_CHECKING:
-    from vaezoo.evaluate.records import RunMetrics
 
 EXIT_USER_ERROR = 2
 
@@ -31,59 +27,28 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from vaezoo.spec.experiment import load_spec
+    from vaezoo.spec.shipped import spec_path
 
-    spec = load_spec(Path(args.spec), args.set)  # before the runner's imports: a bad spec fails fast
+    spec = load_spec(spec_path(args.spec), args.set)  # before the runner's imports: a bad spec fails fast
+    from vaezoo.evaluate.console import make_console, print_metrics
     from vaezoo.runs.runner import run
 
-    console = None if args.quiet else Console(stderr=True)
+    console = None if args.quiet else make_console(stderr=True)
     metrics = run(spec, Path(args.out), resume=args.resume, console=console)
-    _print_metrics(spec.name, metrics, Path(args.out) / spec.name)
-
-
-#: what the console shows after a run, in this order (labels, units and digits come from the metric table)
-CONSOLE_METRICS = (
-    "test_nll_iw",
-    "test_neg_elbo",
-    "test_recon_nll",
-    "test_kl",
-    "test_bits_per_dim",
-    "active_units",
-    "probe_accuracy",
-    "train_images_per_second",
-)
-
-
-def _print_metrics(name: str, metrics: RunMetrics, run_dir: Path) -> None:
-    from vaezoo.evaluate.records import METRIC, format_phases
-
-    table = Table(
-        title=f"{name}: test set ({metrics.split}), per image, summed over pixels and latents (beta = 1); "
-        f"IS with K = {metrics.iw_samples}; {metrics.nll_kind}",
-        caption=f"run folder {run_dir}; report "
-        + " and ".join(str(run_dir / name) for name in ("report.pdf", "report.html") if (run_dir / name).exists()),
-    )
-    shown = [METRIC[key] for key in CONSOLE_METRICS if metrics.value(key) is not None]
-    for metric in shown:
-        table.add_column(metric.short, justify="right")
-    cells = [metric.format(metrics.value(metric.key)) for metric in shown]
-    cells[0] += f" ± {METRIC['test_nll_iw'].format(metrics.test_nll_iw_stderr)}"
-    table.add_row(*cells)
-    # a log file or a pipe gets the whole table rather than 80 columns of truncated cells
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(table)
-    console.print("seconds per phase: " + format_phases(metrics.phase_seconds))
+    print_metrics(make_console(), spec.name, metrics, Path(args.out) / spec.name)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
+    from vaezoo.evaluate.console import make_console
     from vaezoo.outputs.sweep_report import load_results_table
+    from vaezoo.spec.shipped import spec_path
     from vaezoo.sweeps.executors import ExecutorOptions, run_sweep
     from vaezoo.sweeps.grid import load_sweep
 
     options = ExecutorOptions(jobs=args.jobs, address=args.address, shared=args.shared)
-    sweep, points = load_sweep(Path(args.sweep), args.set)
-    run_sweep(sweep, points, Path(args.out), console=Console(stderr=True), executor=args.executor, options=options)
-    # a log file or a pipe gets the whole table rather than 80 columns of truncated cells
-    Console(width=None if sys.stdout.isatty() else 200).print(load_results_table(Path(args.out) / sweep.name))
+    sweep, points = load_sweep(spec_path(args.sweep), args.set)
+    run_sweep(sweep, points, Path(args.out), console=make_console(stderr=True), executor=args.executor, options=options)
+    make_console().print(load_results_table(Path(args.out) / sweep.name))  # a pipe gets whole lines
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -125,6 +90,7 @@ def _run_dir(text: str) -> Path:
 
 def _cmd_list(args: argparse.Namespace) -> None:
     from vaezoo.data import BINARIZATIONS, DATASETS
+    from vaezoo.evaluate.console import make_console, plain
     from vaezoo.spec.experiment import SLOTS
 
     table = Table(title="vaezoo components (the `kind` in a spec; * marks the default)")
@@ -133,12 +99,12 @@ def _cmd_list(args: argparse.Namespace) -> None:
     for slot in SLOTS:
         for name, component in slot.registry.items():
             kind = f"{name} *" if name == slot.default else name
-            table.add_row(slot.path, kind, _spec_fields(component.Spec), _summary(component))
+            table.add_row(*map(plain, (slot.path, kind, _spec_fields(component.Spec), _summary(component))))
     for name, info in DATASETS.items():
-        table.add_row("data.dataset", name, f"{info.image_shape}, {info.classes} classes", "")
+        table.add_row(*map(plain, ("data.dataset", name, f"{info.image_shape}, {info.classes} classes", "")))
     for name, binarization in BINARIZATIONS.items():
-        table.add_row("data.binarize", name, "", _summary(binarization))
-    Console().print(table)
+        table.add_row(*map(plain, ("data.binarize", name, "", _summary(binarization))))
+    make_console().print(table)  # docstrings hold formulas such as E[log p(x|z)]: plain text, not markup
 
 
 def _spec_fields(spec: Any) -> str:
@@ -177,17 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="train and evaluate one spec")
-    run.add_argument("spec", help="experiment YAML file")
+    run.add_argument("spec", help="experiment YAML file, or the name of a shipped one (quickstart)")
     run.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.latent_dim=2"
     )
     run.add_argument("--out", default="runs", help="output folder (default: runs)")
-    run.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run from its last checkpoint, or a finished one to more epochs (--set train.epochs=N)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_cmd_run)
 
     sweep = commands.add_parser("sweep", help="run every point of a sweep file, then its comparison report")
-    sweep.add_argument("sweep", help="sweep YAML file: base plus grid / variants / seeds")
+    sweep.add_argument("sweep", help="sweep YAML file (base plus grid / variants / seeds), or a shipped one's name")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every point")
     sweep.add_argument("--out", default="runs", help="output folder (default: runs)")
     sweep.add_argument("--jobs", type=int, default=1, help="local: processes running points at once (default: 1)")

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 from typing_extensions import Self
 
+from vaezoo.evaluate.console import NotebookOutput
 from vaezoo.evaluate.records import HistoryRow
 from vaezoo.model.vae import ELBOTerms
 
@@ -101,10 +103,13 @@ class RunningLoss:
 
 
 class ProgressView:
-    """A rich progress bar with live loss, recon, KL and beta; silent when there is no console."""
+    """A progress bar with live loss, recon, KL and beta, and one line per epoch: a live bar in a terminal,
+    an output redrawn in place in Jupyter (kept there in its last state), epoch lines alone in a log file;
+    silent when there is no console."""
 
     def __init__(self, console: Console | None, total_steps: int, done_steps: int) -> None:
         self.console = console
+        notebook = console is not None and console.is_jupyter
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -114,12 +119,15 @@ class ProgressView:
                 "loss {task.fields[loss]} recon {task.fields[recon]} KL {task.fields[kl]} beta {task.fields[beta]}"
             ),
             console=console,
-            disable=console is None,
+            disable=console is None or notebook,  # a notebook shows the bar through its own output
             transient=True,
         )
         self.task = self.progress.add_task(
             "training", total=total_steps, completed=done_steps, loss="-", recon="-", kl="-", beta="-"
         )
+        self.notebook: NotebookOutput | None = None
+        if notebook and console is not None:
+            self.notebook = NotebookOutput(console, self.progress.get_renderable())
 
     def __enter__(self) -> Self:
         self.progress.__enter__()
@@ -127,6 +135,8 @@ class ProgressView:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
+        if self.notebook is not None:
+            self.notebook.update(self.progress.get_renderable(), force=True)
 
     def update(self, step: int, epoch: int, epochs: int, beta: float, totals: EpochTotals | None) -> None:
         fields: dict[str, str] = {"beta": f"{beta:.3f}"}
@@ -135,15 +145,22 @@ class ProgressView:
             loss, recon, kl = means
             fields |= {"loss": f"{loss:.2f}", "recon": f"{recon:.2f}", "kl": f"{kl:.2f}"}
         self.progress.update(self.task, completed=step, description=f"epoch {epoch + 1}/{epochs}", **fields)
+        if self.notebook is not None:
+            self.notebook.update(self.progress.get_renderable())
 
     def epoch_done(self, row: HistoryRow) -> None:
-        if self.console is not None:
-            val_text = f"  val -ELBO {row.val_neg_elbo:.2f}" if row.val_neg_elbo is not None else ""
-            self.progress.console.print(
-                f"epoch {row.epoch:>3}  loss {row.train_loss:.2f}  recon {row.train_recon:.2f}  "
-                f"KL {row.train_kl:.2f}  beta {row.beta:.3f}{val_text}  "
-                f"({row.seconds:.1f} s, {row.images_per_second:,.0f} img/s)"
-            )
+        if self.console is None:
+            return
+        if self.notebook is not None:
+            self.notebook.update(self.progress.get_renderable(), force=True)
+        val_text = f"  val -ELBO {row.val_neg_elbo:.2f}" if row.val_neg_elbo is not None else ""
+        self.progress.console.print(
+            f"epoch {row.epoch:>3}  loss {row.train_loss:.2f}  recon {row.train_recon:.2f}  "
+            f"KL {row.train_kl:.2f}  beta {row.beta:.3f}{val_text}  "
+            f"({row.seconds:.1f} s, {row.images_per_second:,.0f} img/s)",
+            markup=False,
+            highlight=False,
+        )
 
 
 Advance = Callable[[int], None]
@@ -166,18 +183,33 @@ class PhaseView:
     @contextlib.contextmanager
     def phase(self, name: str, total: int | None = None, key: str | None = None) -> Iterator[Advance]:
         start = time.perf_counter()
-        with self._shown(name, total) as advance:
+        with self._shown(name, total) as (advance, close):
             yield advance
-        self.seconds[key or name] = time.perf_counter() - start
-        if self.console is not None:
-            self.console.print(f"{name}: {self.seconds[key or name]:.1f} s")
+            self.seconds[key or name] = time.perf_counter() - start
+            close(f"{name}: {self.seconds[key or name]:.1f} s")
 
     @contextlib.contextmanager
-    def _shown(self, name: str, total: int | None) -> Iterator[Advance]:
-        if self.console is None or not self.console.is_terminal:  # a log file gets only the closing line
-            yield lambda done: None
+    def _shown(self, name: str, total: int | None) -> Iterator[tuple[Advance, Callable[[str], None]]]:
+        """(advance, close): the phase's bar, and what shows its closing line (in a notebook, in the bar's place)."""
+        console = self.console
+        if console is None:
+            yield (lambda done: None), (lambda line: None)
             return
         columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-        with Progress(*columns, console=self.console, transient=True) as progress:
-            task = progress.add_task(name, total=total)
-            yield lambda done: progress.update(task, advance=done)
+        progress = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+        task = progress.add_task(name, total=total)
+        output = NotebookOutput(console, progress.get_renderable()) if console.is_jupyter else None
+
+        def advance(done: int) -> None:
+            progress.update(task, advance=done)
+            if output is not None:
+                output.update(progress.get_renderable())
+
+        def close(line: str) -> None:
+            if output is not None:
+                output.update(Text(line), force=True)
+            else:  # a terminal's bar goes (transient); a log file gets only this line
+                console.print(line, markup=False, highlight=False)
+
+        with progress:
+            yield advance, close

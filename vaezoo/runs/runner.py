@@ -43,17 +43,19 @@ def run_dir_for(spec: ExperimentSpec, out: Path) -> Path:
     return out / spec.name
 
 
-def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
+def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> bool:
     """Create the run folder (marked as a run), or check that an existing one is a vaezoo run that may be
-    resumed with this very spec; nothing in a folder that is not a run is touched."""
+    resumed with this very spec; nothing in a folder that is not a run is touched. True where a finished run
+    is re-opened to train more epochs (see check_saved_spec)."""
     check_folder_kind(run_dir, "run")
+    extending = False
     if folder_kind(run_dir) == "run":
         if not resume:
             raise OutputError(
                 f"run folder {run_dir} already exists; pass --resume to continue it, "
                 f"or give the new run another name (--set name=...) or folder (--out)"
             )
-        check_saved_spec(spec, run_dir)
+        extending = check_saved_spec(spec, run_dir)
         io.remove_stale_temporaries(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -63,26 +65,66 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> None:
         mark_folder(run_dir, "run")
     except OSError as error:
         raise OutputError(f"cannot write output folder {run_dir}: {error.strerror or error}") from None
+    return extending
 
 
-def check_saved_spec(spec: ExperimentSpec, run_dir: Path) -> None:
+def check_saved_spec(spec: ExperimentSpec, run_dir: Path) -> bool:
     """A run folder either has no spec.yaml yet or holds a run of this very spec: resuming with a
-    different spec would mix two experiments in one folder. A finished run is reused as it is, so its
-    metrics.json must read and its spec must be this one exactly (checked here, before a sweep trains
-    anything); an unfinished run may change only what does not change training (checkpoint.UNTRAINED:
-    eval, logging, more epochs)."""
+    different spec would mix two experiments in one folder. An unfinished run may change only what does
+    not change training (checkpoint.UNTRAINED: eval, logging, more epochs). A finished run is reused as it
+    is, so its metrics.json must read and its spec must be this one exactly (checked here, before a sweep
+    trains anything), unless this spec asks for more epochs of the same training: then the run is re-opened
+    (True), to continue from its checkpoint and be evaluated again."""
     check_folder_kind(run_dir, "run")
     finished = (run_dir / "metrics.json").exists()
     if finished:
         finished_metrics(run_dir)
     saved = run_dir / "spec.yaml"
     if not saved.exists():
-        return
+        return False
     old = load_spec(saved)
-    a, b = (old.model_dump(), spec.model_dump()) if finished else (training_fields(old), training_fields(spec))
-    if a != b:
-        key = first_difference(a, b)
-        raise OutputError(f"{saved} differs from this spec at {key}; resume with the same spec or choose --out")
+    if finished and old.model_dump() == spec.model_dump():
+        return False
+    if bound_fields(old) != bound_fields(spec):
+        key = first_difference(bound_fields(old), bound_fields(spec))
+        raise OutputError(f"{saved} differs from this spec at {key}{_why(key)}")
+    if finished and spec.train.epochs <= old.train.epochs:
+        key = first_difference(old.model_dump(mode="json"), spec.model_dump(mode="json"))
+        raise OutputError(
+            f"{run_dir} is a finished run of {old.train.epochs} epochs, and this spec differs at {key}: a finished "
+            "run is reused as it is, or trained further (more train.epochs); re-evaluate it with `vaezoo eval`"
+        )
+    return finished
+
+
+def bound_fields(spec: ExperimentSpec) -> dict[str, Any]:
+    """What a run folder's spec may not change: checkpoint.training_fields, and train.epochs where a step
+    trains differently in a run of another length (follows_run_length)."""
+    fields = training_fields(spec)
+    if follows_run_length(spec):
+        fields["train"]["epochs"] = spec.train.epochs
+    return fields
+
+
+def follows_run_length(spec: ExperimentSpec) -> bool:
+    """Whether a step trains differently in a longer run, so that the run cannot be extended to equal a
+    longer one: a learning-rate schedule over the run's epochs (any but constant), or a KL weighting whose
+    beta is spread over the run's steps (cyclical). The weighting is asked, not named: its beta at the
+    same steps of runs of two lengths."""
+    if spec.train.lr_schedule != "constant":
+        return True
+    weighting = build_kl_weighting(spec)
+    return any(weighting.beta(step, 1000) != weighting.beta(step, 2000) for step in range(0, 1000, 7))
+
+
+def _why(key: str) -> str:
+    """What to do about a spec that differs from a run's saved one at `key`."""
+    if key == "train.epochs":
+        return (
+            " (its learning-rate schedule or KL weighting spreads over the run's length, so a longer run is "
+            "another run); give it another name or folder"
+        )
+    return "; resume with the same spec, or give this one another name or folder"
 
 
 def check_inputs(spec: ExperimentSpec) -> datasets.DatasetInfo:
@@ -127,8 +169,8 @@ def _train_and_evaluate(
     on_checkpoint: Callable[[Path], None] | None,
 ) -> RunMetrics:
     metrics_path = run_dir / "metrics.json"
-    prepare_run_dir(spec, run_dir, resume)
-    if metrics_path.exists():
+    extending = prepare_run_dir(spec, run_dir, resume)
+    if metrics_path.exists() and not extending:
         return finished_metrics(run_dir)
     device = resolve_device(spec.train.device)
     torch.manual_seed(spec.seed)
@@ -136,6 +178,10 @@ def _train_and_evaluate(
     resuming = resume and (run_dir / "checkpoint.pt").exists()
     if resuming:  # before spec.yaml claims the folder for this spec (a saved one matched: it vouches)
         read_checkpoint(run_dir / "checkpoint.pt", model, device, spec, vouched=(run_dir / "spec.yaml").exists())
+    if extending:
+        if not resuming:
+            raise OutputError(f"{run_dir} has no checkpoint.pt to train further from")
+        metrics_path.unlink()  # unfinished from here on: a stop leaves a run to resume, not stale numbers
     io.write_text(run_dir / "spec.yaml", spec.to_yaml())
     data = datasets.read(info, spec.data, device)  # check_inputs verified the files
     if not resuming and spec.model.output_init == "data":
