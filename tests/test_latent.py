@@ -4,6 +4,7 @@ to the model, a deepcopy is self-contained, and no parameter is counted twice or
 
 import copy
 import itertools
+from typing import Literal
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from tests.test_components import SMALL, hierarchical_prior, posterior_for
 from vaezoo.core.errors import SpecError
+from vaezoo.core.schema import StrictModel
 from vaezoo.model.latent import LatentLayout
 from vaezoo.parts import POSTERIORS, PRIORS
 from vaezoo.parts.ladder import LadderPosterior, LadderPrior
@@ -54,6 +56,7 @@ def test_the_full_latent_is_laid_out_as_the_prior_spec_says(prior):
     spec, model = model_for(prior)
     layout = model.latent.layout
     assert layout == latent_layout(spec.model) == LatentLayout(tuple(spec.model.prior.layers(LATENT)))
+    assert layout.sizes == ((5, 4, LATENT) if prior == "ladder" else (LATENT,))
     assert layout.code_dim == model.latent_dim == LATENT and layout.dim == sum(layout.sizes)
     with torch.no_grad():
         draw = model.latent.draw(model.encoder(images()), samples=2)
@@ -63,6 +66,16 @@ def test_the_full_latent_is_laid_out_as_the_prior_spec_says(prior):
     assert model.latent.observed(draw.z).shape[-1] == layout.observed_dim
     assert model.latent.code(draw.z).shape[-1] == layout.code_dim
     assert (layout.code_note is not None) == layout.hierarchical == hierarchical_prior(prior)
+
+
+def test_a_prior_spec_without_layers_lays_out_one_flat_layer():
+    class PlainSpec(StrictModel):  # a prior registered with a spec that says nothing of layers
+        kind: Literal["plain"]
+
+    assert LatentLayout.of(PlainSpec(kind="plain"), 4) == LatentLayout((4,))
+    assert LatentLayout.of(PRIORS.get("ladder").Spec(kind="ladder", lower=[6, 5]), 4).sizes == (6, 5, 4)
+    with pytest.raises(ValueError, match="at least one layer"):
+        LatentLayout(())
 
 
 @pytest.mark.parametrize("prior", PRIORS.names())

@@ -39,6 +39,13 @@ class LatentLayout:
 
     sizes: tuple[int, ...]
 
+    @classmethod
+    def of(cls, prior_spec: object, latent_dim: int) -> LatentLayout:
+        """The layout a prior's spec gives: its `layers(latent_dim)`, bottom first, or one layer of
+        `latent_dim` for a spec without them (a flat prior registered with a plain spec)."""
+        layers = getattr(prior_spec, "layers", None)
+        return cls(tuple(layers(latent_dim)) if layers is not None else (latent_dim,))
+
     def __post_init__(self) -> None:
         if not self.sizes or min(self.sizes) < 1:
             raise ValueError(f"a latent needs at least one layer, each of at least one dimension, not {self.sizes}")
@@ -119,12 +126,10 @@ class Latent:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(KL per image, KL per dimension or None) at the draw, by `estimate`; pass `density` (from
         `density()`) to reuse it."""
-        if self.estimate is KLEstimate.CLOSED_FORM:
-            per_dim = (density or self.prior).kl(draw.base)
-        elif self.estimate is KLEstimate.PER_LAYER:
-            per_dim = draw.layer_kl
-        else:
-            return draw.log_q - (density or self.density()).log_prob(draw.z), None
+        if self.estimate is KLEstimate.MONTE_CARLO:
+            return draw.log_q - (self.density() if density is None else density).log_prob(draw.z), None
+        # a closed form needs no components: the priors defined through the posterior have none
+        per_dim = self.prior.kl(draw.base) if self.estimate is KLEstimate.CLOSED_FORM else draw.layer_kl
         return per_dim.sum(-1), per_dim
 
     def log_prior_ratio(self, draw: PosteriorSample) -> torch.Tensor:

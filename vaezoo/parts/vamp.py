@@ -76,6 +76,7 @@ class VampPrior(Prior):
     def _needs_components(self, *_: object, **__: object) -> NoReturn:
         raise TypeError("the VampPrior is a density given the posterior at its pseudo-inputs: use prior.given(...)")
 
+    # the density members of a Prior: without the posterior at the pseudo-inputs there is no density
     log_prob = marginal_log_prob = sample = marginal_moments = _needs_components
 
 

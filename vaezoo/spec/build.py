@@ -15,7 +15,7 @@ from vaezoo.spec.experiment import ExperimentSpec, ModelSpec
 
 def latent_layout(spec: ModelSpec) -> LatentLayout:
     """How the spec's latent is laid out: its layers, bottom first, as the prior's spec gives them."""
-    return LatentLayout(tuple(spec.prior.layers(spec.latent_dim)))
+    return LatentLayout.of(spec.prior, spec.latent_dim)
 
 
 def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:

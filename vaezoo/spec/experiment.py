@@ -121,7 +121,7 @@ class ExperimentSpec(StrictModel):
         refused = OBJECTIVES.get(self.objective.kind).refuses(prior, posterior)
         if refused is not None:
             raise ValueError(f"objective {self.objective.kind}: {refused}")
-        if LatentLayout(tuple(self.model.prior.layers(self.model.latent_dim))).hierarchical != posterior.hierarchical:
+        if LatentLayout.of(self.model.prior, self.model.latent_dim).hierarchical != posterior.hierarchical:
             raise ValueError(
                 f"the prior {self.model.prior.kind} and the posterior {self.model.posterior.kind} must both be "
                 "hierarchical (over a stack of latent layers) or both flat"
