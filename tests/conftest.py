@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from tests import synthetic
 from vaezoo.runs import runner
 from vaezoo.sweeps import executors
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # xdist's workers share the cores: torch's default of one thread per core in every worker would
+    # oversubscribe them, and a 2-core machine then runs the suite slower in parallel than serially
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 SHARED_MNIST = Path(os.environ.get("VAEZOO_DATA", "/nonexistent")) / "MNIST" / "raw"
 
