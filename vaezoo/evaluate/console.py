@@ -49,6 +49,8 @@ class NotebookOutput:
         self.shown = time.monotonic()
 
     def update(self, renderable: RenderableType, force: bool = False) -> None:
+        if self.handle is None:  # no IPython shell (a Jupyter console forced outside one): shown once, as text
+            return
         if force or time.monotonic() - self.shown >= self.EVERY:
             self.handle.update(self._bundle(renderable))
             self.shown = time.monotonic()

@@ -125,6 +125,7 @@ class ProgressView:
         self.task = self.progress.add_task(
             "training", total=total_steps, completed=done_steps, loss="-", recon="-", kl="-", beta="-"
         )
+        self.total_steps = total_steps
         self.notebook: NotebookOutput | None = None
         if notebook and console is not None:
             self.notebook = NotebookOutput(console, self.progress.get_renderable())
@@ -151,6 +152,15 @@ class ProgressView:
     def epoch_done(self, row: HistoryRow) -> None:
         if self.console is None:
             return
+        self.progress.update(
+            self.task,
+            completed=row.step,
+            description=f"epoch {row.epoch}/{round(self.total_steps * row.epoch / max(row.step, 1))}",
+            loss=f"{row.train_loss:.2f}",
+            recon=f"{row.train_recon:.2f}",
+            kl=f"{row.train_kl:.2f}",
+            beta=f"{row.beta:.3f}",
+        )  # the epoch's totals, also where it was too short for a poll to show them
         if self.notebook is not None:
             self.notebook.update(self.progress.get_renderable(), force=True)
         val_text = f"  val -ELBO {row.val_neg_elbo:.2f}" if row.val_neg_elbo is not None else ""
