@@ -111,4 +111,3 @@ def test_make_console_is_unwrapped_on_a_file():
     finally:
         sys.stdout = stdout
     assert text.count("\n") == 1 and "x" * 500 in text and "[brackets] stay" not in text  # markup is the caller's
-    assert Path
