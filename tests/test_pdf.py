@@ -7,13 +7,16 @@ import re
 import pytest
 import typst
 
+from tests.records import run_metrics
 from vaezoo import outputs
 from vaezoo.core.errors import OutputError
 from vaezoo.outputs import pdf, render, sweep_pdf
 from vaezoo.outputs.html_page import math_html, to_html
+from vaezoo.outputs.sweep_entries import SweepEntry
 from vaezoo.outputs.sweep_figures import save_rate_distortion
 from vaezoo.outputs.tex_typst import TexError, tex_to_typst
 from vaezoo.outputs.typst_markup import escape, markdown_to_typst
+from vaezoo.parts.likelihoods import NLLKind
 
 DERIVATION = outputs.DERIVATION.read_text()
 FORMULAS = re.findall(r"\$\$.+?\$\$|\$[^$\n]+?\$", DERIVATION, re.DOTALL)
@@ -131,16 +134,17 @@ def test_html_math_is_mathml_and_figures_share_a_grid(tmp_path):
     assert "<figcaption><strong>a</strong>: first</figcaption>" in page
 
 
-MASS = "log-likelihood of binary images (nats)"
+def point(beta: float, rate: float, distortion: float, kind: NLLKind = NLLKind.BINARY_MASS) -> SweepEntry:
+    metrics = run_metrics(test_kl=rate, test_recon_nll=distortion, test_neg_elbo=rate + distortion, nll_kind=kind)
+    return SweepEntry({"kl.beta": beta}, metrics)
 
 
 def test_the_sweep_trade_off_reads_its_numbers_and_never_ranks_across_kinds():
-    a = {"kl.beta": 0.5, "test_kl": 30.0, "test_recon_nll": 100.0, "test_neg_elbo": 130.0, "nll_kind": MASS}
-    b = {"kl.beta": 4.0, "test_kl": 6.0, "test_recon_nll": 146.0, "test_neg_elbo": 152.0, "nll_kind": MASS}
+    a, b = point(0.5, 30.0, 100.0), point(4.0, 6.0, 146.0)
     text = sweep_pdf.trade_off([a, b], ["kl.beta"], drawn=True)
     assert "rate rises from 6.00 to 30.00 nats while the distortion falls from 146.00 to 100.00 nats" in text
     assert "lowered the distortion by 1.92 nats" in text and "130.00" in text and "@fig-sweep (a)" in text
-    mixed = sweep_pdf.trade_off([a, b | {"nll_kind": "continuous density (nats)"}], ["kl.beta"], drawn=False)
+    mixed = sweep_pdf.trade_off([a, point(4.0, 6.0, 146.0, NLLKind.DENSITY)], ["kl.beta"], drawn=False)
     assert "only their rates compare" in mixed and "best bound" not in mixed and "@fig" not in mixed
     assert typst.compile((pdf.preamble("t") + mixed).encode(), ignore_system_fonts=True).startswith(b"%PDF")
 

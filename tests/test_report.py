@@ -6,9 +6,11 @@ import re
 import pytest
 
 from tests.conftest import tiny_spec
+from tests.records import history_row, run_metrics
 from vaezoo.cli.main import main
-from vaezoo.outputs import pdf, report
+from vaezoo.outputs import pdf, run_tables
 from vaezoo.outputs.figures import FIGURES
+from vaezoo.parts.likelihoods import NLLKind
 from vaezoo.runs import runner
 from vaezoo.spec.experiment import validate
 
@@ -101,24 +103,9 @@ def test_commands_on_an_unfinished_run_are_one_line_errors(tmp_path, capsys):
 
 
 def test_observations_follow_the_numbers():
-    metrics = {
-        "kl_per_dim": [5.0, 0.001, 3.0, 0.002],
-        "elbo_is_gap": 4.5,
-        "iw_samples": 100,
-        "test_neg_elbo": 100.0,
-        "test_nll_iw": 95.5,
-        "active_units": 2,
-        "test_kl": 8.0,
-        "mutual_information": 6.0,
-        "mutual_information_max": 9.21,
-        "probe_accuracy": 0.8,
-        "nll_kind": "not a likelihood: Bernoulli BCE on grey levels",
-    }
-    history = [
-        {"val_neg_elbo": 101.0, "train_loss": 99.0, "beta": 1.0},
-        {"val_neg_elbo": 100.0, "train_loss": 98.0, "beta": 1.0},
-    ]
-    text = "\n".join(report.observations(metrics, history, validate({"name": "x"}, "t")))
+    metrics = run_metrics(nll_kind=NLLKind.BERNOULLI_ON_GREY)
+    history = [history_row(1, val_neg_elbo=101.0, train_loss=99.0), history_row(2, val_neg_elbo=100.0, train_loss=98.0)]
+    text = "\n".join(run_tables.observations(metrics, history, validate({"name": "x"}, "t")))
     assert "4.50 nats looser" in text and "2 of 4 latent dimensions are active" in text
     assert "z1 (5.00 nats), z3 (3.00 nats)" in text and "2 dimensions carry under 0.01 nats" in text
     assert (
@@ -128,5 +115,5 @@ def test_observations_follow_the_numbers():
         and "not log-likelihoods" in text
     )
     ladder = validate({"name": "x", "model": {"prior": {"kind": "ladder"}, "posterior": {"kind": "ladder"}}}, "t")
-    text = "\n".join(report.observations(metrics, history, ladder))
+    text = "\n".join(run_tables.observations(metrics, history, ladder))
     assert "the code is the top layer" in text and "is the mismatch" not in text and "covers every layer" in text

@@ -6,33 +6,22 @@ import math
 import pytest
 import torch
 
+from tests.records import sweep_entry
 from vaezoo.core.errors import SpecError
 from vaezoo.evaluate.records import METRICS
-from vaezoo.outputs.sweep_report import sweep_observations, sweep_table
+from vaezoo.outputs.sweep_observations import sweep_observations
+from vaezoo.outputs.sweep_report import sweep_table
+from vaezoo.parts.likelihoods import NLLKind
 from vaezoo.sweeps.grid import SweepSpec
 
-MASS = "log-likelihood of binary images (nats)"
-DENSITY = "continuous density (nats)"
+MASS = NLLKind.BINARY_MASS
+DENSITY = NLLKind.DENSITY
 
-
-def entry(name: str, kind: str, nll: float, probe: float) -> dict:
-    return {
-        "run": name,
-        "nll_kind": kind,
-        "test_nll_iw": nll,
-        "test_neg_elbo": nll + 5,
-        "test_recon_nll": nll - 20,
-        "test_kl": 25.0,
-        "elbo_is_gap": 5.0,
-        "test_bits_per_dim": nll / 543.4 if kind == MASS else None,
-        "active_units": 10,
-        "mutual_information": 8.0,
-        "probe_accuracy": probe,
-        "train_seconds": 10.0,
-    }
-
-
-ENTRIES = [entry("bern-a", MASS, 95.0, 0.90), entry("gauss", DENSITY, -700.0, 0.95), entry("bern-b", MASS, 97.0, 0.80)]
+ENTRIES = [
+    sweep_entry("bern-a", MASS, 95.0, 0.90),
+    sweep_entry("gauss", DENSITY, -700.0, 0.95),
+    sweep_entry("bern-b", MASS, 97.0, 0.80),
+]
 
 
 def test_nll_columns_are_split_by_kind_and_rows_grouped_by_kind():
@@ -92,9 +81,9 @@ def test_paired_differences_against_the_first_point(tmp_path):
 
 def test_every_row_says_its_kl_estimator_and_a_hierarchy_its_kl_per_layer():
     rows = [
-        entry("plain", MASS, 95.0, 0.9) | {"kl_estimate": "closed-form"},
-        entry("vamp", MASS, 94.0, 0.9) | {"kl_estimate": "monte-carlo"},
-        entry("two-layer", MASS, 93.0, 0.9) | {"kl_estimate": "closed-form per layer", "layer_kl": [20.5, 3.25]},
+        sweep_entry("plain", MASS, 95.0, 0.9, kl_estimate="closed-form"),
+        sweep_entry("vamp", MASS, 94.0, 0.9, kl_estimate="monte-carlo"),
+        sweep_entry("two-layer", MASS, 93.0, 0.9, kl_estimate="closed-form per layer", layer_kl=[20.5, 3.25]),
     ]
     table = sweep_table(rows, ["run"], "test_nll_iw").splitlines()
     header = [cell.strip() for cell in table[0].strip("|").split("|")]

@@ -15,8 +15,16 @@ import typst
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.records import history_row, run_metrics
+from vaezoo.core.errors import OutputError
+from vaezoo.evaluate.records import RunMetrics, finished_metrics
 from vaezoo.outputs import escape, report, run_pdf, sweep_report
 from vaezoo.outputs.html_page import to_html
+from vaezoo.outputs.run_tables import tables_for
+from vaezoo.outputs.sweep_entries import SweepEntry
+from vaezoo.outputs.sweep_observations import sweep_observations
+from vaezoo.outputs.sweep_tables import sweep_rows
+from vaezoo.parts.likelihoods import NLLKind
 from vaezoo.spec.experiment import validate
 
 #: what an attacker would try first, in every language vaezoo writes
@@ -47,8 +55,8 @@ KNOWN = [
 ]
 META = "<>&\"'|`$#\\*_[]()!{}~@=+-/\n\r\t :;.%"
 HOSTILE = st.one_of(st.sampled_from(KNOWN), st.text(alphabet=st.sampled_from(META) | st.characters(), max_size=30))
-#: every string field of metrics.json that a report shows
-STRING_FIELDS = ("nll_kind", "split", "device", "kl_estimate", "binarize")
+#: every free-text field of metrics.json that a report shows (nll_kind is an NLLKind: see below)
+STRING_FIELDS = ("split", "device", "kl_estimate", "binarize")
 #: the tags a report's HTML may hold (markdown's, the figure grid's, MathML's)
 ALLOWED_TAGS = {
     "html",
@@ -109,36 +117,12 @@ ALLOWED_TAGS = {
 }
 
 
-def metrics_with(values: list[str]) -> dict:
-    metrics = {
-        "kl_per_dim": [5.0, 0.001, 3.0, 0.002],
-        "elbo_is_gap": 4.5,
-        "iw_samples": 100,
-        "test_neg_elbo": 100.0,
-        "test_nll_iw": 95.5,
-        "test_nll_iw_stderr": 0.3,
-        "test_recon_nll": 92.0,
-        "test_bits_per_dim": 0.18,
-        "active_units": 2,
-        "test_kl": 8.0,
-        "mutual_information": 6.0,
-        "mutual_information_max": 9.21,
-        "probe_accuracy": 0.8,
-        "epochs": 2,
-        "params": 1234,
-        "discrete": True,
-        "train_seconds": 1.0,
-        "train_images_per_second": 10.0,
-        "phase_seconds": {values[-1]: 1.0},
-    }
-    metrics |= dict(zip(STRING_FIELDS, values, strict=False))
-    return metrics
+def metrics_with(values: list[str]) -> RunMetrics:
+    """Metrics whose free-text fields hold `values`, the last one a phase's name."""
+    return run_metrics(phase_seconds={values[-1]: 1.0}, **dict(zip(STRING_FIELDS, values, strict=False)))
 
 
-HISTORY = [
-    {"epoch": 1, "val_neg_elbo": 101.0, "train_loss": 99.0, "beta": 1.0},
-    {"epoch": 2, "val_neg_elbo": 100.0, "train_loss": 98.0, "beta": 1.0},
-]
+HISTORY = [history_row(1, val_neg_elbo=101.0, train_loss=99.0), history_row(2, val_neg_elbo=100.0, train_loss=98.0)]
 SPEC = validate({"name": "x"}, "t")
 
 
@@ -183,14 +167,14 @@ def cells_per_row(text: str) -> list[int]:
 @given(st.lists(HOSTILE, min_size=len(STRING_FIELDS) + 1, max_size=len(STRING_FIELDS) + 1))
 def test_a_run_report_shows_hostile_metrics_as_text(values):
     metrics = metrics_with(values)
-    text = report.run_markdown(SPEC, metrics, HISTORY, [])
+    text = report.run_markdown(tables_for(SPEC, metrics, HISTORY, []))
     tables = text.split("## Observations")[0]
     assert set(cells_per_row(tables)) == {2}  # every row of the spec and metrics tables keeps its 2 columns
     page_text = assert_inert_html(to_html(text, Path("/nonexistent"), SPEC.name))
     for value in values[: len(STRING_FIELDS) - 1]:  # binarize is not in a run's tables
         assert shown(value) in page_text, value
-    source = run_pdf.run_source(Path("/nonexistent"), SPEC, metrics, HISTORY, [])
-    for value in (metrics["nll_kind"], metrics["split"], metrics["device"]):
+    source = run_pdf.run_source(Path("/nonexistent"), tables_for(SPEC, metrics, HISTORY, []))
+    for value in (metrics.split, metrics.device):
         assert escape.typst(value) in source
     assert "#read" not in source.replace("\\#read", "")
 
@@ -233,24 +217,36 @@ def test_typst_shows_a_value_exactly_as_itself(value, tmp_path):
 @pytest.mark.parametrize("value", KNOWN)
 def test_a_whole_run_report_with_hostile_metrics_typesets(value, tmp_path):
     metrics = metrics_with([value] * (len(STRING_FIELDS) + 1))
-    source = run_pdf.run_source(tmp_path, SPEC, metrics, HISTORY, [])
+    source = run_pdf.run_source(tmp_path, tables_for(SPEC, metrics, HISTORY, []))
     (tmp_path / "report.typ").write_text(source, encoding="utf-8")
     pdf = typst.compile(str(tmp_path / "report.typ"), root=str(tmp_path), ignore_system_fonts=True)
     assert pdf[:5] == b"%PDF-"  # compiled: no value read a file, ran a loop or broke the markup
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(HOSTILE, min_size=2, max_size=4, unique=True), HOSTILE, HOSTILE)
-def test_a_sweep_table_keeps_its_columns_and_shows_hostile_values(names, key, kind):
+@given(st.lists(HOSTILE, min_size=2, max_size=4, unique=True), HOSTILE, HOSTILE, st.sampled_from(list(NLLKind)))
+def test_a_sweep_table_keeps_its_columns_and_shows_hostile_values(names, key, estimate, kind):
     entries = [
-        {"run": name, key: name, "nll_kind": kind, "kl_estimate": kind, "test_nll_iw": 90.0 + i, "test_kl": 1.0}
+        SweepEntry({"run": name, key: name}, run_metrics(nll_kind=kind, kl_estimate=estimate, test_nll_iw=90.0 + i))
         for i, name in enumerate(names)
     ]
-    header, _ = sweep_report.sweep_rows(entries, [key], "test_nll_iw")
+    header, _ = sweep_rows(entries, [key], "test_nll_iw")
     table = sweep_report.sweep_table(entries, [key], "test_nll_iw")
     assert set(cells_per_row(table)) == {len(header)}
     page_text = assert_inert_html(to_html(table, Path("/nonexistent"), "t"))
     for name in names:
         assert shown(name) in page_text
-    notes = sweep_report.sweep_observations(entries, [key], "test_nll_iw")
+    notes = sweep_observations(entries, [key], "test_nll_iw")
     assert_inert_html(to_html("\n".join(f"- {n}" for n in notes), Path("/nonexistent"), "t"))
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=HOSTILE)
+def test_a_metrics_json_whose_nll_kind_is_no_kind_is_refused_naming_it(value, tmp_path):
+    """What the NLL is decides which numbers compare: a value that names no NLLKind is a damaged file."""
+    (tmp_path / "metrics.json").write_text(json.dumps(run_metrics().to_json() | {"nll_kind": value}))
+    if value in {kind.value for kind in NLLKind}:
+        assert finished_metrics(tmp_path).nll_kind == NLLKind(value)
+    else:
+        with pytest.raises(OutputError, match="metrics.json is damaged or from another version: nll_kind"):
+            finished_metrics(tmp_path)

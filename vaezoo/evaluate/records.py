@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from vaezoo.core import io
 from vaezoo.core.errors import OutputError
+from vaezoo.parts.likelihoods import NLLKind
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ class TestMetrics:
 class RunMetrics(TestMetrics):
     """A finished run's metrics.json: its test numbers, what they are, and what training cost."""
 
-    nll_kind: str = ""
+    #: what the NLL is (a mass, a density or neither): numbers of different kinds never compare; required
+    #: (keyword-only, as the fields before it have defaults), as every metrics.json has said it
+    nll_kind: NLLKind = field(kw_only=True)
     discrete: bool = True  # whether the NLL is a probability mass (bits/dim and ranking across runs need it)
     binarize: str = ""
     split: str = ""
@@ -107,7 +110,8 @@ class RunMetrics(TestMetrics):
     phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """metrics.json's content: plain JSON data, the NLL kind as its text."""
+        return dataclasses.asdict(self) | {"nll_kind": self.nll_kind.value}
 
     @classmethod
     def from_json(cls, data: Any, source: str) -> RunMetrics:

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from vaezoo.core import io
-from vaezoo.outputs.escape import markdown as md
 
 PER_IMAGE_NLL = "test_nll.pt"  # written by the runner beside metrics.json
 
@@ -47,7 +46,7 @@ def paired_differences(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path
     if len({len(v) for v in nll.values()}) != 1:
         return None
     by_config: dict[str, dict[Any, str]] = {}
-    labels = {name: _config_label(name, varied) for name, varied in points}
+    labels = {name: config_label(name, varied) for name, varied in points}
     for name, varied in points:
         config = repr(sorted((k, repr(v)) for k, v in varied.items() if k != "seed"))
         by_config.setdefault(config, {})[varied.get("seed")] = name
@@ -66,30 +65,8 @@ def paired_differences(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path
     return results
 
 
-def _config_label(name: str, varied: dict[str, Any]) -> str:
+def config_label(name: str, varied: dict[str, Any]) -> str:
     """A point's configuration without its seed (its varied values), where seeds vary; else its run name."""
     if "seed" not in varied:
         return name
     return ", ".join(str(v) for k, v in varied.items() if k != "seed") or name
-
-
-def paired_section(points: list[tuple[str, dict[str, Any]]], sweep_dir: Path) -> str | None:
-    """The report's markdown section of paired differences against the first point, or None."""
-    differences = paired_differences(points, sweep_dir)
-    if not differences:
-        return None
-    base = _config_label(*points[0])
-    lines = [
-        "## Paired differences",
-        "",
-        (
-            f"Test NLL (IS) of each run minus {md(base)}'s (the first point; same seed), image by image on the same "
-            "test images, averaged over images and seeds; SE is the standard error of that paired mean."
-        ),
-        "",
-        "| run | difference (nats) | paired SE | beyond 2 SE |",
-        "|---|---|---|---|",
-    ]
-    for d in differences:
-        lines.append(f"| {md(d.point)} | {d.difference:+.3f} | {d.stderr:.3f} | {'yes' if d.significant else 'no'} |")
-    return "\n".join(lines)

@@ -2,161 +2,24 @@
 mathematics as MathML) and report.pdf (typeset with typst: see run_pdf).
 
 Everything comes from the run's saved spec, metrics, history and figure files, so a report can be
-rewritten without the model; a figure whose file is absent is left out. Those files may come from
-someone else: every value read from them is written through escape.markdown (run_pdf and html_page
-read that Markdown back), and every cell of a table is Markdown.
+rewritten without the model; a figure whose file is absent is left out. The tables and notes are
+computed by run_tables; this module and run_pdf only format them (every cell there is Markdown,
+its values already escaped, which html_page and run_pdf read back).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from vaezoo.core import io
-from vaezoo.evaluate.records import METRICS, format_phases
+from vaezoo.evaluate.records import HistoryRow, RunMetrics
 from vaezoo.outputs import DERIVATION
 from vaezoo.outputs.escape import markdown as md
-from vaezoo.outputs.escape import markdown_code as md_code
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.html_page import to_html
-from vaezoo.spec.build import latent_layout
+from vaezoo.outputs.run_pdf import write_run_pdf
+from vaezoo.outputs.run_tables import RunTables, run_tables
 from vaezoo.spec.experiment import ExperimentSpec
-
-
-def spec_summary(spec: ExperimentSpec) -> list[tuple[str, str]]:
-    """The spec in brief: one row per part, each with its settings."""
-    m = spec.model
-
-    def part(component: Any) -> str:
-        settings = ", ".join(f"{md(k)}={md(v)}" for k, v in component.fields().items())
-        return md_code(component.kind) + (f" ({settings})" if settings else "")
-
-    return [
-        (
-            "data",
-            f"{md(spec.data.dataset)}, binarize {md_code(spec.data.binarize)}, {spec.data.val_size} validation images",
-        ),
-        ("latent dimensions", str(m.latent_dim)),
-        ("encoder", part(m.encoder)),
-        ("posterior", part(m.posterior)),
-        ("prior", part(m.prior)),
-        ("decoder", part(m.decoder)),
-        ("likelihood", part(m.likelihood)),
-        ("KL weighting", part(spec.kl)),
-        ("objective", part(spec.objective)),
-        (
-            "training",
-            (
-                f"{spec.train.epochs} epochs, batch {spec.train.batch_size}, Adam lr {spec.train.lr:g} "
-                f"({md(spec.train.lr_schedule)}), seed {spec.seed}"
-            ),
-        ),
-    ]
-
-
-def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every number of the metric table with its unit (bits/dim only for a probability mass), then
-    what the numbers are and what the run cost; each row two Markdown cells."""
-    rows = []
-    for metric in METRICS:
-        value = metrics.get(metric.key)
-        if metric.kind == "mass-only" and value is None:
-            continue
-        text = metric.format(value)
-        if metric.key == "test_nll_iw":
-            text += f" ± {metric.format(metrics['test_nll_iw_stderr'])} (K = {metrics['iw_samples']})"
-        elif metric.key == "active_units":
-            text += f" of {len(metrics['kl_per_dim'])} (Cov_x E_q[z_d] > 0.01)"
-        elif metric.key == "test_kl":
-            text += f" ({md(metrics['kl_estimate'])})"
-        rows.append((md(metric.heading()), text))
-    if metrics.get("layer_kl") is not None:
-        layers = zip(metrics["layer_kl"], metrics["layer_active_units"], strict=True)
-        text = "; ".join(f"{kl:.2f} nats, {active} active" for kl, active in layers)
-        rows.append(("KL and active units per layer, bottom first", text))
-    return rows + [
-        ("what the NLL is", md(metrics["nll_kind"])),
-        ("split", md(metrics["split"])),
-        ("parameters", f"{metrics['params']:,}"),
-        ("device", md(metrics["device"])),
-        ("seconds per phase", md(format_phases(metrics["phase_seconds"])) or "—"),
-    ]
-
-
-def observations(metrics: dict[str, Any], history: list[dict[str, Any]], spec: ExperimentSpec) -> list[str]:
-    """Findings computed from this run's numbers (and, for what they cover, its prior)."""
-    code_note = latent_layout(spec.model).code_note
-    kl = metrics["kl_per_dim"]
-    total = sum(kl) or 1.0
-    order = sorted(range(len(kl)), key=lambda d: -kl[d])
-    top = order[: max(1, min(3, len(kl)))]
-    collapsed = [d for d in range(len(kl)) if kl[d] < 0.01]
-    gap = metrics["elbo_is_gap"]
-    notes = [
-        (
-            f"The ELBO is {gap:.2f} nats looser than the K = {metrics['iw_samples']} importance-weighted estimate "
-            f"({metrics['test_neg_elbo']:.2f} vs {metrics['test_nll_iw']:.2f}): about that much of the bound is the "
-            "posterior approximation's gap KL(q(z|x) || p(z|x)), not the model."
-        ),
-        f"{metrics['active_units']} of {len(kl)} latent dimensions are active; dimensions "
-        + ", ".join(f"z{d + 1} ({kl[d]:.2f} nats)" for d in top)
-        + f" carry {100 * sum(kl[d] for d in top) / total:.0f} % of the {sum(kl):.2f} nats of KL.",
-        (
-            f"{len(collapsed)} dimensions carry under 0.01 nats each: they have collapsed to the prior."
-            if collapsed
-            else "No dimension has collapsed to the prior (every one carries at least 0.01 nats)."
-        ),
-        mutual_information_note(metrics, decompose=code_note is None),
-        (
-            f"A linear classifier on the posterior means reaches {100 * metrics['probe_accuracy']:.1f} % test accuracy "
-            "(chance is 10 %): the labels are that linearly readable from z without ever being trained on."
-        ),
-    ]
-    if code_note is not None:
-        notes.insert(1, f"The latent dimensions counted here are the code's: {md(code_note)}.")
-    notes += training_observations(history)
-    if metrics["nll_kind"].startswith("not a likelihood"):
-        notes.append(
-            "The data are grey levels under a Bernoulli likelihood: these numbers are BCE, not log-likelihoods."
-        )
-    return notes
-
-
-def mutual_information_note(metrics: dict[str, Any], decompose: bool = True) -> str:
-    """Rate = I(x; z) + KL(q(z) || p(z)); say so, and say when the estimate sits at its log N ceiling.
-
-    Without `decompose` (the estimate covers part of the latent, the rate all of it) only I is given.
-    """
-    mi, rate, ceiling = metrics["mutual_information"], metrics["test_kl"], metrics["mutual_information_max"]
-    note = (
-        f"Of the rate of {rate:.2f} nats, the estimated I(x; z) is {mi:.2f} nats; the rest, {rate - mi:.2f} nats, "
-        "is the mismatch KL(q(z) || p(z)) between the aggregate posterior and the prior."
-        if decompose
-        else f"The estimated I(x; z) of the code is {mi:.2f} nats (the rate, {rate:.2f} nats, covers every layer)."
-    )
-    if mi > 0.95 * ceiling:
-        note += (
-            f" The estimate is at its ceiling log N = {ceiling:.2f} (each test posterior is far from the others), "
-            "so I(x; z) may be larger and the mismatch smaller."
-        )
-    return note
-
-
-def training_observations(history: list[dict[str, Any]]) -> list[str]:
-    """How training ended: still improving or flat, and the train/validation gap."""
-    last = history[-1]
-    if last.get("val_neg_elbo") is None or len(history) < 2:
-        return []
-    previous = history[-2]["val_neg_elbo"]
-    change = last["val_neg_elbo"] - previous
-    trend = "still improving" if change < -0.1 else ("getting worse (overfitting)" if change > 0.1 else "flat")
-    return [
-        (
-            f"Validation -ELBO moved {change:+.2f} nats in the last epoch ({trend}); "
-            f"train loss {last['train_loss']:.2f} vs validation -ELBO {last['val_neg_elbo']:.2f} "
-            f"at beta = {last['beta']:.2f}."
-        )
-    ]
 
 
 def table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
@@ -166,27 +29,26 @@ def table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
     return "\n".join(lines)
 
 
-def run_markdown(
-    spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]], figures: list[str]
-) -> str:
-    """report.md of one run; figures are names under figures/ that exist."""
+def run_markdown(report: RunTables) -> str:
+    """report.md of one run."""
+    spec, metrics = report.spec, report.metrics
     parts = [
         f"# {md(spec.name)}",
         (
             f"A {md(spec.model.encoder.kind)}/{md(spec.model.decoder.kind)} VAE with a {md(spec.model.likelihood.kind)} "
-            f"likelihood and {spec.model.latent_dim} latent dimensions, trained {metrics['epochs']} epochs on "
+            f"likelihood and {spec.model.latent_dim} latent dimensions, trained {metrics.epochs} epochs on "
             f"{md(spec.data.dataset)}. "
             "Every number is per image, in nats, summed over pixels and latent dimensions."
         ),
         "## Spec",
-        table(spec_summary(spec), ("part", "setting")),
+        table(report.spec_rows, ("part", "setting")),
         "## Metrics (test set)",
-        table(metrics_rows(metrics), ("metric", "value")),
+        table(report.metric_rows, ("metric", "value")),
         "## Observations",
-        "\n".join(f"- {note}" for note in observations(metrics, history, spec)),
+        "\n".join(f"- {note}" for note in report.notes),
         "## Figures",
     ]
-    for name in figures:
+    for name in report.figures:
         kind = FIGURES.get(name)
         parts.append(f"![{name}](figures/{kind.file_name})\n\n*{name}*: {kind.caption}")
     if DERIVATION.exists():
@@ -194,16 +56,12 @@ def run_markdown(
     return "\n\n".join(parts) + "\n"
 
 
-def write_run_report(
-    run_dir: Path, spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]]
-) -> Path:
+def write_run_report(run_dir: Path, spec: ExperimentSpec, metrics: RunMetrics, history: list[HistoryRow]) -> Path:
     """Write run_dir/report.md, report.html and report.pdf (with its source, report.typ) from the
     run's saved metrics, history and figures."""
-    from vaezoo.outputs.run_pdf import write_run_pdf  # run_pdf builds on this module's tables
-
-    figures = [name for name, kind in FIGURES.items() if (run_dir / "figures" / kind.file_name).exists()]
-    text = run_markdown(spec, metrics, history, figures)
+    report = run_tables(run_dir, spec, metrics, history)
+    text = run_markdown(report)
     io.write_text(run_dir / "report.md", text)
     io.write_text(run_dir / "report.html", to_html(text, run_dir, spec.name))
-    write_run_pdf(run_dir, spec, metrics, history, figures)
+    write_run_pdf(run_dir, report)
     return run_dir / "report.md"

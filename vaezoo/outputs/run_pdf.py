@@ -5,11 +5,11 @@ derivation as an appendix. Everything comes from the run's saved spec, metrics, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from vaezoo.evaluate.records import RunMetrics
 from vaezoo.outputs import pdf
 from vaezoo.outputs.figures import FIGURES
-from vaezoo.outputs.report import metrics_rows, observations, spec_summary
+from vaezoo.outputs.run_tables import RunTables, spec_summary
 from vaezoo.outputs.typst_markup import escape, inline, string
 from vaezoo.spec.experiment import ExperimentSpec
 
@@ -48,25 +48,23 @@ def title(spec: ExperimentSpec) -> str:
     return f"{name[0].upper()}{name[1:]} on {data} {spec.data.dataset.upper()}"
 
 
-def abstract(spec: ExperimentSpec, metrics: dict[str, Any]) -> str:
-    m = metrics
-    dims = len(m["kl_per_dim"])
+def abstract(spec: ExperimentSpec, m: RunMetrics) -> str:
     return (
         f"We train {escape(model_name(spec))} and a {LIKELIHOODS.get(spec.model.likelihood.kind, '')} likelihood for "
-        f"{pdf.plural(m['epochs'], 'epoch')} on {escape(spec.data.dataset.upper())} and evaluate it on the test set. "
+        f"{pdf.plural(m.epochs, 'epoch')} on {escape(spec.data.dataset.upper())} and evaluate it on the test set. "
         f"The importance-weighted estimate of the test negative log-likelihood is "
-        f"*{m['test_nll_iw']:.2f} ± {m['test_nll_iw_stderr']:.2f} nats* per image "
-        f"(K = {m['iw_samples']} samples, ± one standard error over test images); the negative ELBO is "
-        f"*{m['test_neg_elbo']:.2f} nats*, of which the KL term (the rate) is *{m['test_kl']:.2f} nats*, "
-        f"and {m['active_units']} of {dims} latent dimensions are active. The bound is "
-        f"{m['elbo_is_gap']:.2f} nats looser than the importance-weighted estimate. "
+        f"*{m.test_nll_iw:.2f} ± {m.test_nll_iw_stderr:.2f} nats* per image "
+        f"(K = {m.iw_samples} samples, ± one standard error over test images); the negative ELBO is "
+        f"*{m.test_neg_elbo:.2f} nats*, of which the KL term (the rate) is *{m.test_kl:.2f} nats*, "
+        f"and {m.active_units} of {len(m.kl_per_dim)} latent dimensions are active. The bound is "
+        f"{m.elbo_is_gap:.2f} nats looser than the importance-weighted estimate. "
         "Every number is per test image, in nats, summed over pixels and latent dimensions. "
-        f"What the NLL is: {escape(m['nll_kind'])}."
+        f"What the NLL is: {escape(m.nll_kind)}."
     )
 
 
-def protocol(spec: ExperimentSpec, metrics: dict[str, Any]) -> str:
-    counts = (metrics["split"].split() or ["?"])[0].split("/") + ["?", "?", "?"]
+def protocol(spec: ExperimentSpec, metrics: RunMetrics) -> str:
+    counts = (metrics.split.split() or ["?"])[0].split("/") + ["?", "?", "?"]
     n_train, n_val, n_test = (escape(count) for count in counts[:3])  # metrics.json may come from anyone
     prose = (
         f"The data are {escape(spec.data.dataset.upper())} images, {BINARIZE.get(spec.data.binarize, '')}; "
@@ -80,11 +78,11 @@ def protocol(spec: ExperimentSpec, metrics: dict[str, Any]) -> str:
     return prose + "\n\n" + pdf.table(rows, ("part", "setting"), align="(left, left)")
 
 
-def derivation(metrics: dict[str, Any]) -> str:
+def derivation(metrics: RunMetrics) -> str:
     """The ELBO in a few typeset lines: Jensen, the exact gap, the two terms with the Gaussian KL,
     reparameterization."""
     m = pdf.math
-    closed = metrics.get("kl_estimate") == "closed-form"
+    closed = metrics.kl_estimate == "closed-form"
     return "\n".join(
         [
             "The decoder "
@@ -137,12 +135,11 @@ def derivation(metrics: dict[str, Any]) -> str:
     )
 
 
-def trade_off(spec: ExperimentSpec, metrics: dict[str, Any]) -> str:
+def trade_off(spec: ExperimentSpec, m: RunMetrics) -> str:
     """Rate, distortion and beta, in this run's numbers."""
-    m, beta = metrics, spec.kl.beta
-    rate, distortion = m["test_kl"], m["test_recon_nll"]
-    mi = m["mutual_information"]
-    amount = "at least" if mi > 0.95 * m["mutual_information_max"] else "about"  # the estimate's log N ceiling
+    beta = spec.kl.beta
+    rate, distortion, mi = m.test_kl, m.test_recon_nll, m.mutual_information
+    amount = "at least" if mi > 0.95 * m.mutual_information_max else "about"  # the estimate's log N ceiling
     objective = pdf.math(r"D+\beta R")
     weighting = {
         "constant": f"a constant β = {beta:g}",
@@ -164,7 +161,7 @@ def trade_off(spec: ExperimentSpec, metrics: dict[str, Any]) -> str:
         f"Training minimised {objective} with {weighting}: {lean}. "
         f"Of the {rate:.2f} nats of rate, {amount} {mi:.2f} nats are information {pdf.math('I(x;z)')} about the "
         f"image and the rest, {rate - mi:.2f} nats, is the mismatch between the aggregate posterior and the "
-        f"prior. {m['active_units']} of {len(m['kl_per_dim'])} dimensions carry the rate; the reconstructions "
+        f"prior. {m.active_units} of {len(m.kl_per_dim)} dimensions carry the rate; the reconstructions "
         "and samples in @fig-panels show what that rate buys. Lowering β moves a run down and to the right "
         "on the rate-distortion plane (sharper reconstructions, worse prior samples); raising it moves it up "
         "and to the left."
@@ -187,23 +184,16 @@ def figure(run_dir: Path, figures: list[str], tall_rows: int, scale: float) -> s
     return pdf.figure(cells, run_dir, captions, "fig-panels", scale)
 
 
-def run_source(
-    run_dir: Path,
-    spec: ExperimentSpec,
-    metrics: dict[str, Any],
-    history: list[dict[str, Any]],
-    figures: list[str],
-    tall_rows: int = 1,
-    scale: float = 1.0,
-) -> str:
+def run_source(run_dir: Path, report: RunTables, tall_rows: int = 1, scale: float = 1.0) -> str:
     """The typst source of a run's report, Figure 1 laid out as pdf.figure's layouts say."""
-    fig = figure(run_dir, figures, tall_rows, scale)
+    spec, metrics = report.spec, report.metrics
+    fig = figure(run_dir, report.figures, tall_rows, scale)
     trade = trade_off(spec, metrics)
     if not fig:
         trade = trade.replace("in @fig-panels", "(figures were not drawn for this run)")
     byline = (
-        f"vaezoo run #raw({string(spec.name)}) · {pdf.plural(metrics['epochs'], 'epoch')} · "
-        f"{escape(metrics['split'])} · {metrics['params']:,} parameters · {escape(metrics['device'])}"
+        f"vaezoo run #raw({string(spec.name)}) · {pdf.plural(metrics.epochs, 'epoch')} · "
+        f"{escape(metrics.split)} · {metrics.params:,} parameters · {escape(metrics.device)}"
     )
     parts = [
         pdf.preamble(f"{spec.name}: {title(spec)}"),
@@ -217,19 +207,15 @@ def run_source(
         fig,
         "= Results",
         "Test-set numbers at β = 1, per image:",
-        pdf.table(metrics_rows(metrics), ("metric", "value")),
+        pdf.table(report.metric_rows, ("metric", "value")),
         "= Observations",
-        pdf.bullets(observations(metrics, history, spec)),
+        pdf.bullets(report.notes),
         pdf.MAIN_END,
         pdf.appendix(),
     ]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def write_run_pdf(
-    run_dir: Path, spec: ExperimentSpec, metrics: dict[str, Any], history: list[dict[str, Any]], figures: list[str]
-) -> pdf.PdfPages:
-    """run_dir/report.pdf (and its source, report.typ); `figures` are the kinds whose PNG exists."""
-    return pdf.write_pdf(
-        run_dir / "report.pdf", lambda *layout: run_source(run_dir, spec, metrics, history, figures, *layout)
-    )
+def write_run_pdf(run_dir: Path, report: RunTables) -> pdf.PdfPages:
+    """run_dir/report.pdf (and its source, report.typ), from the run's computed tables."""
+    return pdf.write_pdf(run_dir / "report.pdf", lambda *layout: run_source(run_dir, report, *layout))

@@ -1,5 +1,6 @@
-"""A sweep folder's saved results, read back for its report: sweep.json and each run's metrics.json,
-every file checked, so that a damaged one is one OutputError naming it."""
+"""A sweep folder's saved results, read back for its report as one typed `SweepSummary`: sweep.json
+and each run's metrics.json, history.jsonl and spec.yaml, every file checked, so that a damaged one
+is one OutputError naming it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from vaezoo.core import io
-from vaezoo.core.errors import OutputError
-from vaezoo.evaluate.records import finished_metrics
+from vaezoo.core.errors import OutputError, VaezooError
+from vaezoo.evaluate.records import HistoryRow, RunMetrics, finished_metrics, read_history
+from vaezoo.spec.experiment import ExperimentSpec, load_spec
 from vaezoo.spec.slots import NAME
 
 
@@ -23,9 +25,40 @@ class SweepManifest:
     points: list[tuple[str, dict[str, Any]]]
 
 
-def read_sweep(sweep_dir: Path) -> tuple[str, str, list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
-    """write_sweep_report's inputs, read from a finished sweep folder: (name, headline, points, results).
-    OutputError naming the file that is missing or damaged, or the first run that has not finished."""
+@dataclass(frozen=True)
+class SweepPoint:
+    """One finished point of a sweep: its run folder's name, what it varied, and what the run saved."""
+
+    name: str
+    varied: dict[str, Any]  # dotted spec key (or "seed", "variant") -> its value at this point
+    metrics: RunMetrics
+    history: list[HistoryRow]
+    #: None where the saved spec does not load here (a dataset or part this process has not registered)
+    spec: ExperimentSpec | None
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A finished sweep as its report reads it: sweep.json's name and headline, and every point."""
+
+    name: str
+    headline: str  # the metric key the results are sorted by
+    points: list[SweepPoint]
+
+    @property
+    def keys(self) -> list[str]:
+        """The varied keys, in sweep.json's order (every point varies the same ones)."""
+        return list(self.points[0].varied) if self.points else []
+
+    @property
+    def pairs(self) -> list[tuple[str, dict[str, Any]]]:
+        """(run folder, varied keys) of every point, in order."""
+        return [(point.name, point.varied) for point in self.points]
+
+
+def read_sweep(sweep_dir: Path) -> SweepSummary:
+    """The finished sweep in `sweep_dir`. OutputError naming the file that is missing or damaged, or
+    the first run that has not finished."""
     path = sweep_dir / "sweep.json"
     manifest = io.record(SweepManifest, io.read_json(path), str(path))
     for name, _ in manifest.points:
@@ -36,5 +69,16 @@ def read_sweep(sweep_dir: Path) -> tuple[str, str, list[tuple[str, dict[str, Any
         raise OutputError(
             f"sweep {sweep_dir} is not finished: {len(missing)} runs have no metrics.json (e.g. {missing[0]})"
         )
-    results = [finished_metrics(sweep_dir / name).to_json() for name, _ in manifest.points]
-    return manifest.name, manifest.headline, manifest.points, results
+    metrics = [finished_metrics(sweep_dir / name) for name, _ in manifest.points]
+    points = [
+        SweepPoint(name, varied, run_metrics, read_history(sweep_dir / name), _saved_spec(sweep_dir / name))
+        for (name, varied), run_metrics in zip(manifest.points, metrics)
+    ]
+    return SweepSummary(manifest.name, manifest.headline, points)
+
+
+def _saved_spec(run_dir: Path) -> ExperimentSpec | None:
+    try:
+        return load_spec(run_dir / "spec.yaml")
+    except VaezooError:
+        return None  # the report says less about the shared model, and nothing else changes

@@ -6,16 +6,16 @@ observations, and the derivation as an appendix."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from vaezoo.core.errors import VaezooError
+from vaezoo.evaluate.records import RunMetrics
 from vaezoo.outputs import pdf
 from vaezoo.outputs.escape import markdown_code as md_code
-from vaezoo.outputs.report import spec_summary
 from vaezoo.outputs.run_pdf import derivation, model_name
-from vaezoo.outputs.sweep_report import nll_kinds, point_label, sweep_rows
+from vaezoo.outputs.run_tables import spec_summary
+from vaezoo.outputs.sweep_entries import SweepEntry, nll_kinds, point_label
+from vaezoo.outputs.sweep_tables import SweepTables
 from vaezoo.outputs.typst_markup import escape, inline, string
-from vaezoo.spec.experiment import ExperimentSpec, load_spec
+from vaezoo.spec.experiment import ExperimentSpec
 
 #: Figure 1's panels: (file under figures/, sub-caption)
 PANELS = (
@@ -45,12 +45,12 @@ def title(name: str, varied: dict[str, list[str]], spec: ExperimentSpec | None) 
     return f"Sweep {name}: {what or 'seeds'}{base}"
 
 
-def abstract(entries: list[dict[str, Any]], keys: list[str], results: list[dict[str, Any]]) -> str:
-    best = min(entries, key=lambda e: e.get("test_nll_iw", float("inf")))
-    rates = [e["test_kl"] for e in entries]
-    elbos = [e["test_neg_elbo"] for e in entries]
+def abstract(entries: list[SweepEntry], keys: list[str], results: list[RunMetrics]) -> str:
+    best = min(entries, key=lambda e: e.metrics.test_nll_iw)
+    rates = [e.metrics.test_kl for e in entries]
+    elbos = [e.metrics.test_neg_elbo for e in entries]
     numbers = (
-        f"The lowest importance-weighted test NLL is *{best['test_nll_iw']:.2f} nats* per image, at "
+        f"The lowest importance-weighted test NLL is *{best.metrics.test_nll_iw:.2f} nats* per image, at "
         f"{inline(point_label(best, keys))}; the negative ELBO ranges from {min(elbos):.2f} to {max(elbos):.2f} nats"
         if len(nll_kinds(entries)) == 1
         else "Their NLLs are of different kinds, so the table compares them only within a kind"
@@ -59,7 +59,7 @@ def abstract(entries: list[dict[str, Any]], keys: list[str], results: list[dict[
         f"{len(results)} runs at {len(entries)} settings ({escape(', '.join(keys))}). {numbers}, and the rate "
         f"(the KL term) ranges from {min(rates):.2f} to {max(rates):.2f} nats. "
         f"Every number is per test image, in nats, at β = 1, with K = "
-        f"{', '.join(str(k) for k in sorted({r['iw_samples'] for r in results}))} importance samples."
+        f"{', '.join(str(k) for k in sorted({r.iw_samples for r in results}))} importance samples."
     )
 
 
@@ -88,7 +88,7 @@ def _slot(key: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "model" else parts[0]
 
 
-def trade_off(entries: list[dict[str, Any]], keys: list[str], drawn: bool) -> str:
+def trade_off(entries: list[SweepEntry], keys: list[str], drawn: bool) -> str:
     """The trade-off in the sweep's numbers: from the lowest rate to the highest, what distortion did."""
     lines = "the dashed lines of @fig-sweep (a) join" if drawn else "lines of slope -1 join"
     text = (
@@ -99,23 +99,24 @@ def trade_off(entries: list[dict[str, Any]], keys: list[str], drawn: bool) -> st
         return text + (
             "These runs' distortions are of different kinds (a probability mass and a density, or BCE), so "
             "only their rates compare: "
-            + ", ".join(f"{inline(point_label(e, keys))} {e['test_kl']:.2f}" for e in entries)
+            + ", ".join(f"{inline(point_label(e, keys))} {e.metrics.test_kl:.2f}" for e in entries)
             + " nats."
         )
     if len(entries) < 2:
         return text + "With one setting there is no trade-off to read."
-    low, high = min(entries, key=lambda e: e["test_kl"]), max(entries, key=lambda e: e["test_kl"])
-    best = min(entries, key=lambda e: e["test_neg_elbo"])
-    dr, dd = high["test_kl"] - low["test_kl"], high["test_recon_nll"] - low["test_recon_nll"]
+    lowest, highest = min(entries, key=_rate), max(entries, key=_rate)
+    low, high = lowest.metrics, highest.metrics
+    best = min(entries, key=lambda e: e.metrics.test_neg_elbo)
+    dr, dd = high.test_kl - low.test_kl, high.test_recon_nll - low.test_recon_nll
     text += (
-        f"From {inline(point_label(low, keys))} to {inline(point_label(high, keys))} the rate rises from "
-        f"{low['test_kl']:.2f} to {high['test_kl']:.2f} nats while the distortion "
-        f"{'falls' if dd < 0 else 'rises'} from {low['test_recon_nll']:.2f} to {high['test_recon_nll']:.2f} nats"
+        f"From {inline(point_label(lowest, keys))} to {inline(point_label(highest, keys))} the rate rises from "
+        f"{low.test_kl:.2f} to {high.test_kl:.2f} nats while the distortion "
+        f"{'falls' if dd < 0 else 'rises'} from {low.test_recon_nll:.2f} to {high.test_recon_nll:.2f} nats"
     )
     if dr > 0 and dd < 0:
         verdict = "more than pays for itself" if -dd > dr else "does not pay for itself"
         text += f": each extra nat of rate lowered the distortion by {-dd / dr:.2f} nats, so the extra rate {verdict}"
-    bound = pdf.math(f"R + D = {best['test_neg_elbo']:.2f}")
+    bound = pdf.math(f"R + D = {best.metrics.test_neg_elbo:.2f}")
     text += f". The best bound, {bound} nats, is {inline(point_label(best, keys))}'s, on the lowest iso-ELBO line. "
     if "kl.beta" in keys:
         text += (
@@ -123,6 +124,10 @@ def trade_off(entries: list[dict[str, Any]], keys: list[str], drawn: bool) -> st
             "up and to the left; below β = 1 the objective is no longer a bound on the NLL."
         )
     return text
+
+
+def _rate(entry: SweepEntry) -> float:
+    return entry.metrics.test_kl
 
 
 def figure(sweep_dir: Path, tall_rows: int, scale: float) -> str:
@@ -137,48 +142,35 @@ def figure(sweep_dir: Path, tall_rows: int, scale: float) -> str:
     return pdf.figure(rows, sweep_dir, CAPTION, "fig-sweep", scale)
 
 
-def sweep_source(
-    sweep_dir: Path,
-    spec: ExperimentSpec | None,
-    sweep: dict[str, Any],
-    tall_rows: int = 1,
-    scale: float = 1.0,
-) -> str:
-    """The typst source of a sweep's report; `sweep` holds write_sweep_pdf's keyword arguments."""
-    name, entries, keys, results = sweep["name"], sweep["entries"], sweep["keys"], sweep["results"]
-    header, rows = sweep_rows(entries, keys, sweep["headline"])
+def sweep_source(sweep_dir: Path, tables: SweepTables, tall_rows: int = 1, scale: float = 1.0) -> str:
+    """The typst source of a sweep's report; the shared spec is the first run's."""
+    summary, entries, keys = tables.summary, tables.entries, tables.keys
+    spec = summary.points[0].spec if summary.points else None
+    results = [point.metrics for point in summary.points]
     fig = figure(sweep_dir, tall_rows, scale)
-    heading = title(name, sweep["varied"], spec)
-    byline = f"vaezoo sweep #raw({string(name)}) · {len(results)} runs"
+    heading = title(summary.name, tables.varied, spec)
+    byline = f"vaezoo sweep #raw({string(summary.name)}) · {len(results)} runs"
     parts = [
         pdf.preamble(heading),
         pdf.header(escape(heading), byline, abstract(entries, keys, results)),
         "= What varied, and the shared model",
-        protocol(spec, sweep["varied"]),
+        protocol(spec, tables.varied),
         "= The evidence lower bound",
         derivation(results[0]),
         "= The rate-distortion trade-off in this sweep",
         trade_off(entries, keys, drawn=bool(fig)),
         fig,
         "= Results",
-        f"{inline(sweep['caption'])}. Sorted by #raw({string(sweep['headline'])}).",
-        pdf.table(rows, header, align="left"),
+        f"{inline(tables.caption)}. Sorted by #raw({string(summary.headline)}).",
+        pdf.table(tables.rows, tables.header, align="left"),
         "= Observations",
-        pdf.bullets(sweep["notes"]),
+        pdf.bullets(tables.notes),
         pdf.MAIN_END,
         pdf.appendix(),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-def write_sweep_pdf(sweep_dir: Path, first_run: str, **sweep: Any) -> pdf.PdfPages:
-    """sweep_dir/report.pdf and report.typ. `sweep` holds name, headline, entries (the table's rows),
-    keys (its varied columns), results (every run's metrics), varied (each key's values), caption
-    (the table's) and notes (the observations); the shared spec is read from the first run."""
-    try:
-        spec: ExperimentSpec | None = load_spec(sweep_dir / first_run / "spec.yaml")
-    except VaezooError:
-        spec = None
-    return pdf.write_pdf(
-        sweep_dir / "report.pdf", lambda rows, scale: sweep_source(sweep_dir, spec, sweep, rows, scale)
-    )
+def write_sweep_pdf(sweep_dir: Path, tables: SweepTables) -> pdf.PdfPages:
+    """sweep_dir/report.pdf and report.typ, from the sweep's computed tables."""
+    return pdf.write_pdf(sweep_dir / "report.pdf", lambda rows, scale: sweep_source(sweep_dir, tables, rows, scale))

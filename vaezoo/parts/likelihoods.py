@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from enum import Enum
 from typing import ClassVar, Literal
 
 import torch
@@ -12,6 +13,26 @@ from torch import nn
 
 from vaezoo.core.registry import Registry
 from vaezoo.core.schema import StrictModel
+
+
+class NLLKind(str, Enum):
+    """What a run's -log p(x) is. Only numbers of one kind compare: a mass on binary images, a mass on
+    8-bit images, a continuous density, or no likelihood at all. The values are what metrics.json holds."""
+
+    BINARY_MASS = "log-likelihood of binary images (nats)"
+    EIGHT_BIT_MASS = "log-likelihood of 8-bit images (nats)"
+    DENSITY = "continuous density (nats)"
+    BERNOULLI_ON_GREY = "not a likelihood: Bernoulli BCE on grey levels"
+
+    def __str__(self) -> str:  # the text itself, in f-strings too (Python 3.12 formats a mixin enum by str())
+        return self.value
+
+    __format__ = str.__format__
+
+    @property
+    def is_likelihood(self) -> bool:
+        """False where the number is a loss on data the likelihood does not model (BCE on grey levels)."""
+        return self is not NLLKind.BERNOULLI_ON_GREY
 
 
 class Likelihood(nn.Module):
@@ -25,11 +46,9 @@ class Likelihood(nn.Module):
     params_per_pixel: int = 1
 
     @classmethod
-    def nll_kind(cls, binarize: str) -> str:
+    def nll_kind(cls, binarize: str) -> NLLKind:
         """What -log p(x|z) is on data binarized as `binarize`: a mass, a density, or neither."""
-        return (
-            "log-likelihood of binary images (nats)" if binarize != "none" else "log-likelihood of 8-bit images (nats)"
-        )
+        return NLLKind.BINARY_MASS if binarize != "none" else NLLKind.EIGHT_BIT_MASS
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image in nats, summed over every pixel: shape = the leading batch axes.
@@ -71,9 +90,9 @@ class Bernoulli(Likelihood):
     discrete = True
 
     @classmethod
-    def nll_kind(cls, binarize: str) -> str:
+    def nll_kind(cls, binarize: str) -> NLLKind:
         if binarize == "none":
-            return "not a likelihood: Bernoulli BCE on grey levels"
+            return NLLKind.BERNOULLI_ON_GREY
         return super().nll_kind(binarize)
 
     def __init__(self, *, image_shape: tuple[int, int, int]) -> None:
@@ -112,8 +131,8 @@ class Gaussian(Likelihood):
     discrete = False
 
     @classmethod
-    def nll_kind(cls, binarize: str) -> str:
-        return "continuous density (nats)"
+    def nll_kind(cls, binarize: str) -> NLLKind:
+        return NLLKind.DENSITY
 
     def __init__(
         self,

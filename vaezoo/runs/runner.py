@@ -234,7 +234,7 @@ def render(
                 run_dir / "figures", advance,
             )  # fmt: skip
     with phase("report (pdf, html, md)", key="report"):
-        write_run_report(run_dir, spec, metrics.to_json(), rows)
+        write_run_report(run_dir, spec, metrics, history)
 
 
 def evaluate_run(

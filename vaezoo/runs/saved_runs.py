@@ -40,8 +40,7 @@ def rereport(run_dir: Path) -> Path:
     with folder_lock(run_dir, "run folder"):
         metrics = finished_metrics(run_dir)
         spec = load_spec(run_dir / "spec.yaml")
-        history = [row.to_json() for row in read_history(run_dir)]
-        return write_run_report(run_dir, spec, metrics.to_json(), history)
+        return write_run_report(run_dir, spec, metrics, read_history(run_dir))
 
 
 @dataclass(frozen=True)
@@ -65,11 +64,10 @@ def load_run(run_dir: Path, device_name: str | None = None) -> LoadedRun:
     info = check_inputs(spec)
     model = build_model(spec.model, info.image_shape).to(device)
     state = read_checkpoint(checkpoint, model, device, spec, vouched=True)  # spec.yaml was written before it
-    if state.get("ema") is not None:  # a run with train.ema is evaluated and drawn with its average
+    if state.ema is not None:  # a run with train.ema is evaluated and drawn with its average
         with io.reading(checkpoint):
-            load_averaged(model, state["ema"])
-    history = state["history"]
-    return LoadedRun(spec, model, datasets.read(info, spec.data, device), history)
+            load_averaged(model, state.ema)
+    return LoadedRun(spec, model, datasets.read(info, spec.data, device), state.history)
 
 
 def reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) -> RunMetrics:
@@ -88,7 +86,7 @@ def _reevaluate(run_dir: Path, iw_samples: int | None, device_name: str | None) 
     evaluation = evaluate_run(loaded.spec, loaded.model, loaded.data, iw_samples)
     metrics = dataclasses.replace(previous, **dataclasses.asdict(evaluation.metrics))
     # the report first: if it fails, metrics.json still matches the report and per-image NLLs on disk
-    write_run_report(run_dir, loaded.spec, metrics.to_json(), [row.to_json() for row in loaded.history])
+    write_run_report(run_dir, loaded.spec, metrics, loaded.history)
     io.save_torch(run_dir / PER_IMAGE_NLL, evaluation.test_nll_per_image)
     io.write_json(run_dir / "metrics.json", metrics.to_json())  # last, as in a run
     return metrics

@@ -8,6 +8,7 @@ from vaezoo.model.latent import LatentLayout
 from vaezoo.model.vae import VAE
 from vaezoo.parts import DECODERS, ENCODERS, KL_WEIGHTINGS, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS
 from vaezoo.parts.kl_weightings import KLWeighting
+from vaezoo.parts.likelihoods import NLLKind
 from vaezoo.parts.objectives import Objective
 from vaezoo.parts.posteriors import Posterior
 from vaezoo.spec.experiment import ExperimentSpec, ModelSpec
@@ -67,6 +68,6 @@ def build_objective(spec: ExperimentSpec, dataset_size: int) -> Objective:
     return build(OBJECTIVES, spec.objective, **({"dataset_size": dataset_size} if needs else {}))
 
 
-def nll_kind(spec: ExperimentSpec) -> str:
+def nll_kind(spec: ExperimentSpec) -> NLLKind:
     """What the reported NLL is: a discrete log-likelihood, a continuous density, or neither."""
     return LIKELIHOODS.get(spec.model.likelihood.kind).nll_kind(spec.data.binarize)

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -31,15 +30,7 @@ from vaezoo.runs.runner import check_inputs, check_saved_spec, resolve_device, r
 from vaezoo.spec.experiment import ExperimentSpec
 from vaezoo.sweeps.board import SweepBoard
 from vaezoo.sweeps.grid import Point, SweepSpec
-
-
-@dataclass(frozen=True)
-class ExecutorOptions:
-    """What the command line says about where points run; each executor reads its own fields."""
-
-    jobs: int = 1  # local: processes running points at once
-    address: str | None = None  # ray: the cluster to join ("auto", "HOST:PORT"); None starts a local instance
-    shared: bool = False  # ray: the output folder is at the same path on every node, so write it in place
+from vaezoo.sweeps.options import ExecutorOptions
 
 
 class Executor(Protocol):
@@ -180,7 +171,7 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 def report_sweep(sweep_dir: Path) -> Path:
     """Rebuild a sweep's tables, comparison figures and report from its saved runs."""
-    return write_sweep_report(*read_sweep(sweep_dir), sweep_dir)
+    return write_sweep_report(read_sweep(sweep_dir), sweep_dir)
 
 
 def rereport_sweep(sweep_dir: Path) -> Path:

@@ -35,8 +35,8 @@ from vaezoo.runs.runner import run
 from vaezoo.spec.experiment import ExperimentSpec
 from vaezoo.sweeps import ray_watchdog
 from vaezoo.sweeps.board import SweepBoard
-from vaezoo.sweeps.executors import ExecutorOptions
 from vaezoo.sweeps.grid import Point, SweepSpec
+from vaezoo.sweeps.options import ExecutorOptions
 
 #: What a rerun needs to resume: the checkpoint holds the history and scalars, the others are their views.
 RESUME_FILES = ("spec.yaml", "checkpoint.pt", "history.jsonl", "scalars.csv")

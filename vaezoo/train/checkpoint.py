@@ -77,30 +77,95 @@ def first_difference(a: Any, b: Any, prefix: str = "") -> str:
     return prefix.rstrip(".") or "spec"
 
 
-def check_binding(path: Path, checkpoint: dict[str, Any], spec: ExperimentSpec, vouched: bool) -> None:
+def check_binding(
+    path: Path, epoch: int, spec_fields: Any, spec_fingerprint: Any, spec: ExperimentSpec, vouched: bool
+) -> None:
     """OutputError (one line) unless the checkpoint was trained for `spec`: the same training fields, and no
     more epochs than the spec asks for. A checkpoint from before fingerprints is accepted only where
     `vouched` (the folder's spec.yaml, written before training began, matched the spec)."""
-    if checkpoint["epoch"] > spec.train.epochs:
+    if epoch > spec.train.epochs:
         raise OutputError(
-            f"checkpoint {path} holds {checkpoint['epoch']} epochs, more than this spec's train.epochs = "
+            f"checkpoint {path} holds {epoch} epochs, more than this spec's train.epochs = "
             f"{spec.train.epochs}; raise train.epochs or choose another --out"
         )
-    saved = checkpoint.get("spec_fields")
-    if saved is None:
+    if spec_fields is None:
         if not vouched:
             raise OutputError(
                 f"checkpoint {path} does not say which spec it was trained for (an older vaezoo wrote it) and "
                 "no spec.yaml beside it vouches for it; choose another --out"
             )
         return
-    if not isinstance(saved, dict) or checkpoint.get("spec_fingerprint") != fingerprint(saved):
+    if not isinstance(spec_fields, dict) or spec_fingerprint != fingerprint(spec_fields):
         raise OutputError(f"checkpoint {path} is damaged: its spec fingerprint does not match its spec fields")
-    if saved != training_fields(spec):
-        key = first_difference(saved, training_fields(spec))
+    if spec_fields != training_fields(spec):
+        key = first_difference(spec_fields, training_fields(spec))
         raise OutputError(
             f"checkpoint {path} was trained with another spec: {key} differs; resume with that spec or choose --out"
         )
+
+
+@dataclass
+class RNGStates:
+    """Every random stream training draws from: torch's global CPU generator, CUDA's (None on the CPU)
+    and the data generator (batch order, dynamic binarization)."""
+
+    torch: torch.Tensor
+    data: torch.Tensor
+    cuda: torch.Tensor | None = None
+
+
+@dataclass
+class Checkpoint:
+    """What checkpoint.pt holds: where a run stands after a whole number of epochs. On disk it is a plain
+    dict of tensors and data (`payload`), with the same keys since checkpoints began, so old ones load."""
+
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    epoch: int
+    step: int
+    history: list[HistoryRow]
+    rng: RNGStates
+    ema: dict[str, torch.Tensor] | None = None  # the weight average, where train.ema is on
+    scalars: list[ScalarRow] = field(default_factory=list)  # none in checkpoints before scalars.csv
+    #: training_fields of the spec it trains (None where fit ran without a spec, and before fingerprints)
+    spec_fields: dict[str, Any] | None = None
+    spec_fingerprint: str | None = None
+
+    @property
+    def state(self) -> TrainState:
+        return TrainState(self.epoch, self.step, self.history, self.scalars)
+
+    def payload(self) -> dict[str, Any]:
+        """The dict torch.save writes (tensors and plain data only, so it loads with weights_only=True)."""
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "ema": self.ema,
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": [row.to_json() for row in self.history],
+            "scalars": [dataclasses.asdict(row) for row in self.scalars],
+            "rng": {"torch": self.rng.torch, "cuda": self.rng.cuda, "data": self.rng.data},
+            "spec_fields": self.spec_fields,
+            "spec_fingerprint": self.spec_fingerprint,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: Path) -> Checkpoint:
+        """The record a checked payload (see ENTRIES) holds; OutputError naming `path` where a row is damaged."""
+        history = [HistoryRow.from_json(row, str(path)) for row in payload["history"]]
+        with io.reading(path):
+            scalars = [ScalarRow(**row) for row in payload.get("scalars", [])]
+            rng = RNGStates(payload["rng"]["torch"], payload["rng"]["data"], payload["rng"].get("cuda"))
+        return cls(
+            payload["model"], payload["optimizer"], payload["epoch"], payload["step"], history, rng,
+            payload.get("ema"), scalars, payload.get("spec_fields"), payload.get("spec_fingerprint"),
+        )  # fmt: skip
+
+
+def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Write `checkpoint` to `path` atomically."""
+    io.save_torch(path, checkpoint.payload())
 
 
 def save_checkpoint(
@@ -115,21 +180,19 @@ def save_checkpoint(
     """Model, optimizer, weight average, schedule position, history and every RNG state, written atomically,
     with the training fields of the spec it trains (`training_fields`) and their fingerprint."""
     cuda_rng = torch.cuda.get_rng_state() if generator.device.type == "cuda" else None
-    io.save_torch(
-        path,
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "ema": average.state_dict() if average is not None else None,
-            "epoch": state.epoch,
-            "step": state.step,
-            "history": [row.to_json() for row in state.history],
-            "scalars": [dataclasses.asdict(row) for row in state.scalars],
-            "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng, "data": generator.get_state()},
-            "spec_fields": spec_fields,  # None where fit ran without a spec (a test calling it directly)
-            "spec_fingerprint": fingerprint(spec_fields) if spec_fields is not None else None,
-        },
+    checkpoint = Checkpoint(
+        model=model.state_dict(),
+        optimizer=optimizer.state_dict(),
+        epoch=state.epoch,
+        step=state.step,
+        history=list(state.history),
+        rng=RNGStates(torch.get_rng_state(), generator.get_state(), cuda_rng),
+        ema=average.state_dict() if average is not None else None,
+        scalars=list(state.scalars),
+        spec_fields=spec_fields,
+        spec_fingerprint=fingerprint(spec_fields) if spec_fields is not None else None,
     )
+    write_checkpoint(path, checkpoint)
 
 
 def load_checkpoint(
@@ -146,20 +209,19 @@ def load_checkpoint(
     """
     checkpoint = read_checkpoint(path, model, generator.device)
     with io.reading(path):
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        optimizer.load_state_dict(checkpoint.optimizer)
         if average is not None:
-            if checkpoint.get("ema") is None:
+            if checkpoint.ema is None:
                 raise VaezooError(f"{path} was written without train.ema, so its weight average cannot be resumed")
-            average.load_state_dict(checkpoint["ema"])
-        torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
-        if checkpoint["rng"].get("cuda") is not None and generator.device.type == "cuda":
-            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"].cpu())
-        generator.set_state(checkpoint["rng"]["data"].cpu())
-        scalars = [ScalarRow(**row) for row in checkpoint.get("scalars", [])]  # none in older checkpoints
-    return TrainState(checkpoint["epoch"], checkpoint["step"], checkpoint["history"], scalars)
+            average.load_state_dict(checkpoint.ema)
+        torch.set_rng_state(checkpoint.rng.torch.cpu())
+        if checkpoint.rng.cuda is not None and generator.device.type == "cuda":
+            torch.cuda.set_rng_state(checkpoint.rng.cuda.cpu())
+        generator.set_state(checkpoint.rng.data.cpu())
+    return checkpoint.state
 
 
-#: each entry every checkpoint holds (see save_checkpoint), and what it must be; "ema" and "scalars" may be absent
+#: each entry every checkpoint holds (see Checkpoint.payload), and what it must be; "ema" and "scalars" may be absent
 ENTRIES: dict[str, Callable[[Any], bool]] = {
     "model": lambda value: isinstance(value, dict),
     "optimizer": lambda value: isinstance(value, dict) and {"state", "param_groups"} <= value.keys(),
@@ -174,24 +236,25 @@ ENTRIES: dict[str, Callable[[Any], bool]] = {
 
 def read_checkpoint(
     path: Path, model: nn.Module, device: torch.device, spec: ExperimentSpec | None = None, vouched: bool = False
-) -> dict[str, Any]:
-    """The checkpoint at `path`, its weights loaded into `model` and its history as typed rows.
+) -> Checkpoint:
+    """The checkpoint at `path`, its weights loaded into `model`.
 
     Everything is checked before anything is used: a file that is not a vaezoo checkpoint, lacks an entry
     or holds one of the wrong kind, was trained for another spec than `spec` (see check_binding), or whose
     weights do not fit `model` (another latent size or kind) is an OutputError naming it.
     """
-    checkpoint = io.load_torch(path, device)
-    if not isinstance(checkpoint, dict):
-        raise OutputError(f"checkpoint {path} is not a vaezoo checkpoint: it holds a {type(checkpoint).__name__}")
+    payload = io.load_torch(path, device)
+    if not isinstance(payload, dict):
+        raise OutputError(f"checkpoint {path} is not a vaezoo checkpoint: it holds a {type(payload).__name__}")
     for entry, fits in ENTRIES.items():
-        if entry not in checkpoint or not fits(checkpoint[entry]):
-            problem = "lacks" if entry not in checkpoint else "has a damaged"
+        if entry not in payload or not fits(payload[entry]):
+            problem = "lacks" if entry not in payload else "has a damaged"
             raise OutputError(f"checkpoint {path} is damaged or not a vaezoo checkpoint: it {problem} {entry!r} entry")
     if spec is not None:
-        check_binding(path, checkpoint, spec, vouched)
-    checkpoint["history"] = [HistoryRow.from_json(row, str(path)) for row in checkpoint["history"]]
-    load_weights(path, model, checkpoint["model"])
+        fields, saved_fingerprint = payload.get("spec_fields"), payload.get("spec_fingerprint")
+        check_binding(path, payload["epoch"], fields, saved_fingerprint, spec, vouched)
+    checkpoint = Checkpoint.from_payload(payload, path)
+    load_weights(path, model, checkpoint.model)
     return checkpoint
 
 

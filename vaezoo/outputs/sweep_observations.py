@@ -1,0 +1,104 @@
+"""A sweep's observations, computed from its rows (SweepEntry): which setting wins on each metric of
+the one METRICS table and whether the seed spread makes it real, and how the numbers move along a
+single varied key. NLL-based numbers are ranked only among runs whose NLL is of the same kind."""
+
+from __future__ import annotations
+
+import itertools
+
+from vaezoo.evaluate.records import METRIC, Metric
+from vaezoo.outputs.escape import markdown as md
+from vaezoo.outputs.sweep_entries import SWEEP_METRICS, SweepEntry, comparable, nll_kinds, point_label
+from vaezoo.parts.likelihoods import NLLKind
+
+#: the metrics whose course along a single varied key the observations describe
+TRENDS = ("test_recon_nll", "test_kl", "test_nll_iw", "active_units")
+
+
+def sweep_observations(entries: list[SweepEntry], keys: list[str], headline: str) -> list[str]:
+    """Which setting wins on each metric, by how much, and whether the seed spread makes it real;
+    with one numeric key varied, how the rate and distortion move along it (each note Markdown)."""
+    if len(entries) < 2:
+        return ["Only one point: nothing to compare."]
+    kinds = nll_kinds(entries)
+    notes = []
+    if len(kinds) > 1:
+        notes.append(
+            "These runs' NLLs are of different kinds ("
+            + "; ".join(map(md, kinds))
+            + "): NLL-based numbers are compared "
+            "only within a kind, never across."
+        )
+    ranked_metrics = [m for m in SWEEP_METRICS if m.better is not None]
+    for metric in sorted(ranked_metrics, key=lambda m: m.key != headline):
+        groups: list[tuple[NLLKind | None, list[SweepEntry]]] = (
+            [(None, entries)] if comparable(metric) else [(k, [e for e in entries if e.nll_kind == k]) for k in kinds]
+        )
+        for kind, members in groups:
+            note = _winner(metric, members, keys, kind if len(kinds) > 1 else None)
+            if note:
+                notes.append(note)
+    notes += _trend_notes(entries, keys)
+    if all(e.n < 2 for e in entries):
+        notes.append(
+            "One seed per point: these differences carry no seed-to-seed error bars (add `seeds:` to the sweep to get them)."
+        )
+    return notes
+
+
+def _winner(metric: Metric, entries: list[SweepEntry], keys: list[str], kind: NLLKind | None) -> str | None:
+    """The best of `entries` on `metric`, ahead of the second by how much; None with fewer than two."""
+    present = [e for e in entries if isinstance(e.value(metric), (int, float))]
+    if len(present) < 2:
+        return None
+    ranked = sorted(present, key=lambda e: e.value(metric), reverse=metric.better == "higher")
+    best, second = ranked[0], ranked[1]
+    gap = abs(best.value(metric) - second.value(metric))
+    within = f" among runs whose NLL is a {md(kind)}" if kind else ""
+    name = f"**{metric.label}** ({metric.better} is better{within})"
+    if gap == 0:
+        return f"{name}: {point_label(best, keys)} and {point_label(second, keys)} tie at {best.value(metric):.4g}."
+    note = (
+        f"{name}: {point_label(best, keys)} wins with {best.value(metric):.4g}, "
+        f"ahead of {point_label(second, keys)} by {gap:.3g}"
+    )
+    return note + _significance(best, second, metric, gap) + "."
+
+
+def _trend_notes(entries: list[SweepEntry], keys: list[str]) -> list[str]:
+    """Along a single numeric varied key: each metric's values from its smallest to its largest setting."""
+    varied = [k for k in keys if k != "seed"]
+    if len(varied) != 1 or not all(isinstance(e.cells.get(varied[0]), (int, float)) for e in entries):
+        return []
+    key = varied[0]
+    ordered = sorted(entries, key=lambda e: e.cells[key])
+    notes = []
+    for metric in map(METRIC.__getitem__, TRENDS):
+        values = [e.value(metric) for e in ordered]
+        if any(not isinstance(v, (int, float)) for v in values):
+            continue
+        steps = [b - a for a, b in itertools.pairwise(values)]
+        shape = (
+            "rises steadily"
+            if all(d > 0 for d in steps)
+            else "falls steadily"
+            if all(d < 0 for d in steps)
+            else "never falls"
+            if all(d >= 0 for d in steps)
+            else "never rises"
+            if all(d <= 0 for d in steps)
+            else "is not monotonic"
+        )
+        notes.append(
+            f"As {md(key)} goes from {md(ordered[0].cells[key])} to {md(ordered[-1].cells[key])}, {metric.label} "
+            f"{shape}: " + ", ".join(f"{v:.4g}" for v in values) + "."
+        )
+    return notes
+
+
+def _significance(best: SweepEntry, second: SweepEntry, metric: Metric, gap: float) -> str:
+    if best.n < 2 or second.n < 2:
+        return ""
+    se = (best.std[metric.key] ** 2 / best.n + second.std[metric.key] ** 2 / second.n) ** 0.5
+    verdict = "larger than" if gap > 2 * se else "within"
+    return f"; the difference is {verdict} twice its standard error across seeds ({2 * se:.3g})"
