@@ -107,3 +107,19 @@ def test_a_figure_shows_inline_in_a_notebook(trained):
     _, _, run = trained
     fig = run.figure("samples")
     assert fig.axes and fig.axes[0].get_images()
+
+
+def test_api_errors_name_keywords_not_command_line_options(tmp_path, synthetic_root):
+    from vaezoo.core.errors import OutputError
+    from vaezoo.runs.lock import mark_folder
+
+    (tmp_path / "tiny").mkdir()
+    mark_folder(tmp_path / "tiny", "sweep")
+    with pytest.raises(OutputError, match="another name or out=") as error:
+        vaezoo.run(tiny_spec(synthetic_root), out=tmp_path, progress=False)
+    assert "--" not in str(error.value)
+    (tmp_path / "half").mkdir()
+    mark_folder(tmp_path / "half", "run")
+    with pytest.raises(OutputError, match=r"has not finished \(run it, or resume it with vaezoo.run\)") as error:
+        vaezoo.load(tmp_path / "half")
+    assert "--" not in str(error.value)
