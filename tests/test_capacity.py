@@ -26,7 +26,7 @@ from vaezoo.train.step import TrainStep
     data=st.data(),
 )
 def test_capacity_is_exact_at_its_ends_and_linear_between(c_min, rise, steps, data):
-    weighting = Capacity(gamma=10.0, c_min=c_min, c_max=c_min + rise, steps=steps)
+    weighting = Capacity(beta=10.0, c_min=c_min, c_max=c_min + rise, steps=steps)
     assert weighting.capacity(0) == c_min
     assert weighting.capacity(steps) == pytest.approx(c_min + rise, abs=1e-9)
     assert weighting.capacity(steps + data.draw(st.integers(1, 10**6))) == weighting.capacity(steps)
@@ -40,7 +40,7 @@ def test_capacity_is_exact_at_its_ends_and_linear_between(c_min, rise, steps, da
 
 @pytest.mark.parametrize("step", [0, 1, 250, 999, 1000, 5000])
 def test_a_device_tensor_step_gives_the_host_steps_capacity(step):
-    weighting = Capacity(gamma=10.0, c_min=2.0, c_max=25.0, steps=1000)
+    weighting = Capacity(beta=10.0, c_min=2.0, c_max=25.0, steps=1000)
     on_device = weighting.capacity(torch.tensor(step))  # a long tensor, as CapturedStep's step_t
     assert isinstance(on_device, torch.Tensor)
     assert on_device.item() == pytest.approx(weighting.capacity(step), rel=1e-6)
@@ -60,7 +60,7 @@ def batch():
 @pytest.mark.parametrize("step", [0, 300, 1000, 4000])
 def test_the_elbo_with_capacity_is_recon_plus_gamma_times_the_distance_of_the_kl_from_c(step):
     model, x = small_model(), batch()
-    weighting = Capacity(gamma=50.0, c_min=1.0, c_max=9.0, steps=2000)
+    weighting = Capacity(beta=50.0, c_min=1.0, c_max=9.0, steps=2000)
     torch.manual_seed(3)
     terms = ELBO().terms(model, x, weighting.beta(step, 5000), weighting, step=step)
     torch.manual_seed(3)
@@ -71,7 +71,7 @@ def test_the_elbo_with_capacity_is_recon_plus_gamma_times_the_distance_of_the_kl
 
 
 def test_the_gradient_in_the_kl_flips_sign_where_the_kl_crosses_the_capacity():
-    weighting = Capacity(gamma=7.0, c_min=0.0, c_max=10.0, steps=100)
+    weighting = Capacity(beta=7.0, c_min=0.0, c_max=10.0, steps=100)
     kl = torch.linspace(0.5, 9.5, 10, requires_grad=True)  # C = 5 at step 50
     weighting.penalty(kl, None, 7.0, step=torch.tensor(50)).sum().backward()
     expected = torch.where(kl.detach() < 5.0, -7.0, 7.0)
@@ -118,7 +118,7 @@ def test_the_training_step_hands_its_step_to_the_penalty(step):
     """What TrainStep (and a captured graph of it, whose step is a device tensor) gives the objective
     reaches the KL weighting: the capacity it pulls toward is the step's, not the first one."""
     model = small_model()
-    weighting = RecordingCapacity(gamma=10.0, c_min=0.0, c_max=20.0, steps=10)
+    weighting = RecordingCapacity(beta=10.0, c_min=0.0, c_max=20.0, steps=10)
     running = RunningLoss(torch.device("cpu"))
     train_step = TrainStep(
         model, ELBO(), weighting, torch.optim.SGD(model.parameters(), lr=0.0), FixedImages(batch()),

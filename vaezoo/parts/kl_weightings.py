@@ -151,10 +151,11 @@ class FreeBits:
 
 class CapacitySpec(StrictModel):
     kind: Literal["capacity"]
-    # MNIST defaults, not the paper's dSprites ones (gamma 1000, 25 nats over 100000 steps): gamma well
-    # above the few nats of reconstruction a nat of KL buys on MNIST, so the KL tracks C; C ends at about
-    # the KL of a plain 20-dimensional VAE (26 nats), reached in 46 epochs of 50000 images at batch 128.
-    gamma: float = Field(default=100.0, ge=0.0, le=10000.0, description="weight of |KL - C| (the paper: 1000)")
+    # The paper's gamma is `beta`, as every weighting's weight is (sweeps, reports and --set kl.beta read
+    # it). MNIST defaults, not the paper's dSprites ones (gamma 1000, 25 nats over 100000 steps): gamma
+    # well above the few nats of reconstruction a nat of KL buys on MNIST, so the KL tracks C; C ends at
+    # about the KL of a plain 20-dimensional VAE (26 nats), reached in 46 epochs of 50000 images at 128.
+    beta: float = Field(default=100.0, ge=0.0, le=1000.0, description="gamma, the weight of |KL - C| (the paper: 1000)")
     c_min: float = Field(default=0.0, ge=0.0, le=10000.0, description="capacity C at step 0, in nats")
     c_max: float = Field(default=25.0, ge=0.0, le=10000.0, description="capacity C from `steps` on, in nats")
     steps: int = Field(default=18000, ge=1, le=10**9, description="optimizer steps over which C rises linearly")
@@ -169,10 +170,10 @@ class CapacitySpec(StrictModel):
 @KL_WEIGHTINGS.register("capacity")
 class Capacity:
     """Capacity annealing (Burgess et al. 2018, "Understanding disentangling in beta-VAE"): the penalty
-    gamma * |KL - C(t)| pulls each image's KL toward a capacity C(t) that rises linearly from `c_min`
+    beta * |KL - C(t)| (the paper's gamma) pulls each image's KL toward a capacity C(t) that rises linearly from `c_min`
     to `c_max` over `steps` optimizer steps, so the posterior gains information at a controlled pace.
 
-    beta_t is gamma at every step (the weight of the penalty); the reported KL stays the true one. Not a
+    beta_t is beta at every step (the weight of the penalty); the reported KL stays the true one. Not a
     beta times the KL, so the objectives that scale the prior ratio by beta (IWAE's family, beta-TCVAE)
     refuse it.
     """
@@ -180,8 +181,8 @@ class Capacity:
     Spec: ClassVar = CapacitySpec
     needs_kl_per_dim = False
 
-    def __init__(self, *, gamma: float, c_min: float, c_max: float, steps: int) -> None:
-        self.max_beta = gamma
+    def __init__(self, *, beta: float, c_min: float, c_max: float, steps: int) -> None:
+        self.max_beta = beta
         self.c_min, self.c_max, self.steps = c_min, c_max, steps
 
     def beta(self, step: int, total_steps: int) -> float:
