@@ -133,3 +133,17 @@ def test_train_more_checks_its_count(spec, tmp_path):
     for bad in (0, -1, 2.5, True):
         with pytest.raises(vaezoo.VaezooError, match="epochs"):
             run.train_more(bad)
+
+
+def test_a_sweep_refuses_rather_than_skips_a_finished_point_asked_for_more_epochs(
+    tmp_path, synthetic_root, capsys, no_figures
+):
+    from tests.test_sweep import sweep_file
+
+    path = sweep_file(tmp_path, synthetic_root, seeds=None)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "runs")]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--out", str(tmp_path / "runs"), "--set", "train.epochs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "is a finished run of 2 epochs, and this spec differs at train.epochs" in err
+    assert "trained further alone" in err

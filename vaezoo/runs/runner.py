@@ -55,7 +55,7 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> bool:
                 f"run folder {run_dir} already exists; pass --resume to continue it, "
                 f"or give the new run another name (--set name=...) or folder (--out)"
             )
-        extending = check_saved_spec(spec, run_dir)
+        extending = check_saved_spec(spec, run_dir, extend=True)
         io.remove_stale_temporaries(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -68,13 +68,14 @@ def prepare_run_dir(spec: ExperimentSpec, run_dir: Path, resume: bool) -> bool:
     return extending
 
 
-def check_saved_spec(spec: ExperimentSpec, run_dir: Path) -> bool:
+def check_saved_spec(spec: ExperimentSpec, run_dir: Path, extend: bool = False) -> bool:
     """A run folder either has no spec.yaml yet or holds a run of this very spec: resuming with a
     different spec would mix two experiments in one folder. An unfinished run may change only what does
     not change training (checkpoint.UNTRAINED: eval, logging, more epochs). A finished run is reused as it
     is, so its metrics.json must read and its spec must be this one exactly (checked here, before a sweep
-    trains anything), unless this spec asks for more epochs of the same training: then the run is re-opened
-    (True), to continue from its checkpoint and be evaluated again."""
+    trains anything), unless `extend` and this spec asks for more epochs of the same training: then the run
+    is re-opened (True), to continue from its checkpoint and be evaluated again. A sweep does not extend
+    its finished points (it would skip them): it refuses them."""
     check_folder_kind(run_dir, "run")
     finished = (run_dir / "metrics.json").exists()
     if finished:
@@ -88,11 +89,12 @@ def check_saved_spec(spec: ExperimentSpec, run_dir: Path) -> bool:
     if bound_fields(old) != bound_fields(spec):
         key = first_difference(bound_fields(old), bound_fields(spec))
         raise OutputError(f"{saved} differs from this spec at {key}{_why(key)}")
-    if finished and spec.train.epochs <= old.train.epochs:
+    if finished and not (extend and spec.train.epochs > old.train.epochs):
         key = first_difference(old.model_dump(mode="json"), spec.model_dump(mode="json"))
+        further = "trained further alone (more train.epochs)" if not extend else "trained further (more train.epochs)"
         raise OutputError(
             f"{run_dir} is a finished run of {old.train.epochs} epochs, and this spec differs at {key}: a finished "
-            "run is reused as it is, or trained further (more train.epochs); re-evaluate it with `vaezoo eval`"
+            f"run is reused as it is, or {further}"
         )
     return finished
 
