@@ -9,7 +9,9 @@ import pytest
 import torch
 from PIL import Image  # Pillow comes with torchvision
 
+from tests.records import history_row
 from tests.test_components import SMALL, posterior_for
+from vaezoo.evaluate.records import HistoryRow
 from vaezoo.evaluate.latents import posterior_params
 from vaezoo.outputs import figures, grids, plots
 from vaezoo.parts import DECODERS, ENCODERS, PRIORS
@@ -74,22 +76,23 @@ def fake_data(n: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.arange(n) % 10
 
 
-def fake_history(epochs: int = 3, val: bool = True) -> list[dict]:
+def fake_history(epochs: int = 3, val: bool = True) -> list[HistoryRow]:
     rows = []
     for epoch in range(1, epochs + 1):
         loss = 200.0 / epoch
         rows.append(
-            {
-                "epoch": epoch,
-                "train_loss": loss,
-                "train_recon": 0.8 * loss,
-                "train_kl": 0.2 * loss,
-                "beta": min(1.0, epoch / 2),
-                "val_neg_elbo": loss - 5 if val else None,
-                "val_recon": 0.8 * loss - 4 if val else None,
-                "val_kl": 0.2 * loss - 1 if val else None,
-                "seconds": 1.0,
-            }
+            history_row(
+                epoch,
+                train_loss=loss,
+                train_recon=0.8 * loss,
+                train_kl=0.2 * loss,
+                beta=min(1.0, epoch / 2),
+                lr=None,
+                val_neg_elbo=loss - 5 if val else None,
+                val_recon=0.8 * loss - 4 if val else None,
+                val_kl=0.2 * loss - 1 if val else None,
+                val_seconds=0.1 if val else None,
+            )
         )
     return rows
 

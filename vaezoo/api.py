@@ -152,7 +152,7 @@ class Run:
             test_images=data.test_images,
             test_labels=data.test_labels,
             kl_per_dim=self.metrics.kl_per_dim,
-            history=[row.to_json() for row in self.history],
+            history=list(self.history),
             active_units_mask=self.metrics.active_mask,
             mu_test=mu,
         )

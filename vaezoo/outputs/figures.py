@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from vaezoo.core import io
 from vaezoo.core.registry import Registry
+from vaezoo.evaluate.records import HistoryRow
 from vaezoo.model.vae import VAE
 from vaezoo.outputs.grids import (
     interpolation_grid,
@@ -43,7 +43,7 @@ class RunFigureInputs:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     kl_per_dim: Sequence[float]
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
     active_units_mask: Sequence[bool] | None = None
     mu_test: torch.Tensor | None = None
 
@@ -161,7 +161,7 @@ def write_run_figures(
     model: VAE,
     test_images: torch.Tensor,
     test_labels: torch.Tensor,
-    history: list[dict[str, Any]],
+    history: list[HistoryRow],
     kl_per_dim: Sequence[float],
     active_units_mask: Sequence[bool] | None,
     mu_test: torch.Tensor,

@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from vaezoo.evaluate.records import HistoryRow
 from vaezoo.outputs import render
 
 SCATTER_SEED = 0
@@ -74,12 +75,12 @@ MARKERS_UP_TO = 30  # epochs; beyond, markers hide the line
 LOG_EPOCHS_FROM = 100  # epochs; a long run's early change and late plateau both show on a log axis
 
 
-def _plot_series(ax: Axes, history: list[dict[str, Any]], series: tuple[tuple[str, str], ...]) -> None:
+def _plot_series(ax: Axes, history: list[HistoryRow], series: tuple[tuple[str, str], ...]) -> None:
     """One line per series, skipping epochs where it is missing; a note when nothing was recorded."""
     plotted = 0
     marker = line_marker(history)
     for key, label in series:
-        points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+        points = [(row.epoch, getattr(row, key)) for row in history if getattr(row, key) is not None]
         if points:
             epochs, values = zip(*points)
             ax.plot(epochs, values, marker=marker, markersize=3, label=label)
@@ -90,38 +91,38 @@ def _plot_series(ax: Axes, history: list[dict[str, Any]], series: tuple[tuple[st
         ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
 
 
-def _beta_from_zero(ax: Axes, history: list[dict[str, Any]]) -> None:
+def _beta_from_zero(ax: Axes, history: list[HistoryRow]) -> None:
     """Start the beta axis at 0: a constant beta otherwise gets a y axis of +-4% noise around it."""
-    betas = [row["beta"] for row in history if row.get("beta") is not None]
+    betas = [row.beta for row in history]
     ax.set_ylim(0, max(betas, default=1.0) * 1.1 or 1.0)
 
 
-def line_marker(history: list[dict[str, Any]]) -> str | None:
+def line_marker(history: list[HistoryRow]) -> str | None:
     """Markers on a short run's curves only: beyond MARKERS_UP_TO epochs they hide the line."""
     return "o" if _last_epoch(history) <= MARKERS_UP_TO else None
 
 
-def _last_epoch(history: list[dict[str, Any]]) -> int:
-    return max((row["epoch"] for row in history), default=0)
+def _last_epoch(history: list[HistoryRow]) -> int:
+    return max((row.epoch for row in history), default=0)
 
 
-def epoch_axis(ax: Axes, history: list[dict[str, Any]]) -> None:
+def epoch_axis(ax: Axes, history: list[HistoryRow]) -> None:
     """Whole epochs on the x axis, half an epoch of room at each end (else one epoch gets 0.945..1.05);
     a logarithmic axis for a long run (from LOG_EPOCHS_FROM epochs)."""
     if _last_epoch(history) >= LOG_EPOCHS_FROM:
         ax.set_xscale("log")
         ax.set_xlabel("epoch (log scale)")
-        ax.set_xlim(min(row["epoch"] for row in history) * 0.9, max(row["epoch"] for row in history) * 1.1)
+        ax.set_xlim(min(row.epoch for row in history) * 0.9, max(row.epoch for row in history) * 1.1)
         return
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if history:
-        ax.set_xlim(min(row["epoch"] for row in history) - 0.5, max(row["epoch"] for row in history) + 0.5)
+        ax.set_xlim(min(row.epoch for row in history) - 0.5, max(row.epoch for row in history) + 0.5)
 
 
-def _learning_rate(ax: Axes, history: list[dict[str, Any]]) -> None:
+def _learning_rate(ax: Axes, history: list[HistoryRow]) -> None:
     """The learning rate on a second, logarithmic y axis of the beta panel, where it was recorded."""
-    points = [(row["epoch"], row["lr"]) for row in history if row.get("lr") is not None]
+    points = [(row.epoch, row.lr) for row in history if row.lr is not None]
     if not points:
         return
     twin = ax.twinx()
@@ -144,7 +145,7 @@ def _learning_rate(ax: Axes, history: list[dict[str, Any]]) -> None:
     ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower right")
 
 
-def save_curves(history: list[dict[str, Any]], path: Path) -> None:
+def save_curves(history: list[HistoryRow], path: Path) -> None:
     """Per-epoch training and validation curves in four panels: loss, reconstruction, KL, beta."""
     fig = Figure(figsize=(10, 7.5), layout="constrained")
     for ax, (title, unit, series) in zip(fig.subplots(2, 2).flat, CURVE_PANELS):

@@ -10,6 +10,7 @@ from typing import Any
 import matplotlib.image
 from matplotlib.figure import Figure
 
+from vaezoo.evaluate.records import HistoryRow
 from vaezoo.outputs import render
 from vaezoo.outputs.escape import matplotlib as mpl
 from vaezoo.outputs.figures import FIGURES
@@ -37,7 +38,7 @@ def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path
     render.save_png(fig, path)
 
 
-def save_curves_comparison(histories: Sequence[tuple[str, list[dict[str, Any]]]], path: Path) -> None:
+def save_curves_comparison(histories: Sequence[tuple[str, list[HistoryRow]]], path: Path) -> None:
     """Every run's curves on shared axes: validation -ELBO, train reconstruction, train KL, beta."""
     panels = (
         ("val_neg_elbo", "validation -ELBO (beta = 1)"),
@@ -51,7 +52,7 @@ def save_curves_comparison(histories: Sequence[tuple[str, list[dict[str, Any]]]]
     marker = line_marker(every_row)
     for ax, (key, title) in zip(axes, panels):
         for index, (name, history) in enumerate(histories):
-            points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+            points = [(row.epoch, getattr(row, key)) for row in history if getattr(row, key) is not None]
             if points:
                 ax.plot(*zip(*points), marker=marker, markersize=2, color=f"C{index % 10}", label=mpl(name))
         ax.set_title(title, fontsize=10)

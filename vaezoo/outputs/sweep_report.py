@@ -79,7 +79,7 @@ def _write_figures(summary: SweepSummary, sweep_dir: Path) -> Path:
     labelled = [(point.name, sweep_dir / point.name) for point in summary.points]
     for kind in comparison_kinds():
         save_comparison_grid(kind, labelled, figure_dir / f"{kind}_grid.png")
-    histories = [(point.name, [row.to_json() for row in point.history]) for point in summary.points]
+    histories = [(point.name, point.history) for point in summary.points]
     save_curves_comparison(histories, figure_dir / "curves_grid.png")
     save_rate_distortion(
         [(point.name, point.metrics.test_kl, point.metrics.test_recon_nll) for point in summary.points],

@@ -226,13 +226,12 @@ def render(
     `test_mu`: the test posterior means where the evaluation has them; else they are encoded here.
     """
     phase = view.phase if view is not None else quiet_phase
-    rows = [row.to_json() for row in history]
     if figures:
         kinds = len(applicable_figures(model.latent_dim)) + 1  # and the sweep strips
         with phase("figures", kinds, key="figures") as advance:
             mu = test_mu if test_mu is not None else code_moments(model, data.test_images, spec.eval.batch_size).mean
             write_run_figures(
-                model, data.test_images, data.test_labels, rows, metrics.kl_per_dim, metrics.active_mask, mu,
+                model, data.test_images, data.test_labels, history, metrics.kl_per_dim, metrics.active_mask, mu,
                 run_dir / "figures", advance,
             )  # fmt: skip
     with phase("report (pdf, html, md)", key="report"):
