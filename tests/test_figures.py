@@ -11,8 +11,8 @@ from PIL import Image  # Pillow comes with torchvision
 
 from tests.records import history_row
 from tests.test_components import SMALL, posterior_for
-from vaezoo.evaluate.records import HistoryRow
 from vaezoo.evaluate.latents import posterior_params
+from vaezoo.evaluate.records import HistoryRow
 from vaezoo.outputs import figures, grids, plots
 from vaezoo.parts import DECODERS, ENCODERS, PRIORS
 from vaezoo.parts.likelihoods import LIKELIHOODS
