@@ -109,8 +109,8 @@ def test_a_non_finite_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkp
     calls = {"n": 0}
     original = ELBO.terms
 
-    def poisoned(self, model, x, beta, weighting):
-        terms = original(self, model, x, beta, weighting)
+    def poisoned(self, model, x, beta, weighting, **options):  # options: the training step's `step`
+        terms = original(self, model, x, beta, weighting, **options)
         calls["n"] += 1
         if calls["n"] == 9:  # epoch 2 (7 steps per epoch), its 2nd step
             return dataclasses.replace(terms, loss=terms.loss * float("nan"))

@@ -26,8 +26,8 @@ def poison(monkeypatch, value: float, at_call: int, when=lambda model: True) -> 
     calls = {"n": 0}
     original = ELBO.terms
 
-    def poisoned(self, model, x, beta, weighting):
-        terms = original(self, model, x, beta, weighting)
+    def poisoned(self, model, x, beta, weighting, **options):  # options: the training step's `step`
+        terms = original(self, model, x, beta, weighting, **options)
         if not model.training or not when(model):
             return terms
         calls["n"] += 1
