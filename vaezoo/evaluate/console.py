@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -113,5 +113,10 @@ def print_metrics(console: Console, name: str, metrics: RunMetrics, run_dir: Pat
     """The table of a run's test numbers, then the seconds each phase took."""
     from vaezoo.evaluate.records import format_phases
 
-    console.print(metrics_table(name, metrics, run_dir))
-    console.print(plain("seconds per phase: " + format_phases(metrics.phase_seconds)))
+    shown = Group(
+        metrics_table(name, metrics, run_dir), plain("seconds per phase: " + format_phases(metrics.phase_seconds))
+    )
+    if console.is_jupyter:  # one output, whose text (a saved notebook's, a plain front end's) has no colour codes
+        NotebookOutput(console, shown)
+    else:
+        console.print(shown)
