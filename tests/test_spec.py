@@ -51,7 +51,10 @@ def test_dotted_overrides_parse_values_as_yaml():
             "model.encoder.hidden.0: Input should be greater than or equal to 1",
         ),
         ({"name": "x", "model": {"encoder": {"kind": "mlp", "hiden": [4]}}}, "model.encoder.hiden: unknown key"),
-        ({"name": "x", "model": {"encoder": {"kind": "transformer"}}}, "model.encoder: unknown encoder kind 'transformer'; known: mlp, conv, resnet"),
+        (
+            {"name": "x", "model": {"encoder": {"kind": "transformer"}}},
+            "model.encoder: unknown encoder kind 'transformer'; known: mlp, conv, resnet",
+        ),
         ({"name": "x", "model": {"latent_dim": "20"}}, "model.latent_dim: Input should be a valid integer"),
         ({"name": "x", "train": {"lr": float("nan")}}, "train.lr: Input should be a finite number"),
         ({"name": "x", "train": {"epochs": 10**9}}, "train.epochs: Input should be less than or equal to 100000"),
