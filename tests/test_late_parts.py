@@ -98,3 +98,16 @@ def test_a_run_trains_a_late_part(own_encoders, synthetic_root, tmp_path):
     spec["model"]["encoder"] = {"kind": "wide", "width": 16}
     run = vaezoo.run(spec, out=tmp_path, progress=False)
     assert run.model.encoder.out_features == 16 and run.metrics.epochs == 1
+
+
+@pytest.mark.parametrize("slot", ["encoder", "model.encoder"])
+def test_vaezoo_register_adds_to_the_slots_registry(own_encoders, slot):
+    cell = CELL.replace("WIDTH", "5").replace('@ENCODERS.register("wide")', f'@vaezoo.register("{slot}", "wide")')
+    exec(cell, {"__name__": "__main__", "vaezoo": vaezoo})  # noqa: S102 (a notebook cell)
+    assert ENCODERS.get("wide").__name__ == "WideEncoder"
+    assert validate(spec_with({"kind": "wide"}), "t").model.encoder.width == 5
+
+
+def test_vaezoo_register_names_the_slots_when_the_slot_is_unknown():
+    with pytest.raises(ValueError, match="unknown slot 'encoders'; slots: model.encoder, "):
+        vaezoo.register("encoders", "x")

@@ -5,6 +5,7 @@
     run = vaezoo.load("runs/quickstart")                               # a finished run folder
     run.metrics.test_nll_iw; run.figure("samples"); run.sample(16)
     vaezoo.list_components()                                           # the kinds each spec slot takes
+    @vaezoo.register("encoder", "mine")                                # a part of your own, usable at once
 
 The names below load on first use, so that `import vaezoo` (and the command line's --help) stays fast.
 """
@@ -22,6 +23,7 @@ _API = {
     "load": "vaezoo.api",
     "Run": "vaezoo.api",
     "list_components": "vaezoo.api",
+    "register": "vaezoo.spec.slots",
     "ExperimentSpec": "vaezoo.spec.experiment",
     "load_spec": "vaezoo.spec.experiment",
     "RunMetrics": "vaezoo.evaluate.records",
@@ -40,6 +42,7 @@ __all__ = [
     "list_components",
     "load",
     "load_spec",
+    "register",
     "run",
 ]
 

@@ -7,8 +7,9 @@ registered later (in a notebook cell, by a plugin) is a `kind` the very next spe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -84,6 +85,21 @@ SLOTS = (
     Slot("objective", OBJECTIVES, "elbo"),
 )
 SLOT = {slot.path: slot for slot in SLOTS}
+T = TypeVar("T")
+
+
+def register(slot: str, kind: str) -> Callable[[T], T]:
+    """Decorator that registers a part as `kind` in the registry of `slot`: its spec path (`model.encoder`,
+    `kl`) or that path's last name (`encoder`, `objective`). The part is a `kind` the next spec may use.
+
+        @vaezoo.register("encoder", "tiny")
+        class Tiny(nn.Module):
+            Spec = TinySpec  # a StrictModel with `kind: Literal["tiny"]`
+    """
+    matches = [s for s in SLOTS if slot in (s.path, s.key)]
+    if not matches:
+        raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(s.path for s in SLOTS)}")
+    return matches[0].registry.register(kind)
 
 
 def slot_type(path: str) -> Any:
