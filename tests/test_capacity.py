@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vaezoo.core.errors import SpecError
-from vaezoo.evaluate.progress import RunningLoss
 from vaezoo.parts.kl_weightings import Capacity
 from vaezoo.parts.objectives import ELBO
 from vaezoo.spec.build import build_model
 from vaezoo.spec.experiment import validate
+from vaezoo.train.progress import RunningLoss
 from vaezoo.train.scalars import StepWindow
 from vaezoo.train.step import TrainStep
 

@@ -183,8 +183,8 @@ def test_without_the_tensorboard_package_the_run_stops_in_one_line_before_traini
 def test_running_totals_are_read_as_a_typed_record():
     import torch
 
-    from vaezoo.evaluate.progress import RunningLoss
     from vaezoo.model.vae import ELBOTerms
+    from vaezoo.train.progress import RunningLoss
 
     running = RunningLoss(torch.device("cpu"))
     assert running.read().means() is None and running.read().first_bad_step is None

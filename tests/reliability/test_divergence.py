@@ -9,11 +9,11 @@ import yaml
 
 from tests.conftest import tiny_spec
 from tests.reliability.conftest import fails_with_one_line
-from vaezoo.evaluate.progress import DIVERGED_NATS
 from vaezoo.parts.objectives import ELBO
 from vaezoo.runs import runner
 from vaezoo.spec.experiment import validate
 from vaezoo.train.loop import TrainingDiverged
+from vaezoo.train.progress import DIVERGED_NATS
 
 pytestmark = pytest.mark.reliability
 

@@ -18,7 +18,6 @@ from vaezoo.core import io
 from vaezoo.core.errors import VaezooError
 from vaezoo.data import DeviceData
 from vaezoo.evaluate.bounds import elbo_means
-from vaezoo.evaluate.progress import DIVERGED_NATS, EpochTotals, ProgressView, RunningLoss
 from vaezoo.evaluate.records import HistoryRow
 from vaezoo.model.vae import VAE
 from vaezoo.parts.kl_weightings import KLWeighting
@@ -27,6 +26,7 @@ from vaezoo.parts.objectives import ELBO, Objective
 from vaezoo.train.checkpoint import TrainState, load_checkpoint, save_checkpoint, training_fields
 from vaezoo.train.cuda_graphs import CapturedStep, StepRunner
 from vaezoo.train.ema import WeightAverage, load_averaged
+from vaezoo.train.progress import DIVERGED_NATS, EpochTotals, ProgressView, RunningLoss
 from vaezoo.train.scalars import ScalarLog, StepWindow
 from vaezoo.train.scalars import write_csv as write_scalars
 from vaezoo.train.step import TrainStep

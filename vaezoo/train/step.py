@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import torch
 
 from vaezoo.data import DeviceData
-from vaezoo.evaluate.progress import RunningLoss
 from vaezoo.model.vae import VAE
 from vaezoo.parts.kl_weightings import KLWeighting
 from vaezoo.parts.objectives import Objective
 from vaezoo.train.cuda_graphs import GraphState
 from vaezoo.train.ema import WeightAverage
+from vaezoo.train.progress import RunningLoss
 from vaezoo.train.scalars import StepWindow, grad_norm
 
 
