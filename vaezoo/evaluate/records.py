@@ -52,6 +52,11 @@ METRICS = (
     Metric("active_units", "active units", "active units", "", "higher", 0),
     Metric("mutual_information", "mutual information I(x; z)", "MI", "nats", None, 2),
     Metric("probe_accuracy", "linear probe accuracy", "probe acc.", "%", "higher", 1),
+    # the families' own numbers (None where they do not apply); their estimators are recorded beside them
+    Metric("total_correlation", "total correlation of q(z)", "TC", "nats", "lower", 2),
+    Metric("posterior_prior_mmd", "MMD^2 between q(z) and p(z)", "MMD^2", "", "lower", 4),
+    Metric("sample_fid", "classifier FID of samples", "FID", "", "lower", 2),
+    Metric("fid_classifier_accuracy", "FID classifier's test accuracy", "FID clf. acc.", "%", None, 1),
     Metric("train_images_per_second", "training throughput", "images/s", "images/s", "higher", 0),
     Metric("train_seconds", "training time", "train s", "s", "lower", 0),
 )
@@ -88,6 +93,18 @@ class TestMetrics:
     #: units (Cov_x E_q[z_d] > 0.01), bottom layer first; None for a flat latent
     layer_kl: list[float] | None = None
     layer_active_units: list[int] | None = None
+    #: what the test ELBO and NLL are of: "p(x)", or "p(x|y)" for a conditional model given each test
+    #: image's label (`model.classes`), a number never to be ranked against an unconditional -log p(x)
+    likelihood_of: str = "p(x)"
+    #: the families' numbers (evaluate/family.py), None where they do not apply or were not asked for
+    #: (eval.family_metrics, eval.fid_samples) and in runs made before them
+    total_correlation: float | None = None  # KL(q(z) || prod_d q(z_d)), nats, a diagonal Gaussian code's
+    total_correlation_estimator: str | None = None
+    posterior_prior_mmd: float | None = None  # unbiased MMD^2 between q(z) and p(z)
+    mmd_estimator: str | None = None
+    sample_fid: float | None = None  # classifier FID of fid_samples samples against the test split
+    fid_samples: int | None = None
+    fid_classifier_accuracy: float | None = None  # the FID classifier's own test accuracy
 
 
 @dataclass(frozen=True)

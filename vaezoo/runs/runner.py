@@ -13,7 +13,7 @@ from rich.console import Console
 from vaezoo import data as datasets
 from vaezoo.core import io
 from vaezoo.core.errors import OutputError, VaezooError
-from vaezoo.evaluate.evaluation import Evaluation, Phase, evaluate_all
+from vaezoo.evaluate.evaluation import Evaluation, FamilyEval, Phase, evaluate_all
 from vaezoo.evaluate.latents import code_moments
 from vaezoo.evaluate.progress import PhaseView, quiet_phase
 from vaezoo.evaluate.records import HistoryRow, RunMetrics, finished_metrics
@@ -247,7 +247,8 @@ def evaluate_run(
 ) -> Evaluation:
     """The test metrics of a trained run (K = `iw_samples`, else the spec's)."""
     info = datasets.DATASETS.get(spec.data.dataset)
-    return evaluate_all(model, data, iw_samples or spec.eval.iw_samples, spec.eval.batch_size, info.classes, phase)
+    k = iw_samples or spec.eval.iw_samples
+    return evaluate_all(model, data, k, spec.eval.batch_size, info.classes, phase, FamilyEval.of(spec))
 
 
 def labels(spec: ExperimentSpec, data: datasets.DeviceData) -> dict[str, Any]:

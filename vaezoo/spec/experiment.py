@@ -93,6 +93,18 @@ class TrainSpec(StrictModel):
 class EvalSpec(StrictModel):
     iw_samples: int = Field(default=5000, ge=1, le=10**6, description="K of the importance-weighted test NLL")
     batch_size: int = Field(default=1000, ge=1, le=65536, description="images per evaluation batch")
+    family_metrics: bool = Field(
+        default=True,
+        description="the total correlation of q(z) (diagonal Gaussian codes) and the MMD between q(z) and p(z), "
+        "on the test set (seconds)",
+    )
+    fid_samples: int = Field(
+        default=10000,
+        ge=0,
+        le=10**6,
+        description="samples for the classifier FID against the test set (0: none); the classifier is trained "
+        "once per dataset and cached",
+    )
 
 
 class ExperimentSpec(StrictModel):
