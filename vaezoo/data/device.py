@@ -39,6 +39,10 @@ class DeviceData:
         """The training images at `index` (a slice of the epoch's permutation), binarized as specified."""
         return self.binarization.train_batch(self.train_images[index], generator)
 
+    def train_labels_at(self, index: torch.Tensor) -> torch.Tensor:
+        """The labels of the training images at `index`, the same slice `train_batch` takes."""
+        return self.train_labels[index]
+
     @torch.no_grad()
     def pixel_stats(self, seed: int, block: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, std) of every pixel over one pass of the training images as the model sees them

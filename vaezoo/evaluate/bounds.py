@@ -41,23 +41,37 @@ def eval_generator(device: torch.device) -> torch.Generator:
 
 
 @torch.inference_mode()
-def elbo_means(model: VAE, images: torch.Tensor, batch_size: int) -> ELBOMeans:
-    """The single-sample ELBO averaged over `images`, with fixed noise so that it is repeatable."""
+def elbo_means(model: VAE, images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None) -> ELBOMeans:
+    """The single-sample ELBO averaged over `images`, with fixed noise so that it is repeatable; a
+    conditional model reads the images' `labels` (its ELBO bounds log p(x|y)), another ignores them."""
     model.eval()
     generator = eval_generator(images.device)
     sums = torch.zeros(2, dtype=torch.float64, device=images.device)
-    for batch in images.split(batch_size):
-        terms = model.elbo(batch, generator=generator)
+    for batch, y in zip(images.split(batch_size), _label_batches(labels, batch_size, len(images)), strict=True):
+        terms = model.elbo(batch, generator=generator, y=y)
         sums += torch.stack([terms.recon_nll.sum(), terms.kl.sum()]).double()
     recon, kl = (sums / images.shape[0]).tolist()
     return ELBOMeans(neg_elbo=recon + kl, recon_nll=recon, kl=kl)
 
 
+def _label_batches(labels: torch.Tensor | None, batch_size: int, n: int) -> list[torch.Tensor | None]:
+    """The labels split as the images are (`batch_size` at a time), or None for each batch of `n` images."""
+    if labels is None:
+        return [None] * math.ceil(n / batch_size)
+    return list(labels.split(batch_size))
+
+
 @torch.inference_mode()
 def log_likelihood_iw(
-    model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None, chunk: int | None = None
+    model: VAE,
+    x: torch.Tensor,
+    samples: int,
+    generator: torch.Generator | None = None,
+    chunk: int | None = None,
+    y: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """L_K = log (1/K) sum_k p(x, z_k) / q(z_k|x) per image of the batch `x`, K = `samples`.
+    """L_K = log (1/K) sum_k p(x, z_k) / q(z_k|x) per image of the batch `x`, K = `samples` (for a
+    conditional model, of p(x|y) with q(z|x, y) given the labels `y`).
 
     The K samples are drawn `chunk` at a time (by default as `is_chunks` sizes them) and combined
     with a running logsumexp, so K = 5000 fits in memory whatever the batch.
@@ -65,18 +79,24 @@ def log_likelihood_iw(
     model.eval()
     if chunk is None:
         chunk = samples_per_chunk(samples, len(x), decoder_footprint(model, x), element_budget(x.device))
-    features = model.encoder(x)
+    features = model.features(x, y)
     total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
     for start in range(0, samples, chunk):
-        weights = model.log_weights(x, min(chunk, samples - start), generator, features)
+        weights = model.log_weights(x, min(chunk, samples - start), generator, features, y)
         total = torch.logaddexp(total, torch.logsumexp(weights.double(), dim=0))
     return total - math.log(samples)
 
 
 def importance_weighted_nll(
-    model: VAE, images: torch.Tensor, samples: int, batch_size: int, advance: Advance | None = None
+    model: VAE,
+    images: torch.Tensor,
+    samples: int,
+    batch_size: int,
+    advance: Advance | None = None,
+    labels: torch.Tensor | None = None,
 ) -> ImportanceWeighted:
-    """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error.
+    """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error; for a
+    conditional model -log p(x|y), given the images' `labels` (which an unconditional one ignores).
 
     Batches hold at most `batch_size` images, fewer where the decoder's activations would not fit
     the device's budget (`is_chunks`); `advance(n)` is told the images finished after each batch.
@@ -84,8 +104,9 @@ def importance_weighted_nll(
     generator = eval_generator(images.device)
     chunks = is_chunks(model, samples, min(batch_size, len(images)), images)
     parts = []
-    for batch in images.split(chunks.images):
-        parts.append(-log_likelihood_iw(model, batch, samples, generator, chunks.samples))
+    label_batches = _label_batches(labels, chunks.images, len(images))
+    for batch, y in zip(images.split(chunks.images), label_batches, strict=True):
+        parts.append(-log_likelihood_iw(model, batch, samples, generator, chunks.samples, y))
         if advance is not None:
             advance(len(batch))
     nll = torch.cat(parts)

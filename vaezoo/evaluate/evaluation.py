@@ -92,18 +92,19 @@ def evaluate_all(
     `family_eval` says which of the families' numbers to add (none by default)."""
     test = data.test_images
     with phase("test ELBO", key="test_elbo"):
-        elbo = elbo_means(model, test, batch_size)
+        elbo = elbo_means(model, test, batch_size, data.test_labels)
     start = time.perf_counter()
     with phase(f"importance sampling, K = {iw_samples} (images)", len(test), key="importance_sampling") as advance:
-        iw = importance_weighted_nll(model, test, iw_samples, batch_size, advance)
+        iw = importance_weighted_nll(model, test, iw_samples, batch_size, advance, data.test_labels)
     iw_seconds = time.perf_counter() - start
     with phase("active units, KL per dimension, mutual information", key="latent_statistics"):
-        moments = code_moments(model, test, batch_size)
+        moments = code_moments(model, test, batch_size, data.test_labels)
         mu = moments.mean
         stats = latent_stats(model, mu, moments.logvar, moments.noise)
-        layers = layer_stats(model, test, batch_size)
+        layers = layer_stats(model, test, batch_size, data.test_labels)
     with phase("linear probe on the posterior means", key="probe"):
-        train_mu = code_moments(model, data.binarization.eval_set(data.train_images, "probe"), batch_size).mean
+        train = data.binarization.eval_set(data.train_images, "probe")
+        train_mu = code_moments(model, train, batch_size, data.train_labels).mean
         probe = probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes)
     families = family_fields(model, data, moments, batch_size, family_eval or FamilyEval(), phase)
     pixels = test[0].numel()
@@ -127,6 +128,7 @@ def evaluate_all(
         probe_accuracy=probe,
         layer_kl=None if layers is None else layers.kl,
         layer_active_units=None if layers is None else layers.active_units,
+        likelihood_of="p(x|y)" if model.conditional else "p(x)",
         **families,
     )
     return Evaluation(metrics, mu, iw.per_image)

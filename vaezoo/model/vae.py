@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vaezoo.model.distributions import DiagonalGaussian
@@ -47,6 +48,12 @@ class VAE(nn.Module):
 
     Where the posterior meets the prior (the latent's layout, the KL's estimator, drawing z) is
     `self.latent` (`vaezoo.model.latent.Latent`); the parts know nothing of each other or of the model.
+
+    With `classes` > 0 it is a conditional VAE (Sohn et al. 2015), p(x|y, z) p(z) with q(z|x, y): a
+    one-hot label y of that many classes is laid beside the encoder's features (what the posterior
+    reads) and beside z (what the decoder reads). Its methods take the labels as `y`; where a caller
+    gives none (the generic figures and diagnostics, which know no label), the label's input is all
+    zero, a "no label" the model was not trained on. An unconditional model ignores `y`.
     """
 
     def __init__(
@@ -58,8 +65,10 @@ class VAE(nn.Module):
         likelihood: Likelihood,
         layout: LatentLayout,
         kl_estimator: KLChoice = "analytic",
+        classes: int = 0,
     ) -> None:
         super().__init__()
+        self.classes = classes
         self.encoder = encoder
         self.posterior = posterior
         self.prior = prior
@@ -82,24 +91,47 @@ class VAE(nn.Module):
         steps, and a prior whose KL is zero for such an encoder (the VampPrior's) never recovers."""
         self.decoder.output.initialize(self.likelihood.initial_params(mean, std))
 
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
-        """The posterior's base diagonal Gaussian for each image; unpacks as (mu, logvar), (B, D) each."""
-        return self.latent.encode(self.encoder(x))
+    @property
+    def conditional(self) -> bool:
+        """True for a conditional VAE: its encoder and decoder read a label beside x and z."""
+        return self.classes > 0
 
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
+    def with_label(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """`h` (*lead, F) with the one-hot of the labels y (B,) laid beside it on the last axis (the
+        labels broadcast over leading sample axes), for a conditional model; `h` itself otherwise."""
+        if not self.conditional:
+            return h
+        if y is None:
+            onehot = h.new_zeros(*h.shape[:-1], self.classes)
+        else:
+            onehot = F.one_hot(y.long(), self.classes).to(h.dtype).expand(*h.shape[:-1], self.classes)
+        return torch.cat([h, onehot], dim=-1)
+
+    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """What the posterior reads of each image: the encoder's features (and its label, when conditional)."""
+        return self.with_label(self.encoder(x), y)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
+        """The posterior's base diagonal Gaussian for each image; unpacks as (mu, logvar), (B, D) each."""
+        return self.latent.encode(self.features(x, y))
+
+    def decode(self, code: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's parameters for each code (a latent as `encode` gives it; the top layer of a
         hierarchy, whose lower layers are filled with their conditional means), (*lead, P * C, H, W)."""
-        return self.decode_latent(self.latent.expand(code))
+        return self.decode_latent(self.latent.expand(code), y)
 
-    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_latent(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's parameters for each full latent z (as the posterior and prior draw them)."""
-        return self.decoder(self.latent.observed(z))
+        return self.decoder(self.with_label(self.latent.observed(z), y))
 
-    def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ELBOTerms:
+    def elbo(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, y: torch.Tensor | None = None
+    ) -> ELBOTerms:
         """The ELBO's terms for a batch, one z sample per image; `loss` is the -ELBO itself (beta = 1),
-        and the training objectives weight the KL as they say."""
-        draw = self.latent.draw(self.encoder(x), generator=generator)
-        recon_nll = -self.likelihood.log_prob(x, self.decode_latent(draw.z))
+        and the training objectives weight the KL as they say. For a conditional model it bounds
+        log p(x|y), given the labels `y`."""
+        draw = self.latent.draw(self.features(x, y), generator=generator)
+        recon_nll = -self.likelihood.log_prob(x, self.decode_latent(draw.z, y))
         kl, kl_per_dim = self.latent.kl_terms(draw)
         return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=1.0, loss=recon_nll + kl)
 
@@ -109,13 +141,15 @@ class VAE(nn.Module):
         samples: int,
         generator: torch.Generator | None = None,
         features: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """log p(x, z_k) - log q(z_k|x) for `samples` draws z_k ~ q(z|x): shape (samples, B).
 
-        Their logsumexp over k minus log(samples) is the importance-weighted bound L_K <= log p(x).
-        Pass `features` = encoder(x) to reuse them across chunks of samples.
+        Their logsumexp over k minus log(samples) is the importance-weighted bound L_K <= log p(x)
+        (log p(x|y) for a conditional model, given the labels `y`).
+        Pass `features` = features(x, y) to reuse them across chunks of samples.
         """
-        log_px_z, log_prior_ratio = self.weight_terms(x, samples, generator, features)
+        log_px_z, log_prior_ratio = self.weight_terms(x, samples, generator, features, y)
         return log_px_z + log_prior_ratio
 
     def weight_terms(
@@ -124,15 +158,23 @@ class VAE(nn.Module):
         samples: int,
         generator: torch.Generator | None = None,
         features: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x|z_k), log p(z_k) - log q(z_k|x)) for `samples` draws z_k ~ q(z|x), each (samples, B)."""
-        features = self.encoder(x) if features is None else features
+        features = self.features(x, y) if features is None else features
         draw = self.latent.draw(features, samples, generator)
-        log_px_z = self.likelihood.log_prob(x, self.decode_latent(draw.z))
+        log_px_z = self.likelihood.log_prob(x, self.decode_latent(draw.z, y))
         return log_px_z, self.latent.log_prior_ratio(draw)
 
     @torch.inference_mode()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images decoded from n draws of the prior: the likelihood's mean, (n, C, H, W)."""
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Images decoded from n draws of the prior: the likelihood's mean, (n, C, H, W). A conditional
+        model decodes each draw with its label in `labels` (n,), or, given none, the classes in turn
+        (0, 1, ..., classes - 1, 0, ...); an unconditional one ignores `labels`."""
         device = next(self.parameters()).device
-        return self.likelihood.mean(self.decode_latent(self.latent.sample(n, generator).to(device)))
+        if self.conditional and labels is None:
+            labels = torch.arange(n, device=device) % self.classes
+        y = None if labels is None else labels.to(device)
+        return self.likelihood.mean(self.decode_latent(self.latent.sample(n, generator).to(device), y))

@@ -10,13 +10,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from vaezoo.core.errors import SpecError
 from vaezoo.core.schema import StrictModel
-from vaezoo.data import DataSpec
+from vaezoo.data import DATASETS, DataSpec
 from vaezoo.model.kl_estimate import KLChoice, kl_estimate
 from vaezoo.model.latent import LatentLayout
 from vaezoo.parts import LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.parts.kl_weightings import KL_WEIGHTINGS
 from vaezoo.parts.lr_schedules import LR_SCHEDULES
 from vaezoo.parts.objectives import OBJECTIVES
+from vaezoo.parts.priors import Prior
 from vaezoo.spec.slots import (  # noqa: F401 (SLOTS, SLOT, Slot and the slot types are the spec's public names)
     NAME,
     SLOT,
@@ -46,6 +47,13 @@ class ModelSpec(StrictModel):
         default="data",
         description="where the decoder's output starts: the likelihood's parameters for the training data's "
         "mean image (data; the papers' code), or zero (logits 0: p = 0.5 at every pixel)",
+    )
+    classes: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="a conditional VAE (Sohn et al. 2015): the encoder and decoder read a one-hot label of this "
+        "many classes (the dataset's) beside x and z, and the test NLL is -log p(x|y); 0: unconditional",
     )
     kl_estimator: KLChoice = Field(
         default="analytic",
@@ -144,12 +152,28 @@ class ExperimentSpec(StrictModel):
                 f"the KL weighting {self.kl.kind} needs the KL per dimension, which the prior {self.model.prior.kind} "
                 f"with the posterior {self.model.posterior.kind} and kl_estimator {self.model.kl_estimator} do not give"
             )
+        self._conditional_fits(prior)
         needs = LIKELIHOODS.get(self.model.likelihood.kind).needs_binarize
         if needs is not None and self.data.binarize != needs:
             raise ValueError(
                 f"the likelihood {self.model.likelihood.kind} models data binarized as {needs!r}; set data.binarize: {needs}"
             )
         return self
+
+    def _conditional_fits(self, prior: type[Prior]) -> None:
+        """A conditional model's labels are the dataset's classes, and its objective must read them."""
+        classes = self.model.classes
+        if not classes:
+            return
+        dataset_classes = DATASETS.get(self.data.dataset).classes
+        if classes != dataset_classes:
+            raise ValueError(f"model.classes {classes}: the dataset {self.data.dataset} has {dataset_classes} classes")
+        if not OBJECTIVES.get(self.objective.kind).conditional:
+            raise ValueError(
+                f"objective {self.objective.kind} does not read labels; a conditional model needs one that does"
+            )
+        if prior.through_posterior:
+            raise ValueError(f"the prior {self.model.prior.kind} encodes pseudo-inputs, which have no label")
 
     def to_yaml(self) -> str:
         """The resolved spec (every default filled in) as YAML that loads back to an equal spec."""

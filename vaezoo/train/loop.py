@@ -265,7 +265,7 @@ def _validate(row: HistoryRow, model: VAE, data: DeviceData, config: TrainConfig
     if data.val_images.shape[0] == 0:
         return row
     start = time.perf_counter()
-    means = elbo_means(model, data.val_images, config.eval_batch_size)
+    means = elbo_means(model, data.val_images, config.eval_batch_size, data.val_labels)
     return dataclasses.replace(
         row,
         val_neg_elbo=means.neg_elbo,

@@ -26,6 +26,9 @@ class Objective:
     #: True when the constructor takes `dataset_size`, the training split's size (a minibatch estimate
     #: of the aggregate posterior q(z) weighs the batch by it).
     needs_dataset_size: ClassVar[bool] = False
+    #: True when `terms` takes `y`, the batch's labels, and so can train a conditional model
+    #: (`model.classes`); the training step hands them over only to a conditional model's objective.
+    conditional: ClassVar[bool] = False
 
     def terms(
         self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0

@@ -22,11 +22,19 @@ class ELBO(Objective):
     """The ELBO with one reparameterized sample per image: -log p(x|z) + beta * KL (Kingma & Welling 2014)."""
 
     Spec: ClassVar = ELBOSpec
+    conditional: ClassVar[bool] = True
 
     def terms(
-        self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
+        self,
+        model: VAE,
+        x: torch.Tensor,
+        beta: float,
+        weighting: KLWeighting,
+        *,
+        step: int | torch.Tensor = 0,
+        y: torch.Tensor | None = None,
     ) -> ELBOTerms:
-        terms = model.elbo(x)
+        terms = model.elbo(x, y=y)
         return replace(
             terms, beta=beta, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta, step=step)
         )
