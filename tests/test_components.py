@@ -22,6 +22,7 @@ SMALL = {
     "ladder": {"hidden": 8},
     "planar": {"steps": 2},
     "iaf": {"steps": 2, "hidden": 16, "context": 8},
+    "categorical": {"categories": 3},  # latent_dim 3: one variable of three categories
 }
 # slots whose kinds interact (shapes; the KL and its estimate) are crossed; the others vary alone
 CROSSED = (
@@ -46,10 +47,15 @@ def hierarchical_prior(prior: str) -> bool:
     return len(PRIORS.get(prior).Spec(kind=prior).layers(1)) > 1
 
 
+def fits(prior: str, posterior: str) -> bool:
+    """True where the spec pairs them: both hierarchical or both flat, over the same latent space."""
+    prior_cls, posterior_cls = PRIORS.get(prior), POSTERIORS.get(posterior)
+    return hierarchical_prior(prior) == posterior_cls.hierarchical and prior_cls.space == posterior_cls.space
+
+
 def posterior_for(prior: str) -> str:
-    """The first posterior that fits the prior (a hierarchical prior needs a hierarchical posterior)."""
-    wanted = hierarchical_prior(prior)
-    return next(name for name, posterior in POSTERIORS.items() if posterior.hierarchical == wanted)
+    """The first posterior that fits the prior (`fits`)."""
+    return next(name for name in POSTERIORS.names() if fits(prior, name))
 
 
 def likelihood_kind(choice: dict[str, str]) -> str:

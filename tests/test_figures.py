@@ -49,6 +49,11 @@ def covering_cases() -> list[tuple[str, str, int, str]]:
     ]
 
 
+def categories(prior: str, latent_dim: int) -> dict[str, int]:
+    """The categories a categorical prior's spec needs for a latent of `latent_dim` (none for the others)."""
+    return {"categories": latent_dim} if "categories" in PRIORS.get(prior).Spec.model_fields else {}
+
+
 def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim: int = 5, prior: str = "standard"):
     encoder = network if network in ENCODERS.names() else "mlp"
     decoder = network if network in DECODERS.names() else "mlp"
@@ -57,7 +62,8 @@ def small_model(network: str = "mlp", likelihood: str = "bernoulli", latent_dim:
             "name": "figures",
             "data": {"binarize": LIKELIHOODS.get(likelihood).needs_binarize or "dynamic"},
             "model": {
-                "prior": {"kind": prior, **SMALL.get(prior, {})},  # small, so the file runs in seconds
+                # small, so the file runs in seconds; a categorical latent of one variable of latent_dim categories
+                "prior": {"kind": prior, **SMALL.get(prior, {}), **categories(prior, latent_dim)},
                 "posterior": {"kind": posterior_for(prior), **SMALL.get(posterior_for(prior), {})},
                 "latent_dim": latent_dim,
                 "encoder": {"kind": encoder, **SMALL.get(encoder, {})},
@@ -115,13 +121,11 @@ def assert_sane_png(path: Path) -> None:
 def test_grid_builders_work_for_every_component_kind(network, likelihood, latent_dim, prior):
     model = small_model(network, likelihood, latent_dim, prior)
     images, labels = fake_data()
-    built = [
-        grids.reconstructions_grid(model, images, labels=labels),
-        grids.samples_grid(model, n=16),
-        grids.interpolation_grid(model, images, labels, rows=2, steps=4),
-        grids.traversal_grid(model, images[0], list(range(latent_dim)), dims=3),
-    ]
-    if latent_dim == 2:
+    built = [grids.reconstructions_grid(model, images, labels=labels), grids.samples_grid(model, n=16)]
+    if model.posterior.space == "real":  # paths and sweeps of values: not for categorical codes (figures._real_code)
+        built.append(grids.interpolation_grid(model, images, labels, rows=2, steps=4))
+        built.append(grids.traversal_grid(model, images[0], list(range(latent_dim)), dims=3))
+    if latent_dim == 2 and model.posterior.space == "real":
         built.append(grids.manifold_grid(model, n=5))
     for grid in built:
         assert grid.shape[0] == 3 and torch.isfinite(grid).all() and grid.min() >= 0 and grid.max() <= 1
@@ -137,11 +141,13 @@ def test_write_run_figures_writes_every_applicable_figure(tmp_path, network, lik
     mu, _ = posterior_params(model, images, batch_size=25)
     model.train()
     paths = figures.write_run_figures(model, images, labels, fake_history(), kl, active, mu, out)
-    expected = {f"{kind}.png" for kind in figures.FIGURES.names() if kind != "manifold" or latent_dim == 2}
+    expected = {f"{kind}.png" for kind in figures.applicable_figures(model)}
+    assert ("manifold.png" in expected) == (latent_dim == 2 and model.posterior.space == "real")
     assert {path.name for path in paths} == expected
     assert {path.name for path in out.iterdir() if path.is_file()} == expected  # no temporary files left behind
     strips = {path.stem: Image.open(path).size for path in (out / "strips").iterdir()}
-    assert set(strips) == set(figures.comparison_kinds()) and len(set(strips.values())) == 1  # all one size
+    assert set(strips) == set(figures.comparison_kinds()) & set(figures.applicable_figures(model))
+    assert len(set(strips.values())) == 1  # all one size
     for path in paths:
         assert_sane_png(path)
     assert model.training  # the caller's training flag is given back

@@ -197,4 +197,4 @@ def test_a_ladder_run_trains_evaluates_and_draws_every_figure(tmp_path, syntheti
     assert len(metrics.kl_per_dim) == 4 and metrics.kl_estimate == "closed-form per layer"
     assert math.isfinite(metrics.test_nll_iw) and metrics.test_nll_iw <= metrics.test_neg_elbo + 1.0
     drawn = {p.stem for p in (tmp_path / "tiny" / "figures").glob("*.png")}
-    assert drawn == set(figures.applicable_figures(4))
+    assert drawn == set(figures.applicable_figures(build.build_model(spec.model, (1, 28, 28))))

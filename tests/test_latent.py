@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.test_components import SMALL, hierarchical_prior, posterior_for
+from tests.test_components import SMALL, fits, hierarchical_prior, posterior_for
 from vaezoo.core.errors import SpecError
 from vaezoo.core.schema import StrictModel
 from vaezoo.model.latent import LatentLayout
@@ -55,7 +55,8 @@ def images(n: int = 4) -> torch.Tensor:
 def test_the_full_latent_is_laid_out_as_the_prior_spec_says(prior):
     spec, model = model_for(prior)
     layout = model.latent.layout
-    assert layout == latent_layout(spec.model) == LatentLayout(tuple(spec.model.prior.layers(LATENT)))
+    expected = LatentLayout(tuple(spec.model.prior.layers(LATENT)), spec.model.prior.categories_per_variable())
+    assert layout == latent_layout(spec.model) == expected
     assert layout.sizes == ((5, 4, LATENT) if prior == "ladder" else (LATENT,))
     assert layout.code_dim == model.latent_dim == LATENT and layout.dim == sum(layout.sizes)
     with torch.no_grad():
@@ -65,7 +66,8 @@ def test_the_full_latent_is_laid_out_as_the_prior_spec_says(prior):
     assert model.decoder.net[0][0].in_features == layout.observed_dim  # the decoder reads the bottom layer
     assert model.latent.observed(draw.z).shape[-1] == layout.observed_dim
     assert model.latent.code(draw.z).shape[-1] == layout.code_dim
-    assert (layout.code_note is not None) == layout.hierarchical == hierarchical_prior(prior)
+    assert layout.hierarchical == hierarchical_prior(prior)
+    assert (layout.code_note is not None) == (layout.hierarchical or layout.categories is not None)
 
 
 def test_a_prior_spec_without_layers_lays_out_one_flat_layer():
@@ -137,7 +139,7 @@ def pairs() -> list[tuple[str, str]]:
     return [
         (prior, posterior)
         for prior, posterior in itertools.product(PRIORS.names(), POSTERIORS.names())
-        if hierarchical_prior(prior) == POSTERIORS.get(posterior).hierarchical
+        if fits(prior, posterior)
     ]
 
 
@@ -207,6 +209,7 @@ HAND_COUNTS = {
         (20 * 10 + 10) + (11 * 8 + 8) + (8 * 6 + 6) + (16 * 8 + 8) + (8 * 8 + 8),
         5,
     ),
+    "categorical": (0, 16 * LATENT + LATENT, LATENT),  # uniform: no parameters; the gumbel head Linear(16, D)
 }
 
 
@@ -235,9 +238,12 @@ def test_the_ladders_checkpoint_keys_are_those_its_layers_always_had():
 @pytest.mark.parametrize(("prior", "posterior"), list(itertools.product(PRIORS.names(), POSTERIORS.names())))
 def test_the_spec_pairs_hierarchical_priors_and_posteriors_from_the_layout(prior, posterior):
     data = {"name": "t", "model": {"prior": {"kind": prior}, "posterior": {"kind": posterior}}}
-    if hierarchical_prior(prior) == POSTERIORS.get(posterior).hierarchical:
+    if fits(prior, posterior):
         validate(data, "test")
         return
-    with pytest.raises(SpecError, match="must both be hierarchical") as error:
+    match = (
+        "must both be hierarchical" if hierarchical_prior(prior) != POSTERIORS.get(posterior).hierarchical else "over"
+    )
+    with pytest.raises(SpecError, match=match) as error:
         validate(data, "test")
     assert "\n" not in str(error.value)

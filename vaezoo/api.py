@@ -139,7 +139,7 @@ class Run:
         """The figures that apply to this run's model."""
         from vaezoo.outputs.figures import applicable_figures
 
-        return applicable_figures(self.model.latent_dim)
+        return applicable_figures(self.model)
 
     def _figure_inputs(self) -> Any:
         from vaezoo.evaluate.latents import code_moments

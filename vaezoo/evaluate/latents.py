@@ -3,13 +3,15 @@ dimension and per layer, and the mutual information I(x; z)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from vaezoo.evaluate.bounds import eval_generator
-from vaezoo.model.distributions import DiagonalGaussian, log_mixture
+from vaezoo.model.distributions import CategoricalCode, DiagonalGaussian, log_mixture
 from vaezoo.model.vae import VAE
+from vaezoo.parts.gumbel import gumbel_noise
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_d]) above this makes z_d active
 
@@ -96,13 +98,47 @@ def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tens
 @torch.inference_mode()
 def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> LatentStats:
     """KL per dimension, active units, and I(x; z) under q, from the code moments of a dataset
-    (`noise`: see CodeMoments; none where the means are exact)."""
+    (`noise`: see CodeMoments; none where the means are exact). For a categorical latent a dimension
+    is a categorical variable (`categorical_stats`)."""
+    if model.latent.layout.categories is not None:
+        return categorical_stats(model, mu)
     active = active_dimensions(mu, torch.zeros_like(mu[0]) if noise is None else noise)
     return LatentStats(
         kl_per_dim=kl_per_dim(model, mu, logvar).tolist(),
         active=active.tolist(),
         mutual_information=mutual_information(mu, logvar),
     )
+
+
+@torch.inference_mode()
+def categorical_stats(model: VAE, probs: torch.Tensor) -> LatentStats:
+    """The latent statistics of N categorical variables from each image's category probabilities (the
+    code's exact means), (images, N * K): per variable, its mean closed-form KL(q(c_n|x) || p(c_n)); it
+    is active when the total variance over the images of its K probabilities (the trace of Cov_x
+    E_q[one-hot c_n]) exceeds ACTIVE_UNIT_THRESHOLD; and I(x; c) as for real codes, one c per image."""
+    k = model.latent.layout.categories
+    code = CategoricalCode(probs.unflatten(-1, (-1, k)).clamp_min(torch.finfo(probs.dtype).tiny).log())
+    kl = model.latent.density().kl(code).double().mean(0)
+    spread = probs.double().var(0, correction=1 if len(probs) > 1 else 0).unflatten(-1, (-1, k)).sum(-1)
+    return LatentStats(
+        kl_per_dim=kl.tolist(),
+        active=(spread > ACTIVE_UNIT_THRESHOLD).tolist(),
+        mutual_information=categorical_mutual_information(code.log_probs),
+    )
+
+
+@torch.inference_mode()
+def categorical_mutual_information(log_probs: torch.Tensor) -> float:
+    """I(x; c) under q(x, c) = p_data(x) q(c|x) for categorical codes, log_probs (images, N, K): as
+    `mutual_information`, with q(c) = (1/M) sum_m q(c|x_m) over the same M images and one c ~ q(c|x)
+    per image. log q(c|x_m) = one-hot(c) . log q_m, so every pair comes from one matrix product."""
+    generator = eval_generator(log_probs.device)
+    perturbed = log_probs + gumbel_noise(log_probs.shape, generator, log_probs)
+    code = torch.nn.functional.one_hot(perturbed.argmax(-1), log_probs.shape[-1]).flatten(-2).double()
+    table = log_probs.flatten(-2).double().T  # (N * K, M)
+    log_q_own = (code * table.T).sum(-1)
+    log_qc = torch.cat([torch.logsumexp(rows @ table, dim=1) for rows in code.split(MI_ROWS)])
+    return (log_q_own - log_qc + math.log(len(code))).mean().item()
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""The Gaussian densities every part shares: the log-density, its constant, the closed-form KL
-against N(0, I), and the diagonal Gaussian that a posterior hands to the rest of the model."""
+"""The densities every part shares: the Gaussian log-density, its constant, the closed-form KL
+against N(0, I), the diagonal Gaussian that a posterior hands to the rest of the model, and its
+counterpart for a latent of categorical variables (`CategoricalCode`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -71,3 +74,50 @@ def log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
     right = (-0.5 * torch.cat([precision, -2 * mu * precision, constant], 1)).T
     left = torch.cat([z.square(), z, torch.ones_like(z[:, :1])], 1)
     return torch.logsumexp(left @ right, dim=1) - math.log(mu.shape[0])
+
+
+@dataclass(frozen=True)
+class CategoricalCode:
+    """q(c|x) over N categorical variables of K categories each: `logits`, (B, N, K).
+
+    The code it describes is c as one-hot blocks laid side by side, (B, N * K). Like `DiagonalGaussian`,
+    it unpacks as (mu, logvar): the code's exact mean and log-variance per coordinate, a one-hot
+    coordinate being Bernoulli(q_nk), so mean q_nk and variance q_nk (1 - q_nk).
+    """
+
+    logits: torch.Tensor
+
+    @property
+    def log_probs(self) -> torch.Tensor:
+        """log q(c_n = k | x), normalized over each variable's categories, (B, N, K)."""
+        return torch.log_softmax(self.logits, dim=-1)
+
+    @property
+    def mu(self) -> torch.Tensor:
+        """E_q[one-hot c], (B, N * K): each variable's category probabilities."""
+        return torch.softmax(self.logits, dim=-1).flatten(-2)
+
+    @property
+    def logvar(self) -> torch.Tensor:
+        """log Var_q of each one-hot coordinate, log q (1 - q), (B, N * K)."""
+        log_p = self.log_probs
+        return (log_p + torch.log1p(-log_p.exp().clamp_max(1 - torch.finfo(log_p.dtype).eps))).flatten(-2)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter((self.mu, self.logvar))
+
+
+def categorical_kl(q_log_probs: torch.Tensor, p_log_probs: torch.Tensor) -> torch.Tensor:
+    """KL(q || p) of categorical variables from their log-probabilities, (..., N, K) -> (..., N), in nats.
+    A category q gives no mass contributes 0 (0 log 0 = 0), whatever p gives it."""
+    q = q_log_probs.exp()
+    return torch.where(q > 0, q * (q_log_probs - p_log_probs), torch.zeros_like(q)).sum(-1)
+
+
+def one_hot_log_mass(code: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+    """log P(c) of one-hot codes under independent categoricals: `code` (..., N * K) one-hot blocks (a
+    relaxed code is read at its argmax, the category a Gumbel-max draw with the same noise picks),
+    `log_probs` (..., N, K) broadcasting against it; summed over the N variables."""
+    blocks = code.unflatten(-1, log_probs.shape[-2:])
+    index = blocks.argmax(-1, keepdim=True)
+    return torch.gather(log_probs.expand(*blocks.shape), -1, index).squeeze(-1).sum(-1)

@@ -31,6 +31,12 @@ if TYPE_CHECKING:  # the parts build on the model's types; the model only calls 
 
 #: What the report says of the latent statistics and figures of a hierarchy.
 HIERARCHY_NOTE = "hierarchical latents: the code is the top layer, so these statistics and figures are the top layer's"
+#: What the report says of the latent statistics of a categorical latent.
+CATEGORICAL_NOTE = (
+    "{n} categorical variables of {k} categories, so a 'dimension' here is one variable (its KL in closed form, "
+    "active when its category probabilities vary over the images by a total variance above 0.01); the ELBO and "
+    "the NLL are the discrete model's, decoding hard one-hot codes (training decodes their Gumbel-softmax relaxation)"
+)
 
 
 @dataclass(frozen=True)
@@ -38,17 +44,36 @@ class LatentLayout:
     """How a full latent is laid out on its last axis: its layers' sizes, bottom first."""
 
     sizes: tuple[int, ...]
+    #: K for a latent of categorical variables, each a one-hot block of K values side by side; None for
+    #: real vectors.
+    categories: int | None = None
 
     @classmethod
     def of(cls, prior_spec: object, latent_dim: int) -> LatentLayout:
         """The layout a prior's spec gives: its `layers(latent_dim)`, bottom first, or one layer of
-        `latent_dim` for a spec without them (a flat prior registered with a plain spec)."""
+        `latent_dim` for a spec without them (a flat prior registered with a plain spec); and its
+        `categories_per_variable()` where it has one."""
         layers = getattr(prior_spec, "layers", None)
-        return cls(tuple(layers(latent_dim)) if layers is not None else (latent_dim,))
+        categories = getattr(prior_spec, "categories_per_variable", None)
+        return cls(
+            tuple(layers(latent_dim)) if layers is not None else (latent_dim,),
+            categories() if categories is not None else None,
+        )
 
     def __post_init__(self) -> None:
         if not self.sizes or min(self.sizes) < 1:
             raise ValueError(f"a latent needs at least one layer, each of at least one dimension, not {self.sizes}")
+        if self.categories is not None and (len(self.sizes) > 1 or self.sizes[0] % self.categories):
+            raise ValueError(
+                f"a categorical latent is one layer of whole variables: latent_dim {self.dim} is not a multiple "
+                f"of {self.categories} categories"
+            )
+
+    @property
+    def variables(self) -> int:
+        """The latent's variables, what a per-dimension KL counts: each dimension of real vectors, each
+        categorical variable (a block of `categories` values) of a categorical latent."""
+        return self.dim // (self.categories or 1)
 
     @property
     def dim(self) -> int:
@@ -72,7 +97,10 @@ class LatentLayout:
 
     @property
     def code_note(self) -> str | None:
-        """What the report says of the latent statistics and figures, where the code is not the whole latent."""
+        """What the report says of the latent statistics and figures, where the code is not the whole latent
+        or its dimensions are not real values."""
+        if self.categories is not None:
+            return CATEGORICAL_NOTE.format(n=self.variables, k=self.categories)
         return HIERARCHY_NOTE if self.hierarchical else None
 
     def split(self, z: torch.Tensor) -> list[torch.Tensor]:

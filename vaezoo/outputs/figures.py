@@ -48,8 +48,14 @@ class RunFigureInputs:
     mu_test: torch.Tensor | None = None
 
 
-def _any_latent(latent_dim: int) -> bool:
+def _any_model(model: VAE) -> bool:
     return True
+
+
+def _real_code(model: VAE) -> bool:
+    """True where the code is real-valued: paths, quantile sweeps and scatters of its values mean
+    nothing for one-hot blocks of categorical variables (`vaezoo.parts.gumbel`)."""
+    return model.posterior.space == "real"
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class FigureKind:
     name: str
     caption: str  # under the figure in the run's report
     draw: Callable[[RunFigureInputs, Path], None]
-    applies: Callable[[int], bool] = _any_latent  # given the run's latent size
+    applies: Callable[[VAE], bool] = _any_model  # given the run's model
     # two rows of ten cells, the same size for every kind, so a sweep can stack one row per run
     strip: Callable[[RunFigureInputs], torch.Tensor] | None = None
     strip_caption: str | None = None  # under the sweep's comparison grid
@@ -100,6 +106,7 @@ register_figure(
         "interpolation",
         caption="Linear paths between the latent means of pairs of test digits of different classes.",
         draw=lambda run, path: save_interpolation(run.model, run.test_images, run.test_labels, path),
+        applies=_real_code,
         strip=lambda run: interpolation_grid(run.model, run.test_images, run.test_labels, rows=2, steps=10),
         strip_caption="two latent paths between test digits (0 to 1, 2 to 3)",
     )
@@ -110,6 +117,7 @@ register_figure(
         caption="One latent dimension at a time (rows: the dimensions with the most KL) swept from -3 to 3; "
         "the others held at a test digit's mean.",
         draw=lambda run, path: save_traversal(run.model, run.test_images[0], run.kl_per_dim, path),
+        applies=_real_code,
         strip=lambda run: traversal_grid(
             run.model, run.test_images[0], run.kl_per_dim, dims=2, values=torch.linspace(-3, 3, 10)
         ),
@@ -121,6 +129,7 @@ register_figure(
         "latent_scatter",
         caption="Posterior means of the test digits, coloured by label.",
         draw=lambda run, path: save_latent_scatter(run.mu_test, run.test_labels, path),
+        applies=_real_code,
     )
 )
 register_figure(
@@ -128,7 +137,7 @@ register_figure(
         "manifold",
         caption="The decoder over a grid of Gaussian quantiles of the 2-D latent space.",
         draw=lambda run, path: save_manifold(run.model, path),
-        applies=lambda latent_dim: latent_dim == 2,
+        applies=lambda model: model.latent_dim == 2 and _real_code(model),
     )
 )
 register_figure(
@@ -147,9 +156,9 @@ register_figure(
 )
 
 
-def applicable_figures(latent_dim: int) -> list[str]:
-    """The kinds in FIGURES that a run with this latent size gets (the manifold needs exactly 2 dims)."""
-    return [name for name, kind in FIGURES.items() if kind.applies(latent_dim)]
+def applicable_figures(model: VAE) -> list[str]:
+    """The kinds in FIGURES that a run of this model gets (the manifold needs exactly 2 real dims)."""
+    return [name for name, kind in FIGURES.items() if kind.applies(model)]
 
 
 def comparison_kinds() -> list[str]:
@@ -173,7 +182,7 @@ def write_run_figures(
     io.ensure_folder(out_dir)  # a received run's figures/ may be a link out of it
     run = RunFigureInputs(model, test_images, test_labels, kl_per_dim, history, active_units_mask, mu_test.cpu())
     paths = []
-    for name in applicable_figures(model.latent_dim):
+    for name in applicable_figures(model):
         kind = FIGURES.get(name)
         paths.append(out_dir / kind.file_name)
         kind.draw(run, paths[-1])
@@ -190,11 +199,7 @@ def comparison_strips(
 ) -> dict[str, torch.Tensor]:
     """Two-row, ten-column versions of the image figures, all the same size, for sweep comparisons."""
     run = RunFigureInputs(model, test_images, test_labels, kl_per_dim)
-    return {
-        name: kind.strip(run)
-        for name, kind in FIGURES.items()
-        if kind.strip is not None and kind.applies(model.latent_dim)
-    }
+    return {name: kind.strip(run) for name, kind in FIGURES.items() if kind.strip is not None and kind.applies(model)}
 
 
 def write_strips(

@@ -49,6 +49,20 @@ class Posterior(nn.Module):
     #: True when the code (what `encode` describes) is distributed exactly as `distribution` says; a
     #: flow's code is not its base Gaussian, so its moments are estimated from samples.
     code_is_base: ClassVar[bool] = True
+    #: What z is (`vaezoo.model.kl_estimate`): "real" vectors, or "categorical" one-hot blocks; a prior
+    #: meets only a posterior over the same space.
+    space: ClassVar[str] = "real"
+
+    @classmethod
+    def closed_form_base(cls) -> bool:
+        """True when a prior's closed-form KL against `distribution(features)` is the ELBO's KL: a
+        diagonal Gaussian posterior drawn from it exactly (`is_base_gaussian`), or a posterior whose
+        reported model is the discrete code that `distribution` describes exactly."""
+        return cls.is_base_gaussian
+
+    def set_step(self, step: int | torch.Tensor) -> None:
+        """Told the 0-based optimizer step before each training step (a device scalar under a CUDA graph),
+        for a posterior that anneals with it (a relaxation's temperature); most ignore it."""
 
     def distribution(self, features: torch.Tensor) -> DiagonalGaussian:
         """The base diagonal Gaussian for each image, (B, D) each."""

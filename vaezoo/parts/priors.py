@@ -39,6 +39,8 @@ class Prior(nn.Module):
     #: True for a prior defined through the posterior at inputs of its own (the VampPrior's
     #: pseudo-inputs): it is built with the image shape, and is a density only `given` the posterior there.
     through_posterior: ClassVar[bool] = False
+    #: What z is: "real" vectors, or "categorical" one-hot blocks (`Posterior.space`, which must match).
+    space: ClassVar[str] = "real"
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z), summed over the latent dimensions (last axis)."""
@@ -82,6 +84,10 @@ class PriorSpecBase(StrictModel):
         """The latent's layer sizes, bottom first, for `model.latent_dim` (the top layer's, the code's):
         one layer for a flat prior."""
         return [latent_dim]
+
+    def categories_per_variable(self) -> int | None:
+        """K, for a latent of categorical variables laid out as one-hot blocks of K; None for real vectors."""
+        return None
 
 
 PRIORS: Registry[type[Prior]] = Registry("prior")

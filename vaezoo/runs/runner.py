@@ -227,7 +227,7 @@ def render(
     """
     phase = view.phase if view is not None else quiet_phase
     if figures:
-        kinds = len(applicable_figures(model.latent_dim)) + 1  # and the sweep strips
+        kinds = len(applicable_figures(model)) + 1  # and the sweep strips
         with phase("figures", kinds, key="figures") as advance:
             mu = test_mu if test_mu is not None else code_moments(model, data.test_images, spec.eval.batch_size).mean
             write_run_figures(

@@ -52,10 +52,11 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
 
 def build_posterior(spec: ModelSpec, layout: LatentLayout, in_features: int) -> Posterior:
     """The spec's posterior over the encoder's `in_features`: sized by the code's dimension, or, for a
-    hierarchical one, by every layer's."""
+    hierarchical one, by every layer's; a categorical latent's is told its categories per variable."""
     if POSTERIORS.get(spec.posterior.kind).hierarchical:
         return build(POSTERIORS, spec.posterior, in_features=in_features, layers=list(layout.sizes))
-    return build(POSTERIORS, spec.posterior, in_features=in_features, latent_dim=spec.latent_dim)
+    categories = {} if layout.categories is None else {"categories": layout.categories}
+    return build(POSTERIORS, spec.posterior, in_features=in_features, latent_dim=spec.latent_dim, **categories)
 
 
 def build_kl_weighting(spec: ExperimentSpec) -> KLWeighting:

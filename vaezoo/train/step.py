@@ -36,6 +36,7 @@ class TrainStep:
 
     def __call__(self, index: torch.Tensor, step: int | torch.Tensor, beta: float | torch.Tensor) -> None:
         x = self.data.train_batch(index, self.generator)
+        self.model.posterior.set_step(step)  # a relaxation's temperature anneals with it
         device_type = x.device.type
         # cache off: a captured graph must recompute the weights' casts on every replay
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
