@@ -88,10 +88,18 @@ class Run:
         return self.model.likelihood.mean(self.model.decode(self.encode(x).mu))
 
     @torch.inference_mode()
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """n images decoded from prior draws (the likelihood's mean); the same seed gives the same images."""
+    def sample(self, n: int, seed: int = 0, label: int | None = None) -> torch.Tensor:
+        """n images decoded from prior draws (the likelihood's mean); the same seed gives the same images.
+
+        A conditional run (`model.classes`) draws images of the class `label` (`run.sample(8, label=3)`:
+        eight 3s), or, without one, of the classes in turn; an unconditional run takes no label."""
         n, seed = _count(n, "n", 1, MAX_IMAGES), _count(seed, "seed", 0, 2**63 - 1)
-        return self.model.sample(n, torch.Generator().manual_seed(seed))
+        labels = None
+        if label is not None:
+            if not self.model.conditional:
+                raise ArgumentError("label: this run's model is not conditional (model.classes is 0)")
+            labels = torch.full((n,), _count(label, "label", 0, self.model.classes - 1))
+        return self.model.sample(n, torch.Generator().manual_seed(seed), labels)
 
     @torch.inference_mode()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:

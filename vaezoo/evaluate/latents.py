@@ -38,11 +38,19 @@ class LatentStats:
 
 
 @torch.inference_mode()
-def posterior_params(model: VAE, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, logvar) of the posterior's base Gaussian (`VAE.encode`) for every image, batched."""
+def posterior_params(
+    model: VAE, images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of the posterior's base Gaussian (`VAE.encode`) for every image, batched (a
+    conditional model's given the images' `labels`)."""
     model.eval()
-    pairs = [model.encode(batch) for batch in images.split(batch_size)]
+    pairs = [model.encode(batch, y) for batch, y in zip(images.split(batch_size), _split(labels, batch_size, images))]
     return torch.cat([mu for mu, _ in pairs]), torch.cat([logvar for _, logvar in pairs])
+
+
+def _split(labels: torch.Tensor | None, size: int, images: torch.Tensor) -> list[torch.Tensor | None]:
+    """The labels in batches of `size`, as the images are split, or None for each batch."""
+    return list(labels.split(size)) if labels is not None else [None] * len(images.split(size))
 
 
 @dataclass(frozen=True)
@@ -57,18 +65,19 @@ class CodeMoments:
 
 
 @torch.inference_mode()
-def code_moments(model: VAE, images: torch.Tensor, batch_size: int) -> CodeMoments:
+def code_moments(model: VAE, images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None) -> CodeMoments:
     """The moments of every image's code that the latent diagnostics read, so that they mean the same
     for every posterior: exact where the code is the posterior's base Gaussian; a flow's from
-    MOMENT_SAMPLES draws of its transformed z."""
+    MOMENT_SAMPLES draws of its transformed z. A conditional model encodes each image with its label."""
     if model.posterior.code_is_base:
-        mu, logvar = posterior_params(model, images, batch_size)
+        mu, logvar = posterior_params(model, images, batch_size, labels)
         return CodeMoments(mu, logvar, torch.zeros_like(mu[0]))
     model.eval()
     generator = eval_generator(images.device)
     means, variances = [], []
-    for batch in images.split(max(1, batch_size // 8)):
-        code = model.latent.code(model.latent.draw(model.encoder(batch), MOMENT_SAMPLES, generator).z)
+    small = max(1, batch_size // 8)
+    for batch, y in zip(images.split(small), _split(labels, small, images)):
+        code = model.latent.code(model.latent.draw(model.features(batch, y), MOMENT_SAMPLES, generator).z)
         means.append(code.mean(0))
         variances.append(code.var(0))
     variance = torch.cat(variances)
@@ -150,7 +159,9 @@ class LayerStats:
 
 
 @torch.inference_mode()
-def layer_stats(model: VAE, images: torch.Tensor, batch_size: int) -> LayerStats | None:
+def layer_stats(
+    model: VAE, images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None
+) -> LayerStats | None:
     """Each layer's KL and active units, from MOMENT_SAMPLES draws per image (E_q[z] of a lower layer
     averages its posterior mean over the draws of the layers above); None for a flat latent. A
     collapsed layer shows as KL ~ 0."""
@@ -161,8 +172,9 @@ def layer_stats(model: VAE, images: torch.Tensor, batch_size: int) -> LayerStats
     generator = eval_generator(images.device)
     means, noise = [], []
     kl_sum = torch.zeros(sum(sizes), dtype=torch.float64, device=images.device)
-    for batch in images.split(max(1, batch_size // 8)):
-        draw = model.latent.draw(model.encoder(batch), MOMENT_SAMPLES, generator)
+    small = max(1, batch_size // 8)
+    for batch, y in zip(images.split(small), _split(labels, small, images)):
+        draw = model.latent.draw(model.features(batch, y), MOMENT_SAMPLES, generator)
         means.append(draw.layer_mean.mean(0))
         noise.append(draw.layer_mean.var(0) / MOMENT_SAMPLES)
         kl_sum += draw.layer_kl.double().mean(0).sum(0)

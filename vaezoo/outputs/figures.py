@@ -18,6 +18,7 @@ from vaezoo.core import io
 from vaezoo.core.registry import Registry
 from vaezoo.evaluate.records import HistoryRow
 from vaezoo.model.vae import VAE
+from vaezoo.outputs.class_figures import save_class_samples
 from vaezoo.outputs.grids import (
     interpolation_grid,
     reconstructions_grid,
@@ -99,6 +100,15 @@ register_figure(
         draw=lambda run, path: save_samples(run.model, path),
         strip=lambda run: samples_grid(run.model, n=20, per_row=10),
         strip_caption="20 decoded draws from the prior (the same z for every run of the same latent size)",
+    )
+)
+register_figure(
+    FigureKind(
+        "class_samples",
+        caption="Samples of each class from the conditional model: row y decodes the same prior draws "
+        "z with the label y (the likelihood's mean).",
+        draw=lambda run, path: save_class_samples(run.model, path),
+        applies=lambda model: model.conditional,
     )
 )
 register_figure(

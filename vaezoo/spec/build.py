@@ -32,12 +32,14 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
     likelihood = build(LIKELIHOODS, spec.likelihood, image_shape=image_shape)
     try:
         encoder = build(ENCODERS, spec.encoder, image_shape=image_shape)
-        posterior = None if hierarchical else build_posterior(spec, layout, encoder.out_features)
+        # a conditional model's posterior and decoder read the one-hot label beside features and z
+        in_features = encoder.out_features + spec.classes
+        posterior = None if hierarchical else build_posterior(spec, layout, in_features)
         decoder = build(
             DECODERS,
             spec.decoder,
             image_shape=image_shape,
-            latent_dim=layout.observed_dim,
+            latent_dim=layout.observed_dim + spec.classes,
             params_per_pixel=likelihood.params_per_pixel,
         )
     except ValueError as error:
@@ -46,8 +48,8 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
     images = {"image_shape": image_shape} if PRIORS.get(spec.prior.kind).through_posterior else {}
     prior = build(PRIORS, spec.prior, latent_dim=spec.latent_dim, **images)
     if posterior is None:
-        posterior = build_posterior(spec, layout, encoder.out_features)
-    return VAE(encoder, posterior, prior, decoder, likelihood, layout, spec.kl_estimator)
+        posterior = build_posterior(spec, layout, in_features)
+    return VAE(encoder, posterior, prior, decoder, likelihood, layout, spec.kl_estimator, classes=spec.classes)
 
 
 def build_posterior(spec: ModelSpec, layout: LatentLayout, in_features: int) -> Posterior:

@@ -37,10 +37,12 @@ class TrainStep:
     def __call__(self, index: torch.Tensor, step: int | torch.Tensor, beta: float | torch.Tensor) -> None:
         x = self.data.train_batch(index, self.generator)
         self.model.posterior.set_step(step)  # a relaxation's temperature anneals with it
+        # a conditional model's objective reads the batch's labels (Objective.conditional)
+        labels = {"y": self.data.train_labels_at(index)} if self.model.conditional else {}
         device_type = x.device.type
         # cache off: a captured graph must recompute the weights' casts on every replay
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
-            terms = self.objective.terms(self.model, x, beta, self.kl_weighting, step=step)
+            terms = self.objective.terms(self.model, x, beta, self.kl_weighting, step=step, **labels)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.float().mean().backward()
         parameters = list(self.model.parameters())
