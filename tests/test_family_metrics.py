@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,8 @@ from vaezoo.parts.objectives.mmd import kernel_matrix, mmd_squared
 from vaezoo.runs import runner
 from vaezoo.spec.build import build_model
 from vaezoo.spec.experiment import validate
+from vaezoo.sweeps import executors
+from vaezoo.sweeps.grid import load_sweep
 
 FAMILY_KEYS = ("total_correlation", "posterior_prior_mmd", "sample_fid", "fid_classifier_accuracy")
 NEW_FIELDS = {*FAMILY_KEYS, "total_correlation_estimator", "mmd_estimator", "fid_samples"}
@@ -152,6 +155,20 @@ def test_a_flow_posterior_has_no_total_correlation_but_an_mmd(tmp_path, syntheti
     data["model"]["posterior"] = {"kind": "iaf"}
     metrics = runner.run(validate(data, "t"), tmp_path, figures=False)
     assert metrics.total_correlation is None and metrics.posterior_prior_mmd is not None
+
+
+def test_the_run_report_and_the_sweep_table_show_the_family_columns(tmp_path, synthetic_root, classifier_cache):
+    base = tiny_spec(synthetic_root, eval={"iw_samples": 4, "batch_size": 50, "fid_samples": 32})
+    tcvae = {"objective": {"kind": "tcvae", "tc": 6.0}}
+    sweep = {"name": "fam", "base": base, "variants": [{"name": "plain"}, {"name": "tcvae", "set": tcvae}]}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    executors.run_sweep(*load_sweep(path), tmp_path / "runs", figures=False)
+    header = (tmp_path / "runs" / "fam" / "results.md").read_text().split("\n| ")[1]
+    for key in FAMILY_KEYS:
+        assert f" {METRIC[key].short} " in header.replace("\\", "")
+    report = (tmp_path / "runs" / "fam" / "tcvae" / "report.md").read_text().replace("\\", "")
+    assert METRIC["total_correlation"].heading() in report and "FID" in report
 
 
 @pytest.mark.parametrize("key", FAMILY_KEYS)

@@ -142,7 +142,7 @@ def test_shipped_sweeps_expand_and_validate():
     from pathlib import Path
 
     files = sorted(Path(__file__).parents[1].joinpath("experiments").glob("ablation-*.yaml"))
-    assert len(files) == 7
+    assert len(files) == 8
     counts = {f.stem: len(load_sweep(f)[1]) for f in files}
     assert counts == {
         "ablation-annealing": 3,
@@ -151,5 +151,6 @@ def test_shipped_sweeps_expand_and_validate():
         "ablation-beta": 5,
         "ablation-latent": 5,
         "ablation-zoo": 10,
+        "ablation-families": 9,
         "ablation-likelihood": 3,
     }
