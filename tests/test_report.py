@@ -10,6 +10,7 @@ from tests.records import history_row, run_metrics
 from vaezoo.cli.main import main
 from vaezoo.outputs import pdf, run_tables
 from vaezoo.outputs.figures import FIGURES
+from vaezoo.outputs.typst_markup import inline
 from vaezoo.parts.likelihoods import NLLKind
 from vaezoo.runs import runner
 from vaezoo.spec.experiment import validate
@@ -39,7 +40,8 @@ def test_html_is_self_contained(trained):
     run_dir, _, _ = trained
     page = (run_dir / "report.html").read_text()
     sources = re.findall(r'src="([^"]+)"', page)
-    assert len(sources) == len(FIGURES) and all(s.startswith("data:image/png;base64,") for s in sources)
+    drawn = list((run_dir / "figures").glob("*.png"))  # every figure, in the main body or the appendix
+    assert len(sources) == len(drawn) and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page.split("<body>")[0]
     assert "<math" in page and 'display="block"' in page and "<table>" in page
     assert "$$" not in page and "\\mathcal" not in page  # every formula is MathML, none left as TeX
@@ -53,18 +55,20 @@ def test_the_pdf_has_a_two_page_main_body_with_the_numbers_then_the_appendix(tra
     assert (run_dir / "report.pdf").read_bytes()[:5] == b"%PDF-" and pdf.count_pages(written) == pages
     assert main_pages <= pdf.MAIN_PAGES < pages  # the appendix follows on pages of its own
     assert pdf.count_pages((run_dir / "report.pdf").read_bytes()) == pages
-    headline = f"*{metrics.test_nll_iw:.2f} ± {metrics.test_nll_iw_stderr:.2f} nats*"
-    assert headline in source and f"K = {metrics.iw_samples}" in source
-    assert f"*{metrics.test_neg_elbo:.2f} nats*" in source and f"*{metrics.test_kl:.2f} nats*" in source
+    headline = f"#strong[{metrics.test_nll_iw:.2f} ± {metrics.test_nll_iw_stderr:.2f} nats]"
+    assert headline in source and inline(f"K = {metrics.iw_samples}") in source
+    assert f"#strong[{metrics.test_neg_elbo:.2f} nats]" in source and f"#strong[{metrics.test_kl:.2f} nats]" in source
     body = source.split(pdf.MAIN_END)[0]
-    assert body.count("#figure(") == 1 and "<fig-panels>" in body and "@fig-panels" in body
-    assert body.count("#image(") == 6  # reconstructions, traversal, samples, interpolation, scatter, manifold
+    assert body.count("#figure(") == 1 and "<fig-panels>" in body and "Figure 1" in body
+    assert body.count("#image(") == 5  # reconstructions, samples, scatter, manifold, training curves
+    assert "curves.png" in body
     order = [
         "= Model and protocol",
         "= The evidence lower bound",
         "= Rate and distortion",
         "= Results",
         "= Observations",
+        "= Discussion",
     ]
     assert [body.index(h) for h in order] == sorted(body.index(h) for h in order)
     assert "= Appendix: The ELBO" in source.split(pdf.MAIN_END)[1]
@@ -109,7 +113,7 @@ def test_observations_follow_the_numbers():
     assert "4.50 nats looser" in text and "2 of 4 latent dimensions are active" in text
     assert "z1 (5.00 nats), z3 (3.00 nats)" in text and "2 dimensions carry under 0.01 nats" in text
     assert (
-        "2.00 nats, is the mismatch" in text
+        "at most 2.00 nats are the mismatch" in text
         and "ceiling" not in text
         and "still improving" in text
         and "not log-likelihoods" in text

@@ -58,4 +58,4 @@ def test_the_writers_show_the_computed_cells_and_notes():
         assert f"| {heading} | {value} |" in text
     for note in tables.notes:
         assert f"- {note}" in text and inline(note) in source
-    assert "87.12 ± 0.30 (K = 100)" in text and "96.3 %" in text and "*87.12 ± 0.30 nats*" in source
+    assert "87.12 ± 0.30 (K = 100)" in text and "96.3 %" in text and "#strong[87.12 ± 0.30 nats]" in source

@@ -160,6 +160,20 @@ def write_pdf(path: Path, build: Callable[[int, float], str]) -> PdfPages:
     return PdfPages(path, pages, main_pages, layout)
 
 
+def write_source(path: Path, source: str) -> PdfPages:
+    """Typeset `source` once; write it beside `path` as .typ and the PDF as `path` (on a typst error,
+    the source only, and `path` removed)."""
+    try:
+        written, pages, main_pages = typeset(source, path.parent)
+    except OutputError:
+        path.unlink(missing_ok=True)
+        io.write_text(path.with_suffix(".typ"), source)
+        raise
+    io.write_text(path.with_suffix(".typ"), source)
+    io.atomic_write(path, lambda handle: handle.write(written))
+    return PdfPages(path, pages, main_pages, (1, 1.0))
+
+
 def typeset(source: str, root: Path) -> tuple[bytes, int, int]:
     """The PDF of a typst source whose files (images) lie under `root`, its page count and the page
     of <main-end>; OutputError with typst's message and the source line on a typst error."""

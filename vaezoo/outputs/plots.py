@@ -39,6 +39,7 @@ def _scatter_coordinates(mu: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
     return centered @ vh[:2].T, axes, f"PCA projection of the {dim}-d latent"
 
 
+@render.for_print
 def save_latent_scatter(mu: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
     """Test-set posterior means coloured by class: as they are for 2 dims, PCA for more, a strip plot for 1."""
     mu, labels = mu.detach().float().cpu(), labels.cpu()
@@ -47,9 +48,9 @@ def save_latent_scatter(mu: torch.Tensor, labels: torch.Tensor, path: Path) -> N
     keep = torch.randperm(mu.shape[0], generator=torch.Generator().manual_seed(SCATTER_SEED))[:SCATTER_MAX_POINTS]
     coords, shown = coords[keep].numpy(), labels[keep]
     cmap = matplotlib.colormaps["tab10"]
-    fig = Figure(figsize=(8, 6.5), layout="constrained")
+    fig = Figure(figsize=(render.HALF_WIDTH_IN, 2.5), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter(coords[:, 0], coords[:, 1], c=cmap(shown.numpy() % 10), s=4, alpha=0.6, linewidths=0)
+    ax.scatter(coords[:, 0], coords[:, 1], c=cmap(shown.numpy() % 10), s=1.5, alpha=0.6, linewidths=0)
     handles = [
         Line2D([], [], marker="o", linestyle="", color=cmap(c % 10), label=str(c)) for c in torch.unique(shown).tolist()
     ]
@@ -57,19 +58,15 @@ def save_latent_scatter(mu: torch.Tensor, labels: torch.Tensor, path: Path) -> N
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
     ax.grid(alpha=0.3)
-    render.titled(fig, f"Posterior means of {len(keep)} test images ({note})")
+    render.titled(fig, f"Posterior means of {len(keep)} test images", note)
     render.save_png(fig, path)
 
 
 CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
-    (
-        "(a) loss",
-        "nats / image",
-        (("train_loss", "train: -log p(x|z) + beta KL"), ("val_neg_elbo", "validation: -ELBO (beta = 1)")),
-    ),
-    ("(b) reconstruction", "-log p(x|z), nats / image", (("train_recon", "train"), ("val_recon", "validation"))),
-    ("(c) KL", "KL(q(z|x) || p(z)), nats / image", (("train_kl", "train"), ("val_kl", "validation"))),
-    ("(d) KL weight and learning rate", "beta (dimensionless)", (("beta", "beta at the end of the epoch"),)),
+    ("(a) loss", "nats / image", (("train_loss", "train: D + βR"), ("val_neg_elbo", "val.: -ELBO"))),
+    ("(b) distortion D", "-log p(x|z), nats / image", (("train_recon", "train"), ("val_recon", "val."))),
+    ("(c) rate R", "KL, nats / image", (("train_kl", "train"), ("val_kl", "val."))),
+    ("(d) β and learning rate", "β", (("beta", "β"),)),
 )
 MARKERS_UP_TO = 30  # epochs; beyond, markers hide the line
 LOG_EPOCHS_FROM = 100  # epochs; a long run's early change and late plateau both show on a log axis
@@ -86,7 +83,7 @@ def _plot_series(ax: Axes, history: list[HistoryRow], series: tuple[tuple[str, s
             ax.plot(epochs, values, marker=marker, markersize=3, label=label)
             plotted += 1
     if plotted:
-        ax.legend(fontsize=8)
+        ax.legend()
     else:
         ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
 
@@ -142,21 +139,22 @@ def _learning_rate(ax: Axes, history: list[HistoryRow]) -> None:
     twin.set_ylabel("learning rate (log scale)", color="tab:red")
     twin.tick_params(axis="y", colors="tab:red")
     lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower right")
+    ax.legend(lines, [line.get_label() for line in lines], loc="lower right")
 
 
+@render.for_print
 def save_curves(history: list[HistoryRow], path: Path) -> None:
     """Per-epoch training and validation curves in four panels: loss, reconstruction, KL, beta."""
-    fig = Figure(figsize=(10, 7.5), layout="constrained")
-    for ax, (title, unit, series) in zip(fig.subplots(2, 2).flat, CURVE_PANELS):
+    fig = Figure(figsize=(render.TEXT_WIDTH_IN, 2.3), layout="constrained")
+    for ax, (title, unit, series) in zip(fig.subplots(1, 4).flat, CURVE_PANELS):
         _plot_series(ax, history, series)
         epoch_axis(ax, history)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
     _beta_from_zero(fig.axes[3], history)
     _learning_rate(fig.axes[3], history)
-    subtitle = "train: mean over the epoch's batches; validation: after the epoch, beta = 1, fixed noise"
+    subtitle = "train: mean over the epoch's batches; validation: after each epoch, at β = 1"
     render.titled(fig, f"Training curves ({len(history)} epoch{'' if len(history) == 1 else 's'})", subtitle)
     render.save_png(fig, path)
 
@@ -180,12 +178,13 @@ def _mark_inactive(ax: Axes, bars: Any, dims: np.ndarray, flags: list[bool]) -> 
     )
 
 
+@render.for_print
 def save_kl_per_dim(kl_per_dim: Sequence[float], path: Path, active: Sequence[bool] | None = None) -> None:
     """Bar chart of the KL carried by each latent dimension, inactive ones (if flagged) grey and dashed."""
     if active is not None and len(active) != len(kl_per_dim):
         raise ValueError(f"{len(active)} active-unit flags for {len(kl_per_dim)} latent dimensions")
     dims = np.arange(1, len(kl_per_dim) + 1)
-    fig = Figure(figsize=(min(11.0, max(7.0, 3 + 0.3 * len(dims))), 5), layout="constrained")
+    fig = Figure(figsize=(render.TEXT_WIDTH_IN, 2.6), layout="constrained")
     ax = fig.add_subplot()
     bars = ax.bar(dims, kl_per_dim, color="C0", edgecolor="C0")
     if active is not None:

@@ -145,24 +145,38 @@ def observations(metrics: RunMetrics, history: list[HistoryRow], spec: Experimen
     return notes
 
 
+def information_sentence(metrics: RunMetrics) -> str:
+    """What the MI estimate says about the rate, as one sentence (Markdown with $TeX$).
+
+    The rate is R = I(x; z) + KL(q(z) || p(z)). The estimate over the N test images, with their
+    aggregate posterior as q(z), is a lower bound on I(x; z) (the InfoNCE form) that cannot exceed
+    log N; so it bounds the information from below and the mismatch R - I from above.
+    """
+    mi, rate, ceiling = metrics.mutual_information, metrics.test_kl, metrics.mutual_information_max
+    text = (
+        f"Of the rate of {rate:.2f} nats, at least {mi:.2f} nats are information $I(x;z)$ about the image (the "
+        f"estimate over the N test images is a lower bound on it, and at most log N = {ceiling:.2f}), so at most "
+        f"{max(rate - mi, 0.0):.2f} nats are the mismatch $\\mathrm{{KL}}(q(z)\\Vert p(z))$ between the aggregate "
+        "posterior and the prior."
+    )
+    if mi > 0.95 * ceiling:
+        text += (
+            " The estimate sits at its log N ceiling, so the true information may be larger and the mismatch smaller."
+        )
+    return text
+
+
 def mutual_information_note(metrics: RunMetrics, decompose: bool = True) -> str:
-    """Rate = I(x; z) + KL(q(z) || p(z)); say so, and say when the estimate sits at its log N ceiling.
+    """Rate = I(x; z) + KL(q(z) || p(z)): what the estimate bounds (see information_sentence).
 
     Without `decompose` (the estimate covers part of the latent, the rate all of it) only I is given.
     """
-    mi, rate, ceiling = metrics.mutual_information, metrics.test_kl, metrics.mutual_information_max
-    note = (
-        f"Of the rate of {rate:.2f} nats, the estimated I(x; z) is {mi:.2f} nats; the rest, {rate - mi:.2f} nats, "
-        "is the mismatch KL(q(z) || p(z)) between the aggregate posterior and the prior."
-        if decompose
-        else f"The estimated I(x; z) of the code is {mi:.2f} nats (the rate, {rate:.2f} nats, covers every layer)."
+    if decompose:
+        return information_sentence(metrics)
+    return (
+        f"The estimated I(x; z) of the code is at least {metrics.mutual_information:.2f} nats (a lower bound, at "
+        f"most log N = {metrics.mutual_information_max:.2f}); the rate, {metrics.test_kl:.2f} nats, covers every layer."
     )
-    if mi > 0.95 * ceiling:
-        note += (
-            f" The estimate is at its ceiling log N = {ceiling:.2f} (each test posterior is far from the others), "
-            "so I(x; z) may be larger and the mismatch smaller."
-        )
-    return note
 
 
 def training_observations(history: list[HistoryRow]) -> list[str]:

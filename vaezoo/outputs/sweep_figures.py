@@ -17,6 +17,7 @@ from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.plots import epoch_axis, line_marker
 
 
+@render.for_print
 def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path) -> None:
     """One labelled row per run: each run's figures/strips/<kind>.png, on a shared scale."""
     figure = FIGURES.get(kind)
@@ -24,13 +25,14 @@ def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path
     found = [(name, png) for name, png in found if png.exists()]
     strips = [matplotlib.image.imread(png) for _, png in found]
     aspect = max((s.shape[0] / s.shape[1] for s in strips), default=0.2)
-    fig = Figure(figsize=(10, 0.9 + 10 * aspect * max(1, len(found))), layout="constrained")
+    width = render.TEXT_WIDTH_IN - 1.2  # room for the run names at the left
+    fig = Figure(figsize=(render.TEXT_WIDTH_IN, 0.7 + width * aspect * max(1, len(found))), layout="constrained")
     axes = fig.subplots(max(1, len(found)), 1, squeeze=False)[:, 0]
     for ax, (name, _), strip in zip(axes, found, strips):
         ax.imshow(strip, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_ylabel(mpl(name), rotation=0, ha="right", va="center", fontsize=9)
+        ax.set_ylabel(mpl(name), rotation=0, ha="right", va="center")
     if not found:
         axes[0].text(0.5, 0.5, f"no run has a {kind} strip", ha="center", va="center")
         axes[0].set_axis_off()
@@ -38,16 +40,19 @@ def save_comparison_grid(kind: str, runs: Sequence[tuple[str, Path]], path: Path
     render.save_png(fig, path)
 
 
-def save_curves_comparison(histories: Sequence[tuple[str, list[HistoryRow]]], path: Path) -> None:
-    """Every run's curves on shared axes: validation -ELBO, train reconstruction, train KL, beta."""
+@render.for_print
+def save_curves_comparison(histories: Sequence[tuple[str, list[HistoryRow]]], path: Path, half: bool = False) -> None:
+    """Every run's curves on shared axes: validation -ELBO, train reconstruction, train KL, beta; in a
+    row across the page, or (`half`) two by two in half its width, the legend in the beta panel."""
     panels = (
-        ("val_neg_elbo", "validation -ELBO (beta = 1)"),
-        ("train_recon", "train reconstruction -log p(x|z)"),
-        ("train_kl", "train KL(q(z|x) || p(z))"),
-        ("beta", "beta"),
+        ("val_neg_elbo", "(a) validation -ELBO"),
+        ("train_recon", "(b) distortion D (train)"),
+        ("train_kl", "(c) rate R (train)"),
+        ("beta", "(d) β"),
     )
-    fig = Figure(figsize=(11, 8), layout="constrained")
-    axes = fig.subplots(2, 2).flat
+    size = (render.HALF_WIDTH_IN, 3.2) if half else (render.TEXT_WIDTH_IN, 2.4)
+    fig = Figure(figsize=size, layout="constrained")
+    axes = fig.subplots(2, 2).flat if half else fig.subplots(1, 4).flat
     every_row = [row for _, history in histories for row in history]
     marker = line_marker(every_row)
     for ax, (key, title) in zip(axes, panels):
@@ -55,32 +60,34 @@ def save_curves_comparison(histories: Sequence[tuple[str, list[HistoryRow]]], pa
             points = [(row.epoch, getattr(row, key)) for row in history if getattr(row, key) is not None]
             if points:
                 ax.plot(*zip(*points), marker=marker, markersize=2, color=f"C{index % 10}", label=mpl(name))
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
         epoch_axis(ax, every_row)
-        ax.set_ylabel("beta" if key == "beta" else "nats / image")
+        ax.set_ylabel("β" if key == "beta" else "nats / image")
         ax.grid(alpha=0.3)
     handles, labels = fig.axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
-    render.titled(fig, "Training curves of every run", "nats per image, summed over pixels and latents")
+    if handles and half:
+        fig.axes[3].legend(handles, labels, loc="center left", frameon=False)
+    elif handles:
+        fig.legend(handles, labels, loc="outside right upper")
+    render.titled(fig, "Training curves of every run")
     render.save_png(fig, path)
 
 
+@render.for_print
 def save_rate_distortion(points: Sequence[tuple[str, float, float]], path: Path) -> None:
     """Rate (test KL) against distortion (test reconstruction NLL), one point per run labelled with its
     name and -ELBO = R + D, and the iso-ELBO line R + D = const through each point (dashed)."""
-    fig = Figure(figsize=(8, 6), layout="constrained")
+    fig = Figure(figsize=(render.HALF_WIDTH_IN, 3.0), layout="constrained")
     ax = fig.add_subplot()
     for index, (name, rate, distortion) in enumerate(points):
         ax.scatter(rate, distortion, color=f"C{index % 10}", s=30, zorder=3)
         label = f"{mpl(name)}: -ELBO {rate + distortion:.1f}"
-        ax.annotate(label, (rate, distortion), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(label, (rate, distortion), textcoords="offset points", xytext=(4, 3))
     _iso_elbo_lines(ax, [rate + distortion for _, rate, distortion in points])
-    ax.set_xlabel("rate R: test KL(q(z|x) || p(z)), nats / image")
-    ax.set_ylabel("distortion D: test -log p(x|z), nats / image")
+    ax.set_xlabel("rate R = test KL, nats / image")
+    ax.set_ylabel("distortion D = -log p(x|z), nats")
     ax.grid(alpha=0.3)
-    subtitle = "lower left is better; dashed: the iso-ELBO line R + D = -ELBO through each run (slope -1)"
-    render.titled(ax, "Rate-distortion (Alemi et al. 2018)", subtitle)
+    render.titled(ax, "Rate-distortion plane", "dashed: R + D = -ELBO through each run")
     render.save_png(fig, path)
 
 
