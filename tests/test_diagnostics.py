@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.test_components import hierarchical_prior
+from tests.test_components import fits
 from tests.test_kl_estimate import model_for as small_model
 from vaezoo.evaluate import latents
 from vaezoo.parts import POSTERIORS, PRIORS
@@ -15,9 +15,9 @@ IMAGE = (1, 28, 28)
 
 
 def model_for(posterior: str):
-    """A small model with the first prior that fits the posterior (hierarchical or flat), in eval mode."""
-    hierarchical = POSTERIORS.get(posterior).hierarchical
-    prior = next(name for name in PRIORS.names() if hierarchical_prior(name) == hierarchical)
+    """A small model with the first prior that fits the posterior (hierarchical or flat, its latent space),
+    in eval mode."""
+    prior = next(name for name in PRIORS.names() if fits(name, posterior))
     return small_model(prior, posterior).eval()
 
 

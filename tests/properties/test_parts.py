@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_components import posterior_for
+from tests.test_components import SMALL, posterior_for
 from vaezoo.model.distributions import DiagonalGaussian
 from vaezoo.parts.discretized_logistic import DiscretizedLogistic
 from vaezoo.parts.posteriors import PosteriorSample
@@ -48,7 +48,11 @@ def test_mixture_log_prob_matches_torch_distributions(seed, components, dims):
 
 @pytest.mark.parametrize("name", PRIORS.names())
 def test_every_prior_samples_what_its_log_prob_and_moments_describe(name):
-    model = {"latent_dim": 3, "prior": {"kind": name}, "posterior": {"kind": posterior_for(name)}}
+    model = {
+        "latent_dim": 3,
+        "prior": {"kind": name, **SMALL.get(name, {})},
+        "posterior": {"kind": posterior_for(name)},
+    }
     spec = validate({"name": "t", "model": model}, "t")
     torch.manual_seed(0)
     latent = build_model(spec.model, (1, 28, 28)).latent
