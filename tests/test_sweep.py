@@ -86,7 +86,7 @@ def test_sweep_runs_writes_results_and_reruns_nothing(tmp_path, synthetic_root, 
     assert main_pages <= pdf.MAIN_PAGES < pages == pdf.count_pages((sweep_dir / "report.pdf").read_bytes())
     assert "rate_distortion.png" in source and "<fig-sweep>" in source and "= Appendix" in source
     means = [sum(float(r["test_nll_iw"]) for r in rows if r["kl.beta"] == b) / 2 for b in ("0.5", "2.0")]
-    assert f"*{min(means):.2f} nats*" in source  # the abstract's headline: the best mean over seeds
+    assert f"#strong[{min(means):.2f} nats]" in source  # the abstract's headline: the best mean over seeds
     assert '<div class="figures">' in (sweep_dir / "report.html").read_text()
     nll = {n: torch.load(sweep_dir / n / "test_nll.pt", weights_only=True) for n in names}
     diffs = ((nll["beta=2.0_seed=0"] - nll["beta=0.5_seed=0"]) + (nll["beta=2.0_seed=1"] - nll["beta=0.5_seed=1"])) / 2

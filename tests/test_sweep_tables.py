@@ -39,7 +39,37 @@ def test_observations_rank_nll_only_within_a_kind():
     nll_notes = [n for n in notes if n.startswith("**test NLL")]
     assert nll_notes and all("among runs whose NLL is a" in n for n in nll_notes)
     assert not any("gauss wins" in n and "test NLL" in n for n in notes)  # one density alone is no winner
-    assert any(n.startswith("**linear probe accuracy") and "gauss wins" in n for n in notes)
+    # one seed and no per-image values: the best is named, never called a win
+    assert any(n.startswith("**linear probe accuracy") and "gauss has the best value" in n for n in notes)
+    assert not any(" wins " in n for n in notes)
+
+
+def _entry(name, n=1, **values):
+    from tests.records import run_metrics
+    from vaezoo.outputs.sweep_entries import SweepEntry
+
+    return SweepEntry({"run": name}, run_metrics(**values), n, {k: 1.0 for k in values} if n > 1 else {})
+
+
+def test_a_difference_inside_its_noise_is_not_a_win():
+    a, b = _entry("a", test_nll_iw=100.0), _entry("b", test_nll_iw=101.0)
+    within = sweep_observations([a, b], ["run"], "test_nll_iw", lambda x, y, m: 0.6)  # 2 SE = 1.2 > 1.0
+    beyond = sweep_observations([a, b], ["run"], "test_nll_iw", lambda x, y, m: 0.2)  # 2 SE = 0.4 < 1.0
+    nll = lambda notes: next(n for n in notes if n.startswith("**test NLL"))  # noqa: E731
+    assert "no winner" in nll(within) and " wins " not in nll(within)
+    assert "a wins with 100" in nll(beyond) and "paired over test images" in nll(beyond)
+    # seeds: two seeds each with std 1 give SE sqrt(1/2 + 1/2) = 1; a gap of 1 is inside 2 SE
+    seeded = sweep_observations(
+        [_entry("a", 2, test_nll_iw=100.0), _entry("b", 2, test_nll_iw=101.0)], ["run"], "test_nll_iw"
+    )
+    assert "no winner" in nll(seeded) and "across seeds" in nll(seeded)
+
+
+def test_timing_is_never_a_win_and_tiny_differences_are_ties():
+    a, b = _entry("a", train_seconds=10.0, probe_accuracy=0.9), _entry("b", train_seconds=10.03, probe_accuracy=0.9001)
+    notes = sweep_observations([a, b], ["run"], "test_nll_iw", lambda x, y, m: 0.001)
+    assert not any("training time" in n for n in notes)
+    assert any(n.startswith("**linear probe accuracy") and " tie " in n for n in notes)
 
 
 @pytest.mark.parametrize("metric", [m for m in METRICS if m.better is not None], ids=lambda m: m.key)

@@ -30,9 +30,9 @@ code { background: #f4f4f4; padding: 0 0.2rem; }
 math { font-family: 'Latin Modern Math', 'STIX Two Math', 'Cambria Math', 'DejaVu Math TeX Gyre', math; font-size: 1.05em; }
 math[display="block"] { display: block math; margin: 0.7rem 0; overflow-x: auto; overflow-y: hidden; }
 .tex { font-family: monospace; color: #a00; }
-.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(18rem, 1fr)); gap: 1rem 1.2rem; align-items: start; margin: 1rem 0; }
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(24rem, 1fr)); gap: 1rem 1.2rem; align-items: start; margin: 1rem 0; }
 figure { margin: 0; break-inside: avoid; }
-figure img { display: block; width: 100%; height: auto; max-height: 34rem; object-fit: contain; border: 1px solid #ddd; }
+figure img { display: block; width: 100%; height: auto; max-height: 44rem; object-fit: contain; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.85rem; margin-top: 0.3rem; }
 @media print {
   @page { size: A4; margin: 12mm 12mm 14mm; }
@@ -41,8 +41,8 @@ figcaption { color: #555; font-size: 0.85rem; margin-top: 0.3rem; }
   h1, h2, h3 { break-after: avoid; }
   table { font-size: 8.5pt; margin: 0.4rem 0; } td, th { padding: 0.1rem 0.4rem; }
   table, figure, math[display="block"] { break-inside: avoid; }
-  .figures { grid-template-columns: repeat(3, 1fr); gap: 0.4rem 0.6rem; }
-  figure img { max-height: 9cm; }
+  .figures { grid-template-columns: repeat(2, 1fr); gap: 0.4rem 0.6rem; }
+  figure img { max-height: 12cm; }
   figcaption { font-size: 7.5pt; }
 }
 """

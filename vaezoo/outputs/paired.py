@@ -70,3 +70,21 @@ def config_label(name: str, varied: dict[str, Any]) -> str:
     if "seed" not in varied:
         return name
     return ", ".join(str(v) for k, v in varied.items() if k != "seed") or name
+
+
+def paired_stderr(sweep_dir: Path, a: Any, b: Any, metric: Any) -> float | None:
+    """The standard error of run a's test NLL (IS) minus run b's, image by image, for two single runs
+    (SweepEntry rows of one seed) whose per-image NLLs are saved on the same test images; else None."""
+    if metric.key != "test_nll_iw" or a.n != 1 or b.n != 1:
+        return None
+    values = []
+    for entry in (a, b):
+        path = sweep_dir / str(entry.cells.get("run")) / PER_IMAGE_NLL
+        if not path.is_file() or path.is_symlink():
+            return None
+        with io.reading(path):
+            values.append(io.load_torch(path, torch.device("cpu")).double().reshape(-1))
+    if len(values[0]) != len(values[1]) or len(values[0]) < 2:
+        return None
+    diffs = values[0] - values[1]
+    return diffs.std().item() / math.sqrt(len(diffs))

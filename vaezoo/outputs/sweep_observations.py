@@ -5,17 +5,27 @@ single varied key. NLL-based numbers are ranked only among runs whose NLL is of 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from vaezoo.evaluate.records import METRIC, Metric
 from vaezoo.outputs.escape import markdown as md
 from vaezoo.outputs.sweep_entries import SWEEP_METRICS, SweepEntry, comparable, nll_kinds, point_label
 from vaezoo.parts.likelihoods import NLLKind
 
+#: metrics whose differences are the machine's noise, never the setting's: no winner is named for them
+UNRANKED = ("train_seconds", "train_images_per_second")
+#: a difference smaller than this share of the value is a tie, whatever its error bar
+TIE_SHARE = 0.005
+#: the paired standard error of best minus second on a metric, where per-image values exist (else None)
+PairedSE = Callable[[SweepEntry, SweepEntry, Metric], "float | None"]
+
 #: the metrics whose course along a single varied key the observations describe
 TRENDS = ("test_recon_nll", "test_kl", "test_nll_iw", "active_units")
 
 
-def sweep_observations(entries: list[SweepEntry], keys: list[str], headline: str) -> list[str]:
+def sweep_observations(
+    entries: list[SweepEntry], keys: list[str], headline: str, paired_se: PairedSE | None = None
+) -> list[str]:
     """Which setting wins on each metric, by how much, and whether the seed spread makes it real;
     with one numeric key varied, how the rate and distortion move along it (each note Markdown)."""
     if len(entries) < 2:
@@ -29,13 +39,13 @@ def sweep_observations(entries: list[SweepEntry], keys: list[str], headline: str
             + "): NLL-based numbers are compared "
             "only within a kind, never across."
         )
-    ranked_metrics = [m for m in SWEEP_METRICS if m.better is not None]
+    ranked_metrics = [m for m in SWEEP_METRICS if m.better is not None and m.key not in UNRANKED]
     for metric in sorted(ranked_metrics, key=lambda m: m.key != headline):
         groups: list[tuple[NLLKind | None, list[SweepEntry]]] = (
             [(None, entries)] if comparable(metric) else [(k, [e for e in entries if e.nll_kind == k]) for k in kinds]
         )
         for kind, members in groups:
-            note = _winner(metric, members, keys, kind if len(kinds) > 1 else None)
+            note = _winner(metric, members, keys, kind if len(kinds) > 1 else None, paired_se)
             if note:
                 notes.append(note)
     notes += _trend_notes(entries, keys)
@@ -46,23 +56,41 @@ def sweep_observations(entries: list[SweepEntry], keys: list[str], headline: str
     return notes
 
 
-def _winner(metric: Metric, entries: list[SweepEntry], keys: list[str], kind: NLLKind | None) -> str | None:
-    """The best of `entries` on `metric`, ahead of the second by how much; None with fewer than two."""
+def _winner(
+    metric: Metric, entries: list[SweepEntry], keys: list[str], kind: NLLKind | None, paired_se: PairedSE | None
+) -> str | None:
+    """The best of `entries` on `metric` where its lead exceeds its noise (twice the paired standard error
+    over test images, or of the seeds' spread); a lead inside the noise, or under TIE_SHARE of the value,
+    is said to be one; without any error bar the best is named, not called a winner."""
     present = [e for e in entries if isinstance(e.value(metric), (int, float))]
     if len(present) < 2:
         return None
     ranked = sorted(present, key=lambda e: e.value(metric), reverse=metric.better == "higher")
     best, second = ranked[0], ranked[1]
-    gap = abs(best.value(metric) - second.value(metric))
+    value, gap = best.value(metric), abs(best.value(metric) - second.value(metric))
     within = f" among runs whose NLL is a {md(kind)}" if kind else ""
     name = f"**{metric.label}** ({metric.better} is better{within})"
-    if gap == 0:
-        return f"{name}: {point_label(best, keys)} and {point_label(second, keys)} tie at {best.value(metric):.4g}."
-    note = (
-        f"{name}: {point_label(best, keys)} wins with {best.value(metric):.4g}, "
-        f"ahead of {point_label(second, keys)} by {gap:.3g}"
+    pair = f"{point_label(best, keys)} and {point_label(second, keys)}"
+    if gap <= TIE_SHARE * abs(value):
+        return f"{name}: {pair} tie (they differ by {gap:.3g}, under {100 * TIE_SHARE:g} % of the value)."
+    se = paired_se(best, second, metric) if paired_se else None
+    source = "paired over test images"
+    if se is None and best.n >= 2 and second.n >= 2:
+        se = (best.std[metric.key] ** 2 / best.n + second.std[metric.key] ** 2 / second.n) ** 0.5
+        source = "across seeds"
+    if se is None:
+        return (
+            f"{name}: {point_label(best, keys)} has the best value, {value:.4g}, {gap:.3g} ahead of "
+            f"{point_label(second, keys)} (one seed and no per-image values: no error bar, so not a win)."
+        )
+    if gap <= 2 * se:
+        return (
+            f"{name}: {pair} differ by {gap:.3g}, within twice its standard error {source} ({2 * se:.3g}): no winner."
+        )
+    return (
+        f"{name}: {point_label(best, keys)} wins with {value:.4g}, ahead of {point_label(second, keys)} by "
+        f"{gap:.3g}, more than twice its standard error {source} ({2 * se:.3g})."
     )
-    return note + _significance(best, second, metric, gap) + "."
 
 
 def _trend_notes(entries: list[SweepEntry], keys: list[str]) -> list[str]:
@@ -94,11 +122,3 @@ def _trend_notes(entries: list[SweepEntry], keys: list[str]) -> list[str]:
             f"{shape}: " + ", ".join(f"{v:.4g}" for v in values) + "."
         )
     return notes
-
-
-def _significance(best: SweepEntry, second: SweepEntry, metric: Metric, gap: float) -> str:
-    if best.n < 2 or second.n < 2:
-        return ""
-    se = (best.std[metric.key] ** 2 / best.n + second.std[metric.key] ** 2 / second.n) ** 0.5
-    verdict = "larger than" if gap > 2 * se else "within"
-    return f"; the difference is {verdict} twice its standard error across seeds ({2 * se:.3g})"

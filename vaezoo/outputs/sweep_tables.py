@@ -15,7 +15,7 @@ from typing import Any
 
 from vaezoo.evaluate.records import METRIC, Metric
 from vaezoo.outputs.escape import markdown as md
-from vaezoo.outputs.paired import PairedDifference, paired_differences
+from vaezoo.outputs.paired import PairedDifference, paired_differences, paired_stderr
 from vaezoo.outputs.sweep_entries import SWEEP_METRICS, SweepEntry, cell, comparable, grouped, nll_kinds, single
 from vaezoo.outputs.sweep_files import SweepSummary
 from vaezoo.outputs.sweep_observations import sweep_observations
@@ -52,7 +52,7 @@ def sweep_tables(summary: SweepSummary, sweep_dir: Path) -> SweepTables:
         + ("; mean ± std over seeds" if seeded else "")
     )
     varied = {k: sorted({json.dumps(point.varied[k]) for point in summary.points}) for k in keys}
-    notes = sweep_observations(entries, shown, summary.headline)
+    notes = sweep_observations(entries, shown, summary.headline, lambda a, b, m: paired_stderr(sweep_dir, a, b, m))
     paired = paired_differences(summary.pairs, sweep_dir)
     return SweepTables(summary, shown, entries, varied, caption, header, rows, notes, paired)
 
