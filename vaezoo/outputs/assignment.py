@@ -102,7 +102,7 @@ def latent_section(r: Roles) -> list[Block]:
         "into the next: the decoder fills the space between the clusters with plausible in-between digits."
     )
     rows = [_panel(r.latent2, "latent_scatter.png", "test posterior means by class", 0.5)]
-    rows[0] += _panel(r.latent2, "manifold.png", "decoded grid of the 2-d latent space", 0.4)
+    rows[0] += _panel(r.latent2, "manifold.png", "decoded grid of the 2-d latent space", 0.45)
     return [Paragraph(text), Figure(rows, "The 2-d model's latent space.", "fig-latent")]
 
 
@@ -121,8 +121,14 @@ def beta_section(r: Roles) -> list[Block]:
         f"{high.metrics.test_recon_nll:.2f} nats (Figure 3a: the runs move up and to the left)"
         + (f"; each nat of rate given up cost {dd / dr:.2f} nats of distortion" if dr > 0 and dd > 0 else "")
         + f". The best bound, $R + D = {best.metrics.test_neg_elbo:.2f}$ nats, is at {beta_label(best)}, on the "
-        "lowest dashed iso-ELBO line: below β = 1 the model buys rate it cannot use, above it the distortion "
-        "grows faster than the rate shrinks. The curves (Figure 3b) show the trade-off forming during training: "
+        "lowest dashed iso-ELBO line"
+        + (
+            ": below β = 1 the model buys rate it cannot use, above it the distortion grows faster than the "
+            "rate shrinks"
+            if beta(best) == 1.0
+            else ""
+        )
+        + ". The curves (Figure 3b) show the trade-off forming during training: "
         "the larger β, the lower the rate settles and the higher the distortion stays; "
         f"active units fall from {low.metrics.active_units} to {high.metrics.active_units}."
     )

@@ -37,6 +37,7 @@ PREAMBLE = """#set document(title: {title}, author: "vaezoo", date: none)
 #set heading(numbering: "1.")
 #show heading: set text(size: 10.5pt)
 #show heading: set block(above: 0.95em, below: 0.55em)
+#show math.equation: set text(size: 10pt)  // first-level scripts at 7 pt (typst sets them at 70 %)
 #show math.equation.where(block: true): set block(above: 0.6em, below: 0.6em)
 #show figure.caption: set text(size: 8pt)
 #set figure(gap: 0.5em)
@@ -66,7 +67,7 @@ def header(title: str, byline: str, abstract: str) -> str:
     """The title block: title, a line of what this is, and the abstract (all typst markup)."""
     return (
         f'#align(center, text(14pt, weight: "bold")[{title}])\n'
-        f"#v(-0.3em)\n#align(center, text(8.5pt, fill: luma(90))[{byline}])\n"
+        f"#v(-0.3em)\n#align(center, text(9pt, fill: luma(90))[{byline}])\n"
         f"#block(inset: (x: 1.2em), below: 0.9em)[#set text(size: 9pt)\n*Abstract.* {abstract}]\n"
     )
 
