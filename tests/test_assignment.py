@@ -30,7 +30,7 @@ def bundle(tmp_path_factory, synthetic_root):
     base = tiny_spec(synthetic_root, model__latent_dim=8, train__epochs=2)
     base["kl"] = {"kind": "constant", "beta": 1.0}
     path = folder / "assignment.yaml"
-    path.write_text(yaml.safe_dump({"name": "assignment", "base": base, "variants": VARIANTS}))
+    path.write_text(yaml.safe_dump({"name": "assignment", "report": "assignment", "base": base, "variants": VARIANTS}))
     executors.run_sweep(*load_sweep(path), folder / "runs")
     return folder / "runs" / "assignment"
 

@@ -9,12 +9,12 @@ import yaml
 
 from tests.conftest import tiny_spec
 from vaezoo.cli.main import main
-from vaezoo.core.errors import SpecError
+from vaezoo.core.errors import OutputError, SpecError
 from vaezoo.outputs import pdf
 from vaezoo.runs import runner
 from vaezoo.sweeps import executors
 from vaezoo.sweeps.grid import load_sweep, point_names
-from vaezoo.train.loop import ProgressView
+from vaezoo.train.progress import ProgressView
 
 BASE = {"name": "base", "model": {"latent_dim": 4}}
 
@@ -154,3 +154,32 @@ def test_shipped_sweeps_expand_and_validate():
         "ablation-families": 9,
         "ablation-likelihood": 3,
     }
+
+
+def test_vaezoo_run_of_a_sweeps_spec_runs_the_sweep(tmp_path, synthetic_root, no_figures, capsys):
+    """`vaezoo run assignment` is one command: a sweep's spec given to `run` runs as its sweep, and the
+    sweep's `report` reaches sweep.json, from which the report is rebuilt."""
+    base = tiny_spec(synthetic_root)
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump({"name": "two", "base": base, "grid": {"kl.beta": [0.5, 2.0]}}))
+    out = tmp_path / "runs"
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    sweep_dir = out / "two"
+    assert {r["run"] for r in csv.DictReader((sweep_dir / "results.csv").open())} == {"beta=0.5", "beta=2.0"}
+    assert json.loads((sweep_dir / "sweep.json").read_text())["report"] == "comparison"
+    assert capsys.readouterr().out.startswith("two: test set, per image")  # the table `vaezoo sweep` prints
+
+
+def test_a_sweep_json_from_before_the_report_choice_reads_as_a_comparison(tmp_path, synthetic_root, no_figures):
+    from vaezoo.outputs.sweep_files import read_sweep
+
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"name": "old", "base": tiny_spec(synthetic_root), "grid": {"kl.beta": [1.0]}}))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "runs")]) == 0
+    manifest = tmp_path / "runs" / "old" / "sweep.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({k: v for k, v in data.items() if k != "report"}))
+    assert read_sweep(manifest.parent).report == "comparison"
+    manifest.write_text(json.dumps(data | {"report": "<script>"}))
+    with pytest.raises(OutputError, match="sweep.json is damaged or from another version: report"):
+        read_sweep(manifest.parent)

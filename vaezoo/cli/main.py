@@ -28,8 +28,13 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_run(args: argparse.Namespace) -> None:
     from vaezoo.spec.experiment import load_spec
     from vaezoo.spec.shipped import spec_path
+    from vaezoo.sweeps.grid import is_sweep_file
 
-    spec = load_spec(spec_path(args.spec), args.set)  # before the runner's imports: a bad spec fails fast
+    path = spec_path(args.spec)
+    if is_sweep_file(path):  # `vaezoo run assignment`: a sweep's spec runs as its sweep, as one command
+        _run_sweep(path, args.set, Path(args.out), quiet=args.quiet)
+        return
+    spec = load_spec(path, args.set)  # before the runner's imports: a bad spec fails fast
     from vaezoo.evaluate.console import make_console, print_metrics
     from vaezoo.runs.runner import run
 
@@ -39,16 +44,26 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    from vaezoo.evaluate.console import make_console
-    from vaezoo.outputs.sweep_report import load_results_table
     from vaezoo.spec.shipped import spec_path
-    from vaezoo.sweeps.executors import ExecutorOptions, run_sweep
-    from vaezoo.sweeps.grid import load_sweep
+    from vaezoo.sweeps.executors import ExecutorOptions
 
     options = ExecutorOptions(jobs=args.jobs, address=args.address, shared=args.shared)
-    sweep, points = load_sweep(spec_path(args.sweep), args.set)
-    run_sweep(sweep, points, Path(args.out), console=make_console(stderr=True), executor=args.executor, options=options)
-    make_console().print(load_results_table(Path(args.out) / sweep.name))  # a pipe gets whole lines
+    _run_sweep(spec_path(args.sweep), args.set, Path(args.out), executor=args.executor, options=options)
+
+
+def _run_sweep(
+    path: Path, overrides: list[str], out: Path, executor: str = "local", options: Any = None, quiet: bool = False
+) -> None:  # options: an ExecutorOptions, imported late so that --help stays fast
+    """Run the sweep in `path` (its finished points are kept) and print its results table."""
+    from vaezoo.evaluate.console import make_console
+    from vaezoo.outputs.sweep_report import load_results_table
+    from vaezoo.sweeps.executors import run_sweep
+    from vaezoo.sweeps.grid import load_sweep
+
+    sweep, points = load_sweep(path, overrides)
+    console = None if quiet else make_console(stderr=True)
+    run_sweep(sweep, points, out, console=console, executor=executor, options=options)
+    make_console().print(load_results_table(out / sweep.name))  # a pipe gets whole lines
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:

@@ -26,7 +26,8 @@ BETA_PLANE, BETA_CURVES = "beta_rate_distortion.png", "beta_curves.png"
 
 
 def is_assignment(summary: SweepSummary) -> bool:
-    return summary.name == "assignment" or summary.name.startswith("assignment-")
+    """True for a sweep whose spec asks for the assignment's hand-in (`report: assignment`)."""
+    return summary.report == "assignment"
 
 
 @dataclass(frozen=True)

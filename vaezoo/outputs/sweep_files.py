@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vaezoo.core import io
 from vaezoo.core.errors import OutputError, VaezooError
@@ -23,6 +23,8 @@ class SweepManifest:
     name: str
     headline: str
     points: list[tuple[str, dict[str, Any]]]
+    #: the sweep spec's `report`; a sweep.json written before there was a choice holds a comparison
+    report: Literal["comparison", "assignment"] = "comparison"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SweepSummary:
     name: str
     headline: str  # the metric key the results are sorted by
     points: list[SweepPoint]
+    report: str = "comparison"  # what the report is (SweepSpec.report)
 
     @property
     def keys(self) -> list[str]:
@@ -74,7 +77,7 @@ def read_sweep(sweep_dir: Path) -> SweepSummary:
         SweepPoint(name, varied, run_metrics, read_history(sweep_dir / name), _saved_spec(sweep_dir / name))
         for (name, varied), run_metrics in zip(manifest.points, metrics)
     ]
-    return SweepSummary(manifest.name, manifest.headline, points)
+    return SweepSummary(manifest.name, manifest.headline, points, manifest.report)
 
 
 def _saved_spec(run_dir: Path) -> ExperimentSpec | None:

@@ -73,7 +73,12 @@ def run_sweep(
             check_saved_spec(point.spec, sweep_dir / point.name)
         io.write_json(
             sweep_dir / "sweep.json",
-            {"name": sweep.name, "headline": sweep.headline, "points": [[p.name, p.varied] for p in points]},
+            {
+                "name": sweep.name,
+                "headline": sweep.headline,
+                "report": sweep.report,
+                "points": [[p.name, p.varied] for p in points],
+            },
         )
         board = SweepBoard(points, sweep_dir, console)
         todo = [p for p in points if not (sweep_dir / p.name / "metrics.json").exists()]

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -54,6 +54,11 @@ class SweepSpec(StrictModel):
     headline: str = Field(
         default="test_nll_iw", description="the metric that sorts the table (a key of the metric table)"
     )
+    report: Literal["comparison", "assignment"] = Field(
+        default="comparison",
+        description="what the sweep's report is: a comparison of its points, or the assignment's hand-in "
+        "(experiments/assignment.yaml: its 20-d, 2-d and beta runs in one two-page report)",
+    )
 
     @field_validator("headline")
     @classmethod
@@ -87,6 +92,12 @@ class Point:
     name: str
     varied: dict[str, Any]
     spec: ExperimentSpec
+
+
+def is_sweep_file(path: Path) -> bool:
+    """True when the YAML file at `path` is a sweep's spec (it has a `base`, which an experiment's spec
+    may not have), so that `vaezoo run` of a sweep's name runs the sweep."""
+    return "base" in read_mapping(path)
 
 
 def load_sweep(path: Path, overrides: list[str] | None = None) -> tuple[SweepSpec, list[Point]]:
