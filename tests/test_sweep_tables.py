@@ -55,7 +55,10 @@ def test_a_difference_inside_its_noise_is_not_a_win():
     a, b = _entry("a", test_nll_iw=100.0), _entry("b", test_nll_iw=101.0)
     within = sweep_observations([a, b], ["run"], "test_nll_iw", lambda x, y, m: 0.6)  # 2 SE = 1.2 > 1.0
     beyond = sweep_observations([a, b], ["run"], "test_nll_iw", lambda x, y, m: 0.2)  # 2 SE = 0.4 < 1.0
-    nll = lambda notes: next(n for n in notes if n.startswith("**test NLL"))  # noqa: E731
+
+    def nll(notes: list[str]) -> str:
+        return next(n for n in notes if n.startswith("**test NLL"))
+
     assert "no winner" in nll(within) and " wins " not in nll(within)
     assert "a wins with 100" in nll(beyond) and "paired over test images" in nll(beyond)
     # seeds: two seeds each with std 1 give SE sqrt(1/2 + 1/2) = 1; a gap of 1 is inside 2 SE
