@@ -2,6 +2,7 @@
 text below 7 pt, with a discussion that `vaezoo report` keeps; HTML and typst from the same document."""
 
 import re
+import zlib
 
 import pytest
 import yaml
@@ -92,3 +93,23 @@ def test_html_and_typst_hold_the_same_text(bundle):
                 assert number in html and number in typst
     assert html.count("Figure ") >= len(doc.figures)
     assert typst.count("#figure(") == len(doc.figures)
+
+
+def typeset_font_sizes(pdf_bytes: bytes) -> set[float]:
+    """Every font size the PDF's content streams set (`SIZE Tf`): typst sets text with a unit text matrix,
+    so these are the printed sizes, mathematics' sub- and superscripts included."""
+    sizes = set()
+    for match in re.finditer(rb"stream\r?\n(.*?)endstream", pdf_bytes, re.DOTALL):
+        try:
+            content = zlib.decompress(match.group(1))
+        except zlib.error:
+            continue  # an image or a font, not a content stream
+        sizes.update(float(size) for size in re.findall(rb"([\d.]+) Tf", content))
+    return sizes
+
+
+def test_no_typeset_text_prints_below_7pt(bundle):
+    """The derivation's second-level scripts (E_{q_phi}, a sum's limit n_z) printed at 5 pt; the notation now
+    keeps every script at one level, and the whole PDF, appendix included, is at least 7 pt."""
+    sizes = typeset_font_sizes((bundle / "report.pdf").read_bytes())
+    assert sizes and min(sizes) >= 7.0, sorted(sizes)

@@ -108,12 +108,13 @@ def derivation(metrics: RunMetrics) -> list[Block]:
         Paragraph(
             r"The decoder $p_\theta(x\mid z)$ and the prior $p(z)$ define "
             r"$p_\theta(x)=\int p_\theta(x\mid z)\,p(z)\,dz$, which has no closed form; an encoder "
-            r"$q_\phi(z\mid x)=\mathcal{N}(\mu_\phi(x),\mathrm{diag}\,\sigma^2_\phi(x))$ approximates the posterior. "
+            r"$q_\phi(z\mid x)=\mathcal{N}(\mu_\phi(x),\mathrm{diag}\,\sigma^2_\phi(x))$ approximates the posterior "
+            r"($\mathbb{E}_{q}$ is the expectation over $z\sim q_\phi(z\mid x)$, and $z$ has $J$ dimensions). "
             "Because log is concave, Jensen's inequality bounds the evidence:"
         ),
         Math(
-            r"\log p_\theta(x) = \log\mathbb{E}_{q_\phi(z\mid x)}\left[\frac{p_\theta(x,z)}{q_\phi(z\mid x)}\right]"
-            r" \ge \mathbb{E}_{q_\phi(z\mid x)}\left[\log\frac{p_\theta(x,z)}{q_\phi(z\mid x)}\right]"
+            r"\log p_\theta(x) = \log\mathbb{E}_{q}\left[\frac{p_\theta(x,z)}{q_\phi(z\mid x)}\right]"
+            r" \ge \mathbb{E}_{q}\left[\log\frac{p_\theta(x,z)}{q_\phi(z\mid x)}\right]"
             r" =: \mathcal{L}(x),"
         ),
         Paragraph(
@@ -130,9 +131,9 @@ def derivation(metrics: RunMetrics) -> list[Block]:
             + ":"
         ),
         Math(
-            r"\mathcal{L}(x) = \mathbb{E}_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]"
+            r"\mathcal{L}(x) = \mathbb{E}_{q}\big[\log p_\theta(x\mid z)\big]"
             r" - \mathrm{KL}\big(q_\phi(z\mid x)\,\Vert\,p(z)\big), \qquad \mathrm{KL}"
-            r" = \frac{1}{2}\sum_{d=1}^{n_z}\left(\mu_d^2+\sigma_d^2-1-\log\sigma_d^2\right)."
+            r" = \frac{1}{2}\sum_{d=1}^{J}\left(\mu_d^2+\sigma_d^2-1-\log\sigma_d^2\right)."
         ),
         Paragraph(
             r"Writing $z=\mu_\phi(x)+\sigma_\phi(x)\odot\epsilon$ with $\epsilon\sim\mathcal{N}(0,I)$ "
@@ -140,7 +141,7 @@ def derivation(metrics: RunMetrics) -> list[Block]:
             "low-variance gradient:"
         ),
         Math(
-            r"\nabla_\phi\,\mathbb{E}_{q_\phi(z\mid x)}[f(z)]"
+            r"\nabla_\phi\,\mathbb{E}_{q}[f(z)]"
             r" = \mathbb{E}_{\epsilon}\big[\nabla_\phi f(\mu_\phi(x)+\sigma_\phi(x)\odot\epsilon)\big]."
         ),
         Paragraph("The appendix derives each step in full."),
