@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import tiny_spec
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # a wheel is built and installed (real processes, about 20 s)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ def ci_tutorial():
     return module
 
 
+@pytest.mark.slow  # a real Jupyter kernel starts (the tutorial step of .ci/run runs one too)
 def test_a_notebook_run_in_a_kernel_keeps_progress_and_the_final_table(synthetic_root, tmp_path):
     tutorial = ci_tutorial()
     text = textwrap.dedent(
