@@ -168,3 +168,27 @@ def test_a_conditional_run_writes_its_class_figure_and_labels_its_nll(tmp_path, 
     assert torch.equal(threes, expected)
     with pytest.raises(ArgumentError, match="label"):
         run.sample(4, label=10)
+
+
+def test_a_conditional_model_gets_no_figure_it_would_decode_without_a_label():
+    kinds = applicable_figures(conditional())
+    assert {"reconstructions", "samples", "class_samples", "latent_scatter"} <= set(kinds)
+    assert not {"interpolation", "traversal", "manifold"} & set(kinds)
+    two_d = conditional()
+    two_d.latent_dim = 2  # the manifold's other condition: it is the label that rules it out
+    assert "manifold" not in applicable_figures(two_d)
+
+
+def test_reconstructions_of_a_conditional_model_read_each_digits_label():
+    from vaezoo.outputs.grids import pick_examples, reconstructions_grid, tile
+
+    model, x = conditional(), images(20, seed=3)
+    labels = torch.arange(20) % CLASSES
+    picked = pick_examples(labels, 10, 20)
+    with torch.no_grad():
+        mu, _ = model.encode(x[picked], labels[picked])
+        expected = model.likelihood.mean(model.decode(mu, labels[picked]))
+        unlabelled = model.likelihood.mean(model.decode(model.encode(x[picked]).mu))
+    assert not torch.allclose(expected, unlabelled)  # the label matters to this model
+    grid = reconstructions_grid(model, x, n=10, labels=labels)
+    assert torch.allclose(grid, tile(torch.cat([x[picked], expected]), 10).clamp(0, 1), atol=1e-6)

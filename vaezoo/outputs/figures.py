@@ -59,6 +59,13 @@ def _real_code(model: VAE) -> bool:
     return model.posterior.space == "real"
 
 
+def _unlabelled_paths(model: VAE) -> bool:
+    """True where paths and sweeps through the code may be decoded without a label: a real-valued code of
+    an unconditional model. A conditional model would decode them with the all-zero "no label" it was
+    never trained on, and a path between digits of two classes has no one label to decode with."""
+    return _real_code(model) and not model.conditional
+
+
 @dataclass(frozen=True)
 class FigureKind:
     """One kind of per-run figure, written as figures/<name>.png."""
@@ -116,7 +123,7 @@ register_figure(
         "interpolation",
         caption="Linear paths between the latent means of pairs of test digits of different classes.",
         draw=lambda run, path: save_interpolation(run.model, run.test_images, run.test_labels, path),
-        applies=_real_code,
+        applies=_unlabelled_paths,
         strip=lambda run: interpolation_grid(run.model, run.test_images, run.test_labels, rows=2, steps=10),
         strip_caption="two latent paths between test digits (0 to 1, 2 to 3)",
     )
@@ -127,7 +134,7 @@ register_figure(
         caption="One latent dimension at a time (rows: the dimensions with the most KL) swept from -3 to 3; "
         "the others held at a test digit's mean.",
         draw=lambda run, path: save_traversal(run.model, run.test_images[0], run.kl_per_dim, path),
-        applies=_real_code,
+        applies=_unlabelled_paths,
         strip=lambda run: traversal_grid(
             run.model, run.test_images[0], run.kl_per_dim, dims=2, values=torch.linspace(-3, 3, 10)
         ),
@@ -147,7 +154,7 @@ register_figure(
         "manifold",
         caption="The decoder over a grid of Gaussian quantiles of the 2-D latent space.",
         draw=lambda run, path: save_manifold(run.model, path),
-        applies=lambda model: model.latent_dim == 2 and _real_code(model),
+        applies=lambda model: model.latent_dim == 2 and _unlabelled_paths(model),
     )
 )
 register_figure(

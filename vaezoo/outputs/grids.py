@@ -70,14 +70,18 @@ def _grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
     return tile(images.detach().float().cpu(), per_row).clamp(0.0, 1.0)
 
 
-def _decode_mean(model: VAE, z: torch.Tensor) -> torch.Tensor:
-    """The likelihood's mean image for each z: what a reader expects to see for 'decode(z)'."""
-    return model.likelihood.mean(model.decode(z.to(_device(model))))
+def _decode_mean(model: VAE, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """The likelihood's mean image for each z (given its label y, for a conditional model): what a reader
+    expects to see for 'decode(z)'."""
+    device = _device(model)
+    return model.likelihood.mean(model.decode(z.to(device), None if y is None else y.to(device)))
 
 
-def _encode_mean(model: VAE, images: torch.Tensor) -> torch.Tensor:
-    """The posterior means of a few images (no batching: callers pass tens of images)."""
-    mu, _ = model.encode(images.to(_device(model)))
+def _encode_mean(model: VAE, images: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """The posterior means of a few images (no batching: callers pass tens of images), each read with its
+    label y by a conditional model."""
+    device = _device(model)
+    mu, _ = model.encode(images.to(device), None if y is None else y.to(device))
     return mu
 
 
@@ -143,9 +147,12 @@ def reconstructions_grid(
     model: VAE, images: torch.Tensor, n: int = 10, labels: torch.Tensor | None = None
 ) -> torch.Tensor:
     """n test images in the top row and their reconstructions (mean of decode(mu)) in the row below."""
-    chosen = images[pick_examples(labels, n, images.shape[0])]
+    picked = pick_examples(labels, n, images.shape[0])
+    chosen = images[picked]
+    # a conditional model reconstructs each digit given its own label (labels are always given for one)
+    y = labels[picked] if labels is not None and model.conditional else None
     with _evaluating(model):
-        recon = _decode_mean(model, _encode_mean(model, chosen))
+        recon = _decode_mean(model, _encode_mean(model, chosen, y), y)
     return _grid(torch.cat([chosen.to(recon.device), recon]), per_row=chosen.shape[0])
 
 
