@@ -162,6 +162,8 @@ def test_a_conditional_run_writes_its_class_figure_and_labels_its_nll(tmp_path, 
     spec["eval"] |= {"family_metrics": False, "fid_samples": 0}
     run = vaezoo.run(spec, out=tmp_path, progress=False, train__epochs=1, eval__iw_samples=2)
     assert run.metrics.likelihood_of == "p(x|y)"
+    report = (run.path / "report.md").read_text()
+    assert "of p(x\\|y): given each image's label" in report  # "|" escaped in a Markdown table cell
     assert (run.path / "figures" / "class_samples.png").stat().st_size > 0
     threes = run.sample(4, seed=1, label=3)
     expected = run.model.sample(4, torch.Generator().manual_seed(1), torch.full((4,), 3))

@@ -95,7 +95,7 @@ class TestMetrics:
     layer_active_units: list[int] | None = None
     #: what the test ELBO and NLL are of: "p(x)", or "p(x|y)" for a conditional model given each test
     #: image's label (`model.classes`), a number never to be ranked against an unconditional -log p(x)
-    likelihood_of: str = "p(x)"
+    likelihood_of: Literal["p(x)", "p(x|y)"] = "p(x)"
     #: the families' numbers (evaluate/family.py), None where they do not apply or were not asked for
     #: (eval.family_metrics, eval.fid_samples) and in runs made before them
     total_correlation: float | None = None  # KL(q(z) || prod_d q(z_d)), nats, a diagonal Gaussian code's

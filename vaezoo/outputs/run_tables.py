@@ -89,6 +89,8 @@ def metrics_rows(metrics: RunMetrics) -> list[tuple[str, str]]:
         text = metric.format(value)
         if metric.key == "test_nll_iw":
             text += f" ± {metric.format(metrics.test_nll_iw_stderr)} (K = {metrics.iw_samples})"
+            if metrics.likelihood_of != "p(x)":  # a conditional model's: not comparable with an unconditional -log p(x)
+                text += f", of {md(metrics.likelihood_of)}: given each image's label"
         elif metric.key == "active_units":
             text += f" of {len(metrics.kl_per_dim)} (Cov_x E_q[z_d] > 0.01)"
         elif metric.key == "test_kl":
@@ -99,7 +101,7 @@ def metrics_rows(metrics: RunMetrics) -> list[tuple[str, str]]:
         text = "; ".join(f"{kl:.2f} nats, {active} active" for kl, active in layers)
         rows.append(("KL and active units per layer, bottom first", text))
     return rows + [
-        ("what the NLL is", md(metrics.nll_kind)),
+        ("what the NLL is", f"{md(metrics.nll_kind)}, of {md(metrics.likelihood_of)}"),
         ("split", md(metrics.split)),
         ("parameters", f"{metrics.params:,}"),
         ("device", md(metrics.device)),
