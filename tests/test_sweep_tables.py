@@ -125,3 +125,10 @@ def test_every_row_says_its_kl_estimator_and_a_hierarchy_its_kl_per_layer():
     assert cells["vamp"][1] == "monte-carlo" and cells["vamp"][-1] == "—"
     assert cells["two-layer"][1] == "closed-form per layer" and cells["two-layer"][-1] == "20.50 / 3.25"
     assert "KL per layer" not in sweep_table(rows[:2], ["run"], "test_nll_iw")
+
+
+def test_an_accuracy_is_observed_as_a_percentage_and_its_lead_in_points():
+    a, b = _entry("a", 2, probe_accuracy=0.8742), _entry("b", 2, probe_accuracy=0.8100)
+    a.std["probe_accuracy"] = b.std["probe_accuracy"] = 0.001
+    note = next(n for n in sweep_observations([a, b], ["run"], "test_nll_iw") if n.startswith("**linear probe"))
+    assert "a wins with 87.4 %" in note and "by 6.4 percentage points" in note and "0.8742" not in note

@@ -56,6 +56,16 @@ def sweep_observations(
     return notes
 
 
+def _value(metric: Metric, value: float) -> str:
+    """A value in an observation: a percentage as one (the probe's 0.874 is 87.4 %), else 4 digits."""
+    return metric.format(value) if metric.unit == "%" else f"{value:.4g}"
+
+
+def _gap(metric: Metric, gap: float) -> str:
+    """A difference in an observation: between percentages, in percentage points."""
+    return f"{100 * gap:.{metric.digits}f} percentage points" if metric.unit == "%" else f"{gap:.3g}"
+
+
 def _winner(
     metric: Metric, entries: list[SweepEntry], keys: list[str], kind: NLLKind | None, paired_se: PairedSE | None
 ) -> str | None:
@@ -72,7 +82,7 @@ def _winner(
     name = f"**{metric.label}** ({metric.better} is better{within})"
     pair = f"{point_label(best, keys)} and {point_label(second, keys)}"
     if gap <= TIE_SHARE * abs(value):
-        return f"{name}: {pair} tie (they differ by {gap:.3g}, under {100 * TIE_SHARE:g} % of the value)."
+        return f"{name}: {pair} tie (they differ by {_gap(metric, gap)}, under {100 * TIE_SHARE:g} % of the value)."
     se = paired_se(best, second, metric) if paired_se else None
     source = "paired over test images"
     if se is None and best.n >= 2 and second.n >= 2:
@@ -80,16 +90,14 @@ def _winner(
         source = "across seeds"
     if se is None:
         return (
-            f"{name}: {point_label(best, keys)} has the best value, {value:.4g}, {gap:.3g} ahead of "
+            f"{name}: {point_label(best, keys)} has the best value, {_value(metric, value)}, {_gap(metric, gap)} ahead of "
             f"{point_label(second, keys)} (one seed and no per-image values: no error bar, so not a win)."
         )
     if gap <= 2 * se:
-        return (
-            f"{name}: {pair} differ by {gap:.3g}, within twice its standard error {source} ({2 * se:.3g}): no winner."
-        )
+        return f"{name}: {pair} differ by {_gap(metric, gap)}, within twice its standard error {source} ({_gap(metric, 2 * se)}): no winner."
     return (
-        f"{name}: {point_label(best, keys)} wins with {value:.4g}, ahead of {point_label(second, keys)} by "
-        f"{gap:.3g}, more than twice its standard error {source} ({2 * se:.3g})."
+        f"{name}: {point_label(best, keys)} wins with {_value(metric, value)}, ahead of {point_label(second, keys)} by "
+        f"{_gap(metric, gap)}, more than twice its standard error {source} ({_gap(metric, 2 * se)})."
     )
 
 
