@@ -70,9 +70,17 @@ def test_a_difference_inside_its_noise_is_not_a_win():
 
 def test_timing_is_never_a_win_and_tiny_differences_are_ties():
     a, b = _entry("a", train_seconds=10.0, probe_accuracy=0.9), _entry("b", train_seconds=10.03, probe_accuracy=0.9001)
-    notes = sweep_observations([a, b], ["run"], "test_nll_iw", lambda x, y, m: 0.001)
+    notes = sweep_observations([a, b], ["run"], "test_nll_iw", lambda x, y, m: None)  # no error bar
     assert not any("training time" in n for n in notes)
     assert any(n.startswith("**linear probe accuracy") and " tie " in n for n in notes)
+
+
+def test_a_small_share_is_no_tie_where_an_error_bar_says_the_lead_is_real():
+    """0.15 nats at 107 is under the tie share, but with a paired SE of 0.02 it is a lead of 7 SE."""
+    a, b = _entry("a", test_nll_iw=107.47), _entry("b", test_nll_iw=107.62)
+    notes = sweep_observations([a, b], ["run"], "test_nll_iw", lambda x, y, m: 0.02 if m.key == "test_nll_iw" else None)
+    note = next(n for n in notes if n.startswith("**test NLL"))
+    assert "a wins with 107.5" in note and " tie " not in note
 
 
 @pytest.mark.parametrize("metric", [m for m in METRICS if m.better is not None], ids=lambda m: m.key)
