@@ -74,7 +74,7 @@ def model_section(r: Roles) -> list[Block]:
         return [Paragraph("The sweep has no 20-d run to show.")]
     m = r.main.metrics
     text = (
-        f"The {md(model_name(r.main.spec))} (run {md_code(r.main.name)}) reaches a test negative ELBO of "
+        f"{_sentence_start(md(model_name(r.main.spec)))} (run {md_code(r.main.name)}) reaches a test negative ELBO of "
         f"**{m.test_neg_elbo:.2f} nats** and an importance-weighted NLL of **{m.test_nll_iw:.2f} ± "
         f"{m.test_nll_iw_stderr:.2f} nats** (K = {m.iw_samples}); the bound is {m.elbo_is_gap:.2f} nats loose. "
         f"Its rate is {m.test_kl:.2f} nats, carried by {m.active_units} of {len(m.kl_per_dim)} latent dimensions: "
@@ -175,3 +175,8 @@ def assignment_document(sweep_dir: Path, tables: SweepTables) -> Document:
     blocks += [Heading("Observations across all runs"), Bullets(tables.notes)]
     byline = f"vaezoo sweep {md_code(summary.name)} · {len(summary.points)} runs"
     return Document("The ELBO and its trade-offs: a VAE on MNIST", byline, abstract, blocks, sweep_dir)
+
+
+def _sentence_start(phrase: str) -> str:
+    """`phrase` with its first letter capitalized and the rest as it is ("an MLP VAE" -> "An MLP VAE")."""
+    return phrase[:1].upper() + phrase[1:]
