@@ -123,7 +123,10 @@ def test_the_sample_fid_uses_the_cached_classifier_and_repeats_with_its_seed(
 
 
 def test_a_run_records_the_family_metrics_and_its_metrics_json_round_trips(tmp_path, synthetic_root, classifier_cache):
-    spec = validate(tiny_spec(synthetic_root, eval={"iw_samples": 4, "batch_size": 50, "fid_samples": 64}), "t")
+    spec = validate(
+        tiny_spec(synthetic_root, eval={"iw_samples": 4, "batch_size": 50, "fid_samples": 64, "family_metrics": True}),
+        "t",
+    )
     metrics = runner.run(spec, tmp_path, figures=False)
     assert metrics.total_correlation is not None and metrics.posterior_prior_mmd is not None
     assert "N = 60 test posteriors" in metrics.total_correlation_estimator
@@ -151,14 +154,16 @@ def test_the_fid_sample_count_is_bounded(synthetic_root, value):
 
 
 def test_a_flow_posterior_has_no_total_correlation_but_an_mmd(tmp_path, synthetic_root):
-    data = tiny_spec(synthetic_root, eval={"iw_samples": 4, "fid_samples": 0})
+    data = tiny_spec(synthetic_root, eval={"iw_samples": 4, "fid_samples": 0, "family_metrics": True})
     data["model"]["posterior"] = {"kind": "iaf"}
     metrics = runner.run(validate(data, "t"), tmp_path, figures=False)
     assert metrics.total_correlation is None and metrics.posterior_prior_mmd is not None
 
 
 def test_the_run_report_and_the_sweep_table_show_the_family_columns(tmp_path, synthetic_root, classifier_cache):
-    base = tiny_spec(synthetic_root, eval={"iw_samples": 4, "batch_size": 50, "fid_samples": 32})
+    base = tiny_spec(
+        synthetic_root, eval={"iw_samples": 4, "batch_size": 50, "fid_samples": 32, "family_metrics": True}
+    )
     tcvae = {"objective": {"kind": "tcvae", "tc": 6.0}}
     sweep = {"name": "fam", "base": base, "variants": [{"name": "plain"}, {"name": "tcvae", "set": tcvae}]}
     path = tmp_path / "sweep.yaml"

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,3 +184,13 @@ def test_a_sweep_json_from_before_the_report_choice_reads_as_a_comparison(tmp_pa
     manifest.write_text(json.dumps(data | {"report": "<script>"}))
     with pytest.raises(OutputError, match="sweep.json is damaged or from another version: report"):
         read_sweep(manifest.parent)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_spec_is_told_apart_as_a_sweep_or_an_experiment(path):
+    """`vaezoo run NAME` runs a sweep's spec as its sweep; an experiment's spec built on a `base` is not one."""
+    from vaezoo.sweeps.grid import is_sweep_file
+
+    assert is_sweep_file(path) == (path.stem.startswith("ablation-") or path.stem == "assignment")

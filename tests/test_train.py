@@ -36,7 +36,7 @@ def test_run_writes_its_folder(tmp_path, synthetic_root):
     assert metrics.epochs == 2 and metrics.binarize == "dynamic" and metrics.device == "cpu"
     assert metrics.kl_estimate == "closed-form" and metrics.discrete and metrics.test_bits_per_dim is not None
     phases = {"train", "validation", "test_elbo", "importance_sampling", "latent_statistics", "probe", "report"}
-    phases |= {"family_metrics", "sample_fid"}  # eval.family_metrics and eval.fid_samples are on by default
+    phases |= {"sample_fid"}  # eval.fid_samples is on by default; eval.family_metrics is off
     assert set(metrics.phase_seconds) == phases and all(v >= 0 for v in metrics.phase_seconds.values())
     assert metrics.params == sum(
         p.numel() for p in build.build_model(spec_for(synthetic_root).model, (1, 28, 28)).parameters()

@@ -94,10 +94,14 @@ class Point:
     spec: ExperimentSpec
 
 
+#: The keys only a sweep's spec has: an experiment's spec may also name a `base` and `set` changes on it.
+SWEEP_ONLY = frozenset({"grid", "variants", "seeds", "resources", "headline", "report"})
+
+
 def is_sweep_file(path: Path) -> bool:
-    """True when the YAML file at `path` is a sweep's spec (it has a `base`, which an experiment's spec
-    may not have), so that `vaezoo run` of a sweep's name runs the sweep."""
-    return "base" in read_mapping(path)
+    """True when the YAML file at `path` is a sweep's spec (it has a key that only a sweep has), so that
+    `vaezoo run` of a sweep's name runs the sweep."""
+    return bool(SWEEP_ONLY & read_mapping(path).keys())
 
 
 def load_sweep(path: Path, overrides: list[str] | None = None) -> tuple[SweepSpec, list[Point]]:
