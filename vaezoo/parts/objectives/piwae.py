@@ -22,9 +22,10 @@ from pydantic import Field
 
 from vaezoo.core.schema import StrictModel
 from vaezoo.model.vae import VAE, ELBOTerms
-from vaezoo.parts.kl_weightings import KLWeighting, Weighted
-from vaezoo.parts.objectives.base import OBJECTIVES, Objective
+from vaezoo.parts.kl_weightings import KLWeighting
+from vaezoo.parts.objectives.base import OBJECTIVES
 from vaezoo.parts.objectives.iwae import importance_weights, log_mean_exp
+from vaezoo.parts.objectives.miwae import MIWAE
 
 
 def inference_parameters(model: VAE) -> list[torch.nn.Parameter]:
@@ -54,19 +55,12 @@ class PIWAESpec(StrictModel):
 
 
 @OBJECTIVES.register("piwae")
-class PIWAE(Objective):
+class PIWAE(MIWAE):
     """-IWAE_{MK} for the generative network, -MIWAE_{M,K} for the inference network, on M * K draws
     per image; the loss's value is -IWAE_{MK}. beta scales the prior ratio inside each weight, as for
-    IWAE. M = 1 is IWAE with K samples."""
+    IWAE. M = 1 is IWAE with K samples. MIWAE's (M, K) and the weightings it accepts, another loss."""
 
     Spec: ClassVar = PIWAESpec
-
-    @classmethod
-    def accepts(cls, weighting: type[KLWeighting]) -> bool:
-        return issubclass(weighting, Weighted)
-
-    def __init__(self, *, outer: int, samples: int) -> None:
-        self.outer, self.samples = outer, samples
 
     def terms(
         self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
