@@ -170,6 +170,32 @@ def test_a_conditional_run_writes_its_class_figure_and_labels_its_nll(tmp_path, 
     assert torch.equal(threes, expected)
     with pytest.raises(ArgumentError, match="label"):
         run.sample(4, label=10)
+    # the API reads labels wherever the model does: one per image, or one int for all, and never silently none
+    x, y = run.data.test_images[:5], run.data.test_labels[:5]
+    with torch.no_grad():
+        expected = run.model.likelihood.mean(run.model.decode(run.model.encode(x, y).mu, y))
+    assert torch.allclose(run.reconstruct(x, labels=y), expected)
+    assert torch.allclose(run.reconstruct(x, labels=y.tolist()), expected)
+    assert torch.equal(run.encode(x, labels=3).mu, run.model.encode(x, torch.full((5,), 3)).mu)
+    assert run.interpolate(x[0], x[1], steps=4, label=int(y[0])).shape == (4, *x.shape[1:])
+    for call, message in [
+        (lambda: run.reconstruct(x), "conditional .*give each image's label"),
+        (lambda: run.encode(x, labels=[1, 2]), "5 whole-number labels"),
+        (lambda: run.encode(x, labels=[0, 1, 2, 3, 10]), "from 0 to 9"),
+        (lambda: run.interpolate(x[0], x[1]), "label: this run's model is conditional"),
+        (lambda: run.encode(x, labels=torch.zeros(5)), "whole-number labels"),
+    ]:
+        with pytest.raises(ArgumentError, match=message):
+            call()
+    from vaezoo.cli.main import main
+
+    assert (
+        main(["interpolate", str(run.path), "--a", "0", "--b", "1", "--label", "3", "--out", str(tmp_path / "i.png")])
+        == 0
+    )
+    assert main(["interpolate", str(run.path), "--out", str(tmp_path / "j.png")]) == 2  # no label for its path
+    assert main(["traverse", str(run.path), "--out", str(tmp_path / "t.png")]) == 2
+    assert (tmp_path / "i.png").exists() and not (tmp_path / "j.png").exists()
 
 
 def test_a_conditional_model_gets_no_figure_it_would_decode_without_a_label():
@@ -194,3 +220,15 @@ def test_reconstructions_of_a_conditional_model_read_each_digits_label():
     assert not torch.allclose(expected, unlabelled)  # the label matters to this model
     grid = reconstructions_grid(model, x, n=10, labels=labels)
     assert torch.allclose(grid, tile(torch.cat([x[picked], expected]), 10).clamp(0, 1), atol=1e-6)
+
+
+def test_an_unconditional_model_takes_no_labels_and_a_conditional_one_needs_them():
+    from vaezoo.runs.arguments import label_argument
+
+    assert label_argument(None, 3, classes=0) is None
+    with pytest.raises(ArgumentError, match="not conditional"):
+        label_argument([1, 2, 3], 3, classes=0)
+    assert label_argument(7, 3, classes=10).tolist() == [7, 7, 7]
+    assert label_argument(torch.tensor(2), 2, classes=10).tolist() == [2, 2]
+    with pytest.raises(ArgumentError, match="give each image's label"):
+        label_argument(None, 3, classes=10)

@@ -28,6 +28,7 @@ from vaezoo.evaluate.records import HistoryRow, RunMetrics, finished_metrics
 from vaezoo.model.distributions import DiagonalGaussian
 from vaezoo.model.vae import VAE
 from vaezoo.runs import runner, saved_runs
+from vaezoo.runs.arguments import MAX_IMAGES, MAX_STEPS, count_argument, label_argument, shape_text, tensor_argument
 from vaezoo.spec.experiment import SLOTS, ExperimentSpec, load_spec, validate
 from vaezoo.spec.shipped import spec_path
 
@@ -58,7 +59,7 @@ class Run:
         its metrics, figures and report; this Run is updated in place (and returned). The result equals a run
         trained for the whole length from the start with the same seed. `vaezoo.run(spec, train__epochs=N)`
         does the same where N is more than the run has."""
-        more = _count(epochs, "epochs", 1, 100000)
+        more = count_argument(epochs, "epochs", 1, 100000)
         spec = self.spec.model_dump(mode="json") | {"name": self.path.name}
         longer = run(spec, out=self.path.parent, progress=progress, train__epochs=len(self.history) + more)
         for name in ("spec", "model", "metrics", "history", "data"):
@@ -77,15 +78,19 @@ class Run:
         return tuple(self.data.test_images.shape[1:])  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+    def encode(self, x: torch.Tensor, labels: Any = None) -> DiagonalGaussian:
         """q(z|x) of images (B, C, H, W) in [0, 1] (a tensor or numpy array; uint8 is read as 0..255):
-        unpacks as (mu, logvar). Anything else is an ArgumentError."""
-        return self.model.encode(self._images(x, "x", batch=True))
+        unpacks as (mu, logvar). A conditional run reads each image's label (`labels`: one per image, or
+        an int for all), q(z|x, y). Anything else is an ArgumentError."""
+        images = self._images(x, "x", batch=True)
+        return self.model.encode(images, self._labels(labels, len(images)))
 
     @torch.inference_mode()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """The likelihood's mean image decoded from each image's posterior mean (x as for `encode`)."""
-        return self.model.likelihood.mean(self.model.decode(self.encode(x).mu))
+    def reconstruct(self, x: torch.Tensor, labels: Any = None) -> torch.Tensor:
+        """The likelihood's mean image decoded from each image's posterior mean (x, labels as for `encode`)."""
+        images = self._images(x, "x", batch=True)
+        y = self._labels(labels, len(images))
+        return self.model.likelihood.mean(self.model.decode(self.model.encode(images, y).mu, y))
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0, label: int | None = None) -> torch.Tensor:
@@ -93,28 +98,36 @@ class Run:
 
         A conditional run (`model.classes`) draws images of the class `label` (`run.sample(8, label=3)`:
         eight 3s), or, without one, of the classes in turn; an unconditional run takes no label."""
-        n, seed = _count(n, "n", 1, MAX_IMAGES), _count(seed, "seed", 0, 2**63 - 1)
+        n, seed = count_argument(n, "n", 1, MAX_IMAGES), count_argument(seed, "seed", 0, 2**63 - 1)
         labels = None
         if label is not None:
             if not self.model.conditional:
                 raise ArgumentError("label: this run's model is not conditional (model.classes is 0)")
-            labels = torch.full((n,), _count(label, "label", 0, self.model.classes - 1))
+            labels = torch.full((n,), count_argument(label, "label", 0, self.model.classes - 1))
         return self.model.sample(n, torch.Generator().manual_seed(seed), labels)
 
     @torch.inference_mode()
-    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:
-        """Images decoded along the line between the posterior means of images a and b (each (C, H, W))."""
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 10, label: int | None = None) -> torch.Tensor:
+        """Images decoded along the line between the posterior means of images a and b (each (C, H, W)); a
+        conditional run encodes and decodes the whole path with the one class `label`."""
         pair = torch.stack([self._images(a, "a", batch=False), self._images(b, "b", batch=False)])
-        mu = self.model.encode(pair).mu
-        t = torch.linspace(0.0, 1.0, _count(steps, "steps", 2, MAX_STEPS), device=mu.device).unsqueeze(1)
-        return self.model.likelihood.mean(self.model.decode((1 - t) * mu[0] + t * mu[1]))
+        steps = count_argument(steps, "steps", 2, MAX_STEPS)
+        y = self._labels(label, 2, "label")
+        mu = self.model.encode(pair, y).mu
+        t = torch.linspace(0.0, 1.0, steps, device=mu.device).unsqueeze(1)
+        path_labels = None if y is None else y[:1].expand(steps)
+        return self.model.likelihood.mean(self.model.decode((1 - t) * mu[0] + t * mu[1], path_labels))
+
+    def _labels(self, labels: Any, n: int, name: str = "labels") -> torch.Tensor | None:
+        y = label_argument(labels, n, self.model.classes, name)
+        return None if y is None else y.to(self.device)
 
     def _images(self, x: Any, name: str, batch: bool) -> torch.Tensor:
         """`x` as float images in [0, 1] on the model's device, checked: a batch (B, C, H, W) or one image."""
-        x = _tensor(x, name)
+        x = tensor_argument(x, name)
         shape = ("B", *self.image_shape) if batch else self.image_shape
         if x.dim() != len(shape) or tuple(x.shape[-3:]) != self.image_shape:
-            raise ArgumentError(f"{name} has shape {tuple(x.shape)}; this run takes {_shape_text(shape)}")
+            raise ArgumentError(f"{name} has shape {tuple(x.shape)}; this run takes {shape_text(shape)}")
         if batch and not 1 <= x.shape[0] <= MAX_IMAGES:
             raise ArgumentError(f"{name} holds {x.shape[0]} images; give 1 to {MAX_IMAGES} at a time")
         if not bool(torch.isfinite(x).all()) or bool((x < 0).any() | (x > 1).any()):
@@ -164,41 +177,6 @@ class Run:
             active_units_mask=self.metrics.active_mask,
             mu_test=mu,
         )
-
-
-#: the most images encode, reconstruct and sample take at once, and the most interpolation steps
-MAX_IMAGES = 65536
-MAX_STEPS = 1000
-
-
-def _count(value: Any, name: str, least: int, most: int) -> int:
-    """`value` as an int in [least, most] (a numpy integer too; not a bool or float), else an ArgumentError."""
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ArgumentError(f"{name} must be a whole number, not a {type(value).__name__}")
-    number = value.__index__()
-    if not least <= number <= most:
-        raise ArgumentError(f"{name} = {number} is out of range; give {least} to {most}")
-    return number
-
-
-def _tensor(x: Any, name: str) -> torch.Tensor:
-    """A tensor or numpy array as float images: floats as they are, uint8 as 0..255, bool as 0/1."""
-    if type(x).__module__ == "numpy" and hasattr(x, "__array__"):
-        try:
-            x = torch.as_tensor(x)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise ArgumentError(f"{name}: cannot read this numpy array as images ({error})") from None
-    if not isinstance(x, torch.Tensor):
-        raise ArgumentError(f"{name} must be a torch.Tensor or numpy array of images, not a {type(x).__name__}")
-    if x.dtype == torch.uint8:
-        return x.float() / 255
-    if x.dtype == torch.bool or x.is_floating_point():
-        return x.float()
-    raise ArgumentError(f"{name} has dtype {x.dtype}; give floats in [0, 1], uint8 in 0..255 or bool")
-
-
-def _shape_text(shape: tuple[Any, ...]) -> str:
-    return "(" + ", ".join(str(size) for size in shape) + ")"
 
 
 def run(

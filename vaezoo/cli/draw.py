@@ -22,6 +22,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     interpolate.add_argument("--a", type=int, default=0, help="index of the first test image (default: 0)")
     interpolate.add_argument("--b", type=int, default=1, help="index of the second test image (default: 1)")
     interpolate.add_argument("--steps", type=int, default=10)
+    interpolate.add_argument(
+        "--label", type=int, help="a conditional run's class to decode the path with (required there)"
+    )
     _common(interpolate, "interpolation.png")
     interpolate.set_defaults(handler=_cmd_interpolate)
 
@@ -62,7 +65,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> None:
     run = _load(args)
     images = run.data.test_images
     a, b = (_image_index(i, len(images)) for i in (args.a, args.b))
-    _save(run.interpolate(images[a], images[b], steps), args, per_row=steps)
+    _save(run.interpolate(images[a], images[b], steps, label=args.label), args, per_row=steps)
 
 
 def _cmd_traverse(args: argparse.Namespace) -> None:
@@ -70,6 +73,8 @@ def _cmd_traverse(args: argparse.Namespace) -> None:
 
     dims = _count(args.dims, "--dims", MOST_STEPS)
     run = _load(args)
+    if run.model.conditional:  # its decoder reads a label, and a traversal has none to give it
+        raise VaezooError("traverse: this run's model is conditional; draw its classes with vaezoo sample instead")
     images = run.data.test_images
     image = images[_image_index(args.image, len(images))]
     grid = traversal_grid(run.model, image, run.metrics.kl_per_dim, dims=dims)
