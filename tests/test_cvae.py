@@ -195,7 +195,10 @@ def test_a_conditional_run_writes_its_class_figure_and_labels_its_nll(tmp_path, 
     )
     assert main(["interpolate", str(run.path), "--out", str(tmp_path / "j.png")]) == 2  # no label for its path
     assert main(["traverse", str(run.path), "--out", str(tmp_path / "t.png")]) == 2
-    assert (tmp_path / "i.png").exists() and not (tmp_path / "j.png").exists()
+    assert main(["sample", str(run.path), "-n", "8", "--label", "3", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["sample", str(run.path), "--label", "10", "--out", str(tmp_path / "u.png")]) == 2
+    assert (tmp_path / "i.png").exists() and (tmp_path / "s.png").exists()
+    assert not (tmp_path / "j.png").exists() and not (tmp_path / "u.png").exists()
 
 
 def test_a_conditional_model_gets_no_figure_it_would_decode_without_a_label():

@@ -14,6 +14,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("run_dir")
     sample.add_argument("-n", type=int, default=64, help="how many samples (default: 64)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--label", type=int, help="a conditional run's class to draw (default: the classes in turn)")
     _common(sample, "samples.png")
     sample.set_defaults(handler=_cmd_sample)
 
@@ -57,7 +58,7 @@ def _count(value: int, name: str, most: int) -> int:
 def _cmd_sample(args: argparse.Namespace) -> None:
     n = _count(args.n, "-n", MOST_IMAGES)
     run = _load(args)
-    _save(run.sample(n, seed=args.seed), args, per_row=8)
+    _save(run.sample(n, seed=args.seed, label=args.label), args, per_row=8)
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> None:
