@@ -7,12 +7,11 @@ import math
 import pytest
 import torch
 
-from tests.test_components import SMALL
+from tests.test_kl_estimate import model_for
 from vaezoo.core.errors import SpecError
 from vaezoo.parts.kl_weightings import Constant
 from vaezoo.parts.objectives import IWAE
 from vaezoo.parts.objectives.piwae import PIWAE, inference_parameters
-from vaezoo.spec.build import build_model
 from vaezoo.spec.experiment import validate
 
 ONE = Constant(beta=1.0)
@@ -20,21 +19,8 @@ M, K = 3, 4
 
 
 def small_model(prior: str = "standard", posterior: str = "gaussian"):
-    spec = validate(
-        {
-            "name": "t",
-            "model": {
-                "latent_dim": 3,
-                "encoder": {"hidden": [16]},
-                "decoder": {"hidden": [16]},
-                "prior": {"kind": prior, **SMALL.get(prior, {})},
-                "posterior": {"kind": posterior, **SMALL.get(posterior, {})},
-            },
-        },
-        "t",
-    )
-    torch.manual_seed(0)
-    model = build_model(spec.model, (1, 28, 28)).double()
+    """test_kl_estimate's small model of the pair, in float64, and five binary images."""
+    model = model_for(prior, posterior).double()
     x = torch.bernoulli(
         torch.full((5, 1, 28, 28), 0.3, dtype=torch.float64), generator=torch.Generator().manual_seed(1)
     )
