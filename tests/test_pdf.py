@@ -92,33 +92,28 @@ def test_markdown_blocks_become_typst_blocks():
     assert "- one\n- two $x_(i)$" in out and "\n$ a $\n" in out
 
 
-def test_the_appendix_is_the_whole_derivation_and_typesets():
-    appendix = pdf.appendix()
-    assert appendix.startswith("#pagebreak()") and "= Appendix: The ELBO" in appendix
-    assert appendix.count("\n$ ") == DERIVATION.count("\n$$\n") // 2  # every displayed formula
-    pages = typst.compile((pdf.preamble("t") + pdf.MAIN_END + "\n" + appendix).encode(), ignore_system_fonts=True)
-    assert pdf.count_pages(pages) >= 3
+def test_the_appendix_is_the_whole_derivation_and_typesets(tmp_path):
+    from vaezoo.outputs.doc_typst import to_typst
+    from vaezoo.outputs.document import Document
+    from vaezoo.outputs.run_pdf import appendix
+
+    source = to_typst(Document("t", "", "", appendix(), tmp_path))
+    body = source.split(pdf.MAIN_END)[1]
+    assert body.lstrip().startswith("#pagebreak()") and "= Appendix: The ELBO" in body
+    assert body.count("\n$ ") == DERIVATION.count("\n$$\n") // 2  # every displayed formula
+    _, pages, main_pages = pdf.typeset(source, tmp_path)
+    assert main_pages == 1 and pages >= 3
 
 
 def test_a_typst_error_is_one_line_and_leaves_no_pdf(tmp_path):
     target = tmp_path / "report.pdf"
     target.write_bytes(b"%PDF stale")
     with pytest.raises(OutputError) as error:
-        pdf.write_pdf(target, lambda *layout: "= Fine\n\n#nonexistent_function(1)\n")
+        pdf.write_source(target, "= Fine\n\n#nonexistent_function(1)\n")
     assert "\n" not in str(error.value) and "unknown variable: nonexistent_function" in str(error.value)
     assert "report.typ line 3" in str(error.value)
     assert not target.exists() and "#nonexistent_function" in (tmp_path / "report.typ").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.typ"]  # no temporary source left behind
-
-
-def test_the_layout_shrinks_until_the_main_body_fits(tmp_path):
-    def build(rows: int, scale: float) -> str:
-        return pdf.preamble("t") + f"#block(height: {scale * 80}cm)\n" + pdf.MAIN_END  # 2 pages only at the end
-
-    written = pdf.write_pdf(tmp_path / "report.pdf", build)
-    assert written.main_pages <= pdf.MAIN_PAGES < pdf.typeset(build(*pdf.LAYOUTS[0]), tmp_path)[2]
-    assert written.layout != pdf.LAYOUTS[0] and (tmp_path / "report.typ").read_text() == build(*written.layout)
-    assert pdf.count_pages((tmp_path / "report.pdf").read_bytes()) == written.pages
 
 
 def test_html_math_is_mathml_and_figures_share_a_grid(tmp_path):

@@ -1,9 +1,9 @@
 """report.pdf: typst source typeset with typst's Python binding, offline, with typst's built-in fonts.
 
 A report is a main body of at most MAIN_PAGES A4 pages, then an appendix with the full derivation
-(resources/elbo.md). `write_pdf` typesets the source a builder gives for ever smaller figure
-layouts until the main body fits, then writes report.typ (the source, to edit by hand) and
-report.pdf, each atomically. A typst error becomes one OutputError line and leaves no report.pdf.
+(resources/elbo.md). `write_source` typesets a document's source and writes report.typ (the source, to
+edit by hand) and report.pdf, each atomically; `typeset` says how many pages the main body takes. A typst
+error becomes one OutputError line and leaves no report.pdf.
 """
 
 from __future__ import annotations
@@ -11,22 +11,16 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from vaezoo.core import io
 from vaezoo.core.errors import OutputError
-from vaezoo.outputs import DERIVATION
 from vaezoo.outputs.tex_typst import tex_to_typst
-from vaezoo.outputs.typst_markup import escape, inline, markdown_to_typst, string
+from vaezoo.outputs.typst_markup import inline, string
 
-T = TypeVar("T")
 MAIN_PAGES = 2
-#: the figure's layouts, largest first, tried in turn until the main body fits: (how many rows its
-#: squarish panels are split into, the figure's share of the text width)
-LAYOUTS = ((2, 0.85), (1, 1.0), (1, 0.85), (1, 0.7), (1, 0.55), (1, 0.4))
 #: a metadata element at the end of the main body, whose value is the page it lands on
 MAIN_END = "#context [#metadata(here().page()) <main-end>]"
 
@@ -51,12 +45,11 @@ PREAMBLE = """#set document(title: {title}, author: "vaezoo", date: none)
 
 @dataclass(frozen=True)
 class PdfPages:
-    """What was written: the PDF's page count, how many of them are the main body, the figure layout."""
+    """What was written: the PDF's page count, and how many of them are the main body."""
 
     path: Path
     pages: int
     main_pages: int
-    layout: tuple[int, float]
 
 
 def preamble(title: str) -> str:
@@ -93,74 +86,6 @@ def bullets(notes: Sequence[str]) -> str:
     return "\n".join("- " + inline(note) for note in notes)
 
 
-def figure(rows: Sequence[Sequence[tuple[Path, str]]], root: Path, caption: str, label: str, scale: float) -> str:
-    """One numbered figure of image panels (a PNG under `root`, a sub-caption), lettered (a), (b), ...
-    in rows; the panels of a row share one height and together fill `scale` of the text width."""
-    rows = [[(path, name) for path, name in row if path.exists()] for row in rows]
-    grids, letter = [], 0
-    for row in filter(None, rows):
-        aspects = [aspect(path) for path, _ in row]
-        cells = []
-        for path, name in row:
-            source = string("/" + path.relative_to(root).as_posix())
-            cells.append(f"[#image({source}, width: 100%)\n#text(7.5pt)[({chr(97 + letter)}) {escape(name)}]]")
-            letter += 1
-        columns = ", ".join(f"{a:.3f}fr" for a in aspects)
-        grid = f"grid(columns: ({columns},), column-gutter: 0.8em, align: center + bottom, {', '.join(cells)})"
-        # a panel alone would fill the width and tower over the others: it gets three quarters of it
-        grids.append(grid if len(row) > 1 else f"align(center, block(width: 75%, {grid}))")
-    if not grids:
-        return ""
-    body = f"block(width: {round(100 * scale)}%, stack(spacing: 0.7em, {', '.join(grids)}))"
-    return f"#figure(placement: auto, {body},\n  caption: [{caption}],\n) <{label}>"
-
-
-def panel_rows(wide: Sequence[T], squarish: Sequence[T], tall_rows: int) -> list[list[T]]:
-    """Figure rows: the wide panels in one, the squarish ones in one, or split into `tall_rows` rows
-    when there are more than three of them."""
-    per_row = max(1, -(-len(squarish) // tall_rows) if len(squarish) > 3 else len(squarish))
-    return [list(wide)] + [list(squarish[i : i + per_row]) for i in range(0, len(squarish), per_row)]
-
-
-def aspect(png: Path) -> float:
-    """Width over height of a PNG, from its header (1 for a file that is not a PNG)."""
-    with png.open("rb") as handle:
-        header = handle.read(24)
-    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
-    return width / height if header[12:16] == b"IHDR" and height else 1.0
-
-
-def appendix() -> str:
-    """The full derivation, resources/elbo.md, as an appendix on its own pages."""
-    if not DERIVATION.exists():
-        return ""
-    text = re.sub(r"\A# ", "# Appendix: ", DERIVATION.read_text(), count=1)
-    return "#pagebreak()\n#set heading(numbering: none)\n" + markdown_to_typst(text)
-
-
-def write_pdf(path: Path, build: Callable[[int, float], str]) -> PdfPages:
-    """Typeset build(*layout) for the layouts in LAYOUTS until the main body fits MAIN_PAGES pages
-    (the last layout otherwise); write its source beside `path` as .typ and the PDF as `path`.
-
-    On a typst error the source is still written (the error names its line) and `path` is removed:
-    a report.pdf that no longer matches the run is worse than none."""
-    source = ""
-    try:
-        for layout in LAYOUTS:
-            source = build(*layout)
-            pdf, pages, main_pages = typeset(source, path.parent)
-            if main_pages <= MAIN_PAGES:
-                break
-    except OutputError:
-        path.unlink(missing_ok=True)
-        if source:
-            io.write_text(path.with_suffix(".typ"), source)
-        raise
-    io.write_text(path.with_suffix(".typ"), source)
-    io.atomic_write(path, lambda handle: handle.write(pdf))
-    return PdfPages(path, pages, main_pages, layout)
-
-
 def write_source(path: Path, source: str) -> PdfPages:
     """Typeset `source` once; write it beside `path` as .typ and the PDF as `path` (on a typst error,
     the source only, and `path` removed)."""
@@ -172,7 +97,7 @@ def write_source(path: Path, source: str) -> PdfPages:
         raise
     io.write_text(path.with_suffix(".typ"), source)
     io.atomic_write(path, lambda handle: handle.write(written))
-    return PdfPages(path, pages, main_pages, (1, 1.0))
+    return PdfPages(path, pages, main_pages)
 
 
 def typeset(source: str, root: Path) -> tuple[bytes, int, int]:
