@@ -99,11 +99,7 @@ class Run:
         A conditional run (`model.classes`) draws images of the class `label` (`run.sample(8, label=3)`:
         eight 3s), or, without one, of the classes in turn; an unconditional run takes no label."""
         n, seed = count_argument(n, "n", 1, MAX_IMAGES), count_argument(seed, "seed", 0, 2**63 - 1)
-        labels = None
-        if label is not None:
-            if not self.model.conditional:
-                raise ArgumentError("label: this run's model is not conditional (model.classes is 0)")
-            labels = torch.full((n,), count_argument(label, "label", 0, self.model.classes - 1))
+        labels = None if label is None else self._labels(label, n, "label")  # none: the classes in turn
         return self.model.sample(n, torch.Generator().manual_seed(seed), labels)
 
     @torch.inference_mode()
