@@ -1,5 +1,8 @@
 """Bounds on log p(x) over a dataset, with fixed noise so reruns agree exactly: the single-sample
-ELBO and the importance-weighted L_K with its standard error."""
+ELBO and the importance-weighted L_K with its standard error.
+
+A semi-supervised model (M2: `model.semi_supervised`) has its label latent: its bounds are of p(x),
+y summed out over every class, whatever labels the caller holds (`vaezoo.model.semi_supervised`)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import torch
 
 from vaezoo.evaluate.chunking import decoder_footprint, element_budget, is_chunks, samples_per_chunk
 from vaezoo.evaluate.progress import Advance
+from vaezoo.model.semi_supervised import class_labels, marginal_elbo
 from vaezoo.model.vae import VAE
 
 EVAL_NOISE_SEED = 0  # the reparameterization noise of every evaluation, so reruns agree exactly
@@ -48,7 +52,10 @@ def elbo_means(model: VAE, images: torch.Tensor, batch_size: int, labels: torch.
     generator = eval_generator(images.device)
     sums = torch.zeros(2, dtype=torch.float64, device=images.device)
     for batch, y in zip(images.split(batch_size), _label_batches(labels, batch_size, len(images)), strict=True):
-        terms = model.elbo(batch, generator=generator, y=y)
+        if model.semi_supervised:  # -U(x): y summed out
+            terms = marginal_elbo(model, batch, generator)
+        else:
+            terms = model.elbo(batch, generator=generator, y=y)
         sums += torch.stack([terms.recon_nll.sum(), terms.kl.sum()]).double()
     recon, kl = (sums / images.shape[0]).tolist()
     return ELBOMeans(neg_elbo=recon + kl, recon_nll=recon, kl=kl)
@@ -79,7 +86,34 @@ def log_likelihood_iw(
     model.eval()
     if chunk is None:
         chunk = samples_per_chunk(samples, len(x), decoder_footprint(model, x), element_budget(x.device))
-    features = model.features(x, y)
+    if model.semi_supervised:
+        return _class_marginal_iw(model, x, samples, generator, chunk)
+    return _chunked_iw(model, x, samples, generator, chunk, model.features(x, y), y)
+
+
+def _class_marginal_iw(
+    model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None, chunk: int
+) -> torch.Tensor:
+    """log sum_y p(y) (1/K) sum_k p(x, z_yk | y) / q(z_yk | x, y): K draws of q(z|x, y) for every class y
+    and the uniform p(y); an unbiased estimate of p(x), so its log is a stochastic lower bound."""
+    h = model.encoder(x)
+    per_class = []
+    for label in range(model.classes):
+        y = class_labels(len(x), label, x.device)
+        per_class.append(_chunked_iw(model, x, samples, generator, chunk, model.with_label(h, y), y))
+    return torch.logsumexp(torch.stack(per_class), dim=0) - math.log(model.classes)
+
+
+def _chunked_iw(
+    model: VAE,
+    x: torch.Tensor,
+    samples: int,
+    generator: torch.Generator | None,
+    chunk: int,
+    features: torch.Tensor,
+    y: torch.Tensor | None,
+) -> torch.Tensor:
+    """L_K from the posterior's `features`, the K samples drawn `chunk` at a time (float64, (B,))."""
     total = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
     for start in range(0, samples, chunk):
         weights = model.log_weights(x, min(chunk, samples - start), generator, features, y)
@@ -96,7 +130,8 @@ def importance_weighted_nll(
     labels: torch.Tensor | None = None,
 ) -> ImportanceWeighted:
     """-log p(x) estimated by -L_K over `images`, batched over images, with its standard error; for a
-    conditional model -log p(x|y), given the images' `labels` (which an unconditional one ignores).
+    conditional model -log p(x|y), given the images' `labels` (which an unconditional one ignores;
+    a semi-supervised one draws K samples for each class and sums y out).
 
     Batches hold at most `batch_size` images, fewer where the decoder's activations would not fit
     the device's budget (`is_chunks`); `advance(n)` is told the images finished after each batch.

@@ -15,7 +15,7 @@ from vaezoo.data import DataSpec, DeviceData
 from vaezoo.evaluate import family
 from vaezoo.evaluate.bounds import elbo_means, eval_generator, importance_weighted_nll
 from vaezoo.evaluate.latents import MI_ESTIMATOR, CodeMoments, code_moments, latent_stats, layer_stats
-from vaezoo.evaluate.probe import probe_accuracy
+from vaezoo.evaluate.probe import classification_error, probe_accuracy
 from vaezoo.evaluate.progress import Advance, quiet_phase
 from vaezoo.evaluate.records import TestMetrics
 from vaezoo.model.vae import VAE
@@ -107,6 +107,10 @@ def evaluate_all(
         train_mu = code_moments(model, train, batch_size, data.train_labels).mean
         probe = probe_accuracy(train_mu, data.train_labels, mu, data.test_labels, classes)
     families = family_fields(model, data, moments, batch_size, family_eval or FamilyEval(), phase)
+    class_error = None
+    if model.semi_supervised:
+        with phase("classification error of q(y|x)", key="classification"):
+            class_error = classification_error(model, test, data.test_labels, batch_size)
     pixels = test[0].numel()
     metrics = TestMetrics(
         test_neg_elbo=elbo.neg_elbo,
@@ -128,7 +132,9 @@ def evaluate_all(
         probe_accuracy=probe,
         layer_kl=None if layers is None else layers.kl,
         layer_active_units=None if layers is None else layers.active_units,
-        likelihood_of="p(x|y)" if model.conditional else "p(x)",
+        # a semi-supervised model's label is latent: its bounds sum it out
+        likelihood_of="p(x|y)" if model.conditional and not model.semi_supervised else "p(x)",
+        test_class_error=class_error,
         **families,
     )
     return Evaluation(metrics, mu, iw.per_image)

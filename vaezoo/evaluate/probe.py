@@ -1,9 +1,15 @@
-"""The linear probe: how much of the labels a linear classifier reads off the posterior means."""
+"""The linear probe: how much of the labels a linear classifier reads off the posterior means; and a
+semi-supervised model's own classifier q(y|x), judged by its test error."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from vaezoo.model.vae import VAE
 
 
 def probe_accuracy(
@@ -49,3 +55,13 @@ def fit_probe(
 
         optimizer.step(closure)
     return weight.detach(), bias.detach().squeeze(1)
+
+
+@torch.inference_mode()
+def classification_error(model: VAE, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
+    """The share of `images` whose argmax of q(y|x) (a semi-supervised model's classifier) is not its label."""
+    model.eval()
+    wrong = torch.zeros((), dtype=torch.long, device=images.device)
+    for batch, y in zip(images.split(batch_size), labels.split(batch_size), strict=True):
+        wrong += (model.classify(batch).argmax(-1) != y).sum()
+    return wrong.item() / len(images)

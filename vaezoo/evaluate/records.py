@@ -52,6 +52,8 @@ METRICS = (
     Metric("active_units", "active units", "active units", "", "higher", 0),
     Metric("mutual_information", "mutual information I(x; z)", "MI", "nats", None, 2),
     Metric("probe_accuracy", "linear probe accuracy", "probe acc.", "%", "higher", 1),
+    # a semi-supervised model's (M2's) classifier q(y|x): the share of test images its argmax gets wrong
+    Metric("test_class_error", "test classification error of q(y|x)", "class err.", "%", "lower", 2),
     # the families' own numbers (None where they do not apply); their estimators are recorded beside them
     Metric("total_correlation", "total correlation of q(z)", "TC", "nats", "lower", 2),
     Metric("posterior_prior_mmd", "MMD^2 between q(z) and p(z)", "MMD^2", "", "lower", 4),
@@ -96,6 +98,9 @@ class TestMetrics:
     #: what the test ELBO and NLL are of: "p(x)", or "p(x|y)" for a conditional model given each test
     #: image's label (`model.classes`), a number never to be ranked against an unconditional -log p(x)
     likelihood_of: Literal["p(x)", "p(x|y)"] = "p(x)"
+    #: a semi-supervised model's (M2's, `model.classifier`) test error of argmax q(y|x), a fraction;
+    #: None for the other models (they have no classifier) and in runs made before it
+    test_class_error: float | None = None
     #: the families' numbers (evaluate/family.py), None where they do not apply or were not asked for
     #: (eval.family_metrics, eval.fid_samples) and in runs made before them
     total_correlation: float | None = None  # KL(q(z) || prod_d q(z_d)), nats, a diagonal Gaussian code's

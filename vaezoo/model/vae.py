@@ -54,6 +54,10 @@ class VAE(nn.Module):
     reads) and beside z (what the decoder reads). Its methods take the labels as `y`; where a caller
     gives none (the generic figures and diagnostics, which know no label), the label's input is all
     zero, a "no label" the model was not trained on. An unconditional model ignores `y`.
+
+    With a `classifier` too, it is Kingma et al.'s (2014) M2: y is a latent class with a uniform
+    p(y), inferred by q(y|x) = softmax(classifier(x)) (`classify`), and its bounds are of p(x),
+    y summed out (`vaezoo.model.semi_supervised`); the objective `m2` trains the classifier.
     """
 
     def __init__(
@@ -66,14 +70,18 @@ class VAE(nn.Module):
         layout: LatentLayout,
         kl_estimator: KLChoice = "analytic",
         classes: int = 0,
+        classifier: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        if classifier is not None and classes < 2:
+            raise ValueError(f"a classifier q(y|x) needs two classes or more, not {classes}")
         self.classes = classes
         self.encoder = encoder
         self.posterior = posterior
         self.prior = prior
         self.decoder = decoder
         self.likelihood = likelihood
+        self.classifier = classifier  # registered last: the other parts' parameters keep their order
         self.latent_dim = layout.code_dim
         estimate = kl_estimate(type(prior), type(posterior), kl_estimator)
         # a plain attribute, not a submodule: the parts are registered above, once
@@ -95,6 +103,18 @@ class VAE(nn.Module):
     def conditional(self) -> bool:
         """True for a conditional VAE: its encoder and decoder read a label beside x and z."""
         return self.classes > 0
+
+    @property
+    def semi_supervised(self) -> bool:
+        """True for M2 (Kingma et al. 2014): the label is a latent class that `classify` infers, and the
+        bounds on log p(x) sum it out; a conditional VAE without a classifier is given its labels."""
+        return self.classifier is not None
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of q(y|x) for each image, (B, classes); only for a semi-supervised model."""
+        if self.classifier is None:
+            raise ValueError("this model has no classifier q(y|x) (model.classifier)")
+        return self.classifier(x)
 
     def with_label(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """`h` (*lead, F) with the one-hot of the labels y (B,) laid beside it on the last axis (the

@@ -18,9 +18,10 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "tanh": nn.Tanh,
     "leaky_relu": nn.LeakyReLU,
+    "softplus": nn.Softplus,  # the M1/M2 papers' (Kingma et al. 2014) nonlinearity
 }
 
-Activation = Literal["relu", "elu", "gelu", "silu", "tanh", "leaky_relu"]
+Activation = Literal["relu", "elu", "gelu", "silu", "tanh", "leaky_relu", "softplus"]
 LayerSize = Annotated[int, Field(ge=1, le=65536)]
 Sizes = Annotated[list[LayerSize], Field(min_length=1, max_length=16)]
 Kernel = Annotated[int, Field(ge=1, le=15)]

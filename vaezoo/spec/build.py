@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from vaezoo.core.errors import SpecError
 from vaezoo.core.schema import build
 from vaezoo.model.latent import LatentLayout
@@ -49,7 +51,21 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int]) -> VAE:
     prior = build(PRIORS, spec.prior, latent_dim=spec.latent_dim, **images)
     if posterior is None:
         posterior = build_posterior(spec, layout, in_features)
-    return VAE(encoder, posterior, prior, decoder, likelihood, layout, spec.kl_estimator, classes=spec.classes)
+    # last of all, so that a model without one draws the initial weights it always drew
+    classifier = None if spec.classifier is None else build_classifier(spec, image_shape)
+    return VAE(
+        encoder, posterior, prior, decoder, likelihood, layout, spec.kl_estimator, classes=spec.classes,
+        classifier=classifier,
+    )  # fmt: skip
+
+
+def build_classifier(spec: ModelSpec, image_shape: tuple[int, int, int]) -> nn.Module:
+    """M2's q(y|x): the `model.classifier` encoder's body, then a linear layer to the classes' logits."""
+    try:
+        body = build(ENCODERS, spec.classifier, image_shape=image_shape)
+    except ValueError as error:
+        raise SpecError(f"model.classifier: {error}") from None
+    return nn.Sequential(body, nn.Linear(body.out_features, spec.classes))
 
 
 def build_posterior(spec: ModelSpec, layout: LatentLayout, in_features: int) -> Posterior:

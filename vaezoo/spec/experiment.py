@@ -16,7 +16,7 @@ from vaezoo.model.latent import LatentLayout
 from vaezoo.parts import LIKELIHOODS, POSTERIORS, PRIORS
 from vaezoo.parts.kl_weightings import KL_WEIGHTINGS
 from vaezoo.parts.lr_schedules import LR_SCHEDULES
-from vaezoo.parts.objectives import OBJECTIVES
+from vaezoo.parts.objectives import OBJECTIVES, Objective
 from vaezoo.parts.priors import Prior
 from vaezoo.spec.slots import (  # noqa: F401 (SLOTS, SLOT, Slot and the slot types are the spec's public names)
     NAME,
@@ -54,6 +54,13 @@ class ModelSpec(StrictModel):
         le=1000,
         description="a conditional VAE (Sohn et al. 2015): the encoder and decoder read a one-hot label of this "
         "many classes (the dataset's) beside x and z, and the test NLL is -log p(x|y); 0: unconditional",
+    )
+    classifier: EncoderSpec | None = Field(
+        default=None,
+        description="M2 (Kingma et al. 2014): a classifier q(y|x) of the model.classes labels, an encoder's body "
+        "(any encoder kind, e.g. {kind: mlp, hidden: [500]}) and a linear layer to the classes' logits, owned and "
+        "checkpointed with the model. The label is then latent (the m2 objective trains it from a labelled "
+        "subset) and the test bounds are of p(x), y summed out; none: no classifier",
     )
     kl_estimator: KLChoice = Field(
         default="analytic",
@@ -163,18 +170,32 @@ class ExperimentSpec(StrictModel):
 
     def _conditional_fits(self, prior: type[Prior]) -> None:
         """A conditional model's labels are the dataset's classes, and its objective must read them."""
-        classes = self.model.classes
+        classes, objective = self.model.classes, OBJECTIVES.get(self.objective.kind)
+        self._semi_supervised_fits(objective)
         if not classes:
             return
         dataset_classes = DATASETS.get(self.data.dataset).classes
         if classes != dataset_classes:
             raise ValueError(f"model.classes {classes}: the dataset {self.data.dataset} has {dataset_classes} classes")
-        if not OBJECTIVES.get(self.objective.kind).conditional:
+        if not (objective.conditional or objective.semi_supervised):
             raise ValueError(
                 f"objective {self.objective.kind} does not read labels; a conditional model needs one that does"
             )
+        refused = objective.refuses_classes(self.objective, classes)
+        if refused is not None:
+            raise ValueError(f"objective {self.objective.kind}: {refused}")
         if prior.through_posterior:
             raise ValueError(f"the prior {self.model.prior.kind} encodes pseudo-inputs, which have no label")
+
+    def _semi_supervised_fits(self, objective: type[Objective]) -> None:
+        """A classifier q(y|x) (M2) and an objective that trains one come together, with the classes."""
+        kind = self.objective.kind
+        if self.model.classifier is not None and not objective.semi_supervised:
+            raise ValueError(f"model.classifier: objective {kind} does not train a classifier q(y|x) (m2 does)")
+        if objective.semi_supervised and self.model.classifier is None:
+            raise ValueError(f"objective {kind} trains a classifier q(y|x): set model.classifier, e.g. {{kind: mlp}}")
+        if objective.semi_supervised and not self.model.classes:
+            raise ValueError(f"objective {kind} infers a label: set model.classes to the dataset's classes")
 
     def to_yaml(self) -> str:
         """The resolved spec (every default filled in) as YAML that loads back to an equal spec."""

@@ -3,7 +3,7 @@ and the running sums, with no host sync."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -33,12 +33,18 @@ class TrainStep:
     window: StepWindow
     grad_clip: float | None = None
     average: WeightAverage | None = None
+    #: a semi-supervised objective's labelled training images (Objective.semi_supervised), chosen once:
+    #: a fixed device tensor, so that a captured graph replays the same gather
+    labelled: torch.Tensor | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.objective.semi_supervised:
+            self.labelled = self.objective.labelled_subset(self.data.train_labels, self.model.classes)
 
     def __call__(self, index: torch.Tensor, step: int | torch.Tensor, beta: float | torch.Tensor) -> None:
         x = self.data.train_batch(index, self.generator)
         self.model.posterior.set_step(step)  # a relaxation's temperature anneals with it
-        # a conditional model's objective reads the batch's labels (Objective.conditional)
-        labels = {"y": self.data.train_labels_at(index)} if self.model.conditional else {}
+        labels = self.labels(index)
         device_type = x.device.type
         # cache off: a captured graph must recompute the weights' casts on every replay
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
@@ -55,6 +61,16 @@ class TrainStep:
         if self.average is not None:
             self.average.update()
         self.running.add(terms, step)
+
+    def labels(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the objective reads beside the batch: a conditional objective the batch's labels
+        (Objective.conditional), a semi-supervised one its labelled images, binarized as the batch is."""
+        if self.labelled is not None:
+            images = self.data.train_batch(self.labelled, self.generator)
+            return {"labelled_x": images, "labelled_y": self.data.train_labels_at(self.labelled)}
+        if self.model.conditional and self.objective.conditional:
+            return {"y": self.data.train_labels_at(index)}
+        return {}
 
     def graph_state(self) -> GraphState:
         """What a captured graph of this step reads and updates besides its index, step and beta."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -29,6 +29,10 @@ class Objective:
     #: True when `terms` takes `y`, the batch's labels, and so can train a conditional model
     #: (`model.classes`); the training step hands them over only to a conditional model's objective.
     conditional: ClassVar[bool] = False
+    #: True when the objective trains a classifier q(y|x) of a latent label (`model.classifier`, M2) from
+    #: a labelled subset of the training images: the training step chooses it once (`labelled_subset`)
+    #: and hands its images and labels to `terms` every step as `labelled_x`, `labelled_y`.
+    semi_supervised: ClassVar[bool] = False
 
     def terms(
         self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0
@@ -39,6 +43,15 @@ class Objective:
         objective hands it to the KL weighting's penalty, which may move with it (capacity annealing).
         """
         raise NotImplementedError
+
+    def labelled_subset(self, train_labels: torch.Tensor, classes: int) -> torch.Tensor:
+        """The indices of the training images whose labels a semi-supervised objective reads."""
+        raise NotImplementedError(f"{type(self).__name__} reads no labelled subset")
+
+    @classmethod
+    def refuses_classes(cls, spec: Any, classes: int) -> str | None:
+        """Why this objective's `spec` cannot work with a model of `classes` labels, or None when it can."""
+        return None
 
     @classmethod
     def accepts(cls, weighting: type[KLWeighting]) -> bool:
