@@ -23,6 +23,7 @@ SMALL = {
     "planar": {"steps": 2},
     "iaf": {"steps": 2, "hidden": 16, "context": 8},
     "categorical": {"categories": 3},  # latent_dim 3: one variable of three categories
+    "codebook": {"codes": 4, "code_dim": 1, "hidden": 8},  # latent_dim 3: three positions of one value
 }
 # slots whose kinds interact (shapes; the KL and its estimate) are crossed; the others vary alone
 CROSSED = (

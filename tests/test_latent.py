@@ -67,7 +67,9 @@ def test_the_full_latent_is_laid_out_as_the_prior_spec_says(prior):
     assert model.latent.observed(draw.z).shape[-1] == layout.observed_dim
     assert model.latent.code(draw.z).shape[-1] == layout.code_dim
     assert layout.hierarchical == hierarchical_prior(prior)
-    assert (layout.code_note is not None) == (layout.hierarchical or layout.categories is not None)
+    # a note where the code is not the whole latent, not real values, or the prior's spec writes one (a codebook's)
+    own_note = hasattr(spec.model.prior, "code_note")
+    assert (layout.code_note is not None) == (layout.hierarchical or layout.categories is not None or own_note)
 
 
 def test_a_prior_spec_without_layers_lays_out_one_flat_layer():
@@ -171,6 +173,7 @@ def test_the_ladder_posterior_draws_only_through_a_ladder_prior_it_is_handed():
 @pytest.mark.parametrize("prior", PRIORS.names())
 def test_a_deepcopy_points_only_inside_the_copy(prior):
     _, model = model_for(prior)
+    model.eval()  # a training ELBO may move a part's own state (a codebook's EMA step), so compare in evaluation
     twin = copy.deepcopy(model)
     assert (twin.latent.encoder, twin.latent.posterior, twin.latent.prior) == (twin.encoder, twin.posterior, twin.prior)
     assert twin.latent.layout == model.latent.layout and twin.latent.estimate is model.latent.estimate
@@ -210,6 +213,9 @@ HAND_COUNTS = {
         5,
     ),
     "categorical": (0, 16 * LATENT + LATENT, LATENT),  # uniform: no parameters; the gumbel head Linear(16, D)
+    # the MADE over 3 positions of K = 4 codes: Linear(12, 8), Linear(8, 12) (the codebook is a buffer);
+    # the vq head Linear(16, D)
+    "codebook": ((12 * 8 + 8) + (8 * 12 + 12), 16 * LATENT + LATENT, LATENT),
 }
 
 
@@ -222,7 +228,9 @@ def test_parameter_counts_equal_a_hand_count(prior):
     assert (count(model.prior), count(model.posterior)) == (prior_count, posterior_count)
     total = ENCODER + posterior_count + prior_count + decoder(observed)
     assert count(model) == total == sum(count(part) for part in model.children())
-    assert sum(t.numel() for t in model.state_dict().values()) == total  # every parameter once in a checkpoint
+    state = model.state_dict()
+    persistent = sum(t.numel() for name, t in model.named_buffers() if name in state)  # a codebook's, its EMAs
+    assert sum(t.numel() for t in state.values()) == total + persistent  # every parameter once in a checkpoint
 
 
 def test_the_ladders_checkpoint_keys_are_those_its_layers_always_had():

@@ -97,6 +97,7 @@ def metrics_table(name: str, metrics: RunMetrics, run_dir: Path) -> Table:
         title=plain(
             f"{name}: test set ({metrics.split}), per image, summed over pixels and latents (beta = 1); "
             f"IS with K = {metrics.iw_samples}; {metrics.nll_kind}"
+            + (f"; NLL: {metrics.nll_note}" if metrics.nll_note is not None else "")
         ),
         caption=plain(f"run folder {run_dir}" + (f"; report {' and '.join(reports)}" if reports else "")),
     )

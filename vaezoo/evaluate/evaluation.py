@@ -14,7 +14,14 @@ import torch
 from vaezoo.data import DataSpec, DeviceData
 from vaezoo.evaluate import family
 from vaezoo.evaluate.bounds import elbo_means, eval_generator, importance_weighted_nll
-from vaezoo.evaluate.latents import MI_ESTIMATOR, CodeMoments, code_moments, latent_stats, layer_stats
+from vaezoo.evaluate.latents import (
+    MI_ESTIMATOR,
+    CodeMoments,
+    code_moments,
+    code_perplexity,
+    latent_stats,
+    layer_stats,
+)
 from vaezoo.evaluate.probe import classification_error, probe_accuracy
 from vaezoo.evaluate.progress import Advance, quiet_phase
 from vaezoo.evaluate.records import TestMetrics
@@ -135,6 +142,8 @@ def evaluate_all(
         # a semi-supervised model's label is latent: its bounds sum it out
         likelihood_of="p(x|y)" if model.conditional and not model.semi_supervised else "p(x)",
         test_class_error=class_error,
+        code_perplexity=code_perplexity(model, mu),
+        nll_note=model.posterior.nll_note,
         **families,
     )
     return Evaluation(metrics, mu, iw.per_image)

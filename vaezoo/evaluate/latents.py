@@ -108,7 +108,12 @@ def kl_per_dim(model: VAE, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tens
 def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> LatentStats:
     """KL per dimension, active units, and I(x; z) under q, from the code moments of a dataset
     (`noise`: see CodeMoments; none where the means are exact). For a categorical latent a dimension
-    is a categorical variable (`categorical_stats`)."""
+    is a categorical variable (`categorical_stats`), and for a codebook latent one code position: `mu` are
+    then the codes' vectors, read back as one-hot codes by the prior (`CodebookPrior.one_hot`)."""
+    one_hot = getattr(model.latent.density(), "one_hot", None)
+    if one_hot is not None:
+        codes = one_hot(mu)
+        return categorical_stats(model, codes.flatten(-2), codes.shape[-1])
     if model.latent.layout.categories is not None:
         return categorical_stats(model, mu)
     active = active_dimensions(mu, torch.zeros_like(mu[0]) if noise is None else noise)
@@ -120,12 +125,14 @@ def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor, noise: torc
 
 
 @torch.inference_mode()
-def categorical_stats(model: VAE, probs: torch.Tensor) -> LatentStats:
+def categorical_stats(model: VAE, probs: torch.Tensor, categories: int | None = None) -> LatentStats:
     """The latent statistics of N categorical variables from each image's category probabilities (the
     code's exact means), (images, N * K): per variable, its mean closed-form KL(q(c_n|x) || p(c_n)); it
     is active when the total variance over the images of its K probabilities (the trace of Cov_x
-    E_q[one-hot c_n]) exceeds ACTIVE_UNIT_THRESHOLD; and I(x; c) as for real codes, one c per image."""
-    k = model.latent.layout.categories
+    E_q[one-hot c_n]) exceeds ACTIVE_UNIT_THRESHOLD; and I(x; c) as for real codes, one c per image.
+    `categories` is K, the layout's unless given (a codebook's codes: one-hot q, a point mass, whose
+    I(x; c) is the entropy of the images' codes)."""
+    k = model.latent.layout.categories if categories is None else categories
     code = CategoricalCode(probs.unflatten(-1, (-1, k)).clamp_min(torch.finfo(probs.dtype).tiny).log())
     kl = model.latent.density().kl(code).double().mean(0)
     spread = probs.double().var(0, correction=1 if len(probs) > 1 else 0).unflatten(-1, (-1, k)).sum(-1)
@@ -148,6 +155,18 @@ def categorical_mutual_information(log_probs: torch.Tensor) -> float:
     log_q_own = (code * table.T).sum(-1)
     log_qc = torch.cat([torch.logsumexp(rows @ table, dim=1) for rows in code.split(MI_ROWS)])
     return (log_q_own - log_qc + math.log(len(code))).mean().item()
+
+
+@torch.inference_mode()
+def code_perplexity(model: VAE, mu: torch.Tensor) -> float | None:
+    """exp of the entropy of the codes' average use over the images and code positions, from the codes'
+    vectors `mu` (`VAE.encode`): K when every codebook vector is used equally, 1 when one is used alone.
+    None for a latent without a codebook (a prior without `one_hot`)."""
+    one_hot = getattr(model.latent.density(), "one_hot", None)
+    if one_hot is None:
+        return None
+    usage = one_hot(mu).double().mean((0, 1))
+    return torch.exp(-torch.special.xlogy(usage, usage).sum()).item()
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ METRICS = (
     Metric("active_units", "active units", "active units", "", "higher", 0),
     Metric("mutual_information", "mutual information I(x; z)", "MI", "nats", None, 2),
     Metric("probe_accuracy", "linear probe accuracy", "probe acc.", "%", "higher", 1),
+    # a codebook latent's (VQ-VAE's) use of its K vectors: K when all are used equally, 1 for one alone
+    Metric("code_perplexity", "code perplexity, exp H(average code use)", "code ppl.", "", None, 1),
     # a semi-supervised model's (M2's) classifier q(y|x): the share of test images its argmax gets wrong
     Metric("test_class_error", "test classification error of q(y|x)", "class err.", "%", "lower", 2),
     # the families' own numbers (None where they do not apply); their estimators are recorded beside them
@@ -110,6 +112,12 @@ class TestMetrics:
     sample_fid: float | None = None  # classifier FID of fid_samples samples against the test split
     fid_samples: int | None = None
     fid_classifier_accuracy: float | None = None  # the FID classifier's own test accuracy
+    #: a codebook latent's (VQ-VAE's) exp of the entropy of its codes' average use over the test images
+    #: and code positions; None for other latents and in runs made before it
+    code_perplexity: float | None = None
+    #: what the NLL is where it is not an importance-weighted estimate of -log p(x) (`Posterior.nll_note`:
+    #: a VQ-VAE's upper bound at the encoder's codes); None for the others
+    nll_note: str | None = None
 
 
 @dataclass(frozen=True)

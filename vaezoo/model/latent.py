@@ -15,7 +15,7 @@ reference to the other or to the model: the VAE holds this object, and this obje
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -47,17 +47,23 @@ class LatentLayout:
     #: K for a latent of categorical variables, each a one-hot block of K values side by side; None for
     #: real vectors.
     categories: int | None = None
+    #: What the report says of the latent statistics, where the prior's spec says it (`code_note(latent_dim)`,
+    #: which refuses a size it cannot lay out: a codebook latent's positions); None for the notes the
+    #: layout derives itself (`code_note`). Prose derived from the spec, so layouts compare without it.
+    note: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, prior_spec: object, latent_dim: int) -> LatentLayout:
         """The layout a prior's spec gives: its `layers(latent_dim)`, bottom first, or one layer of
         `latent_dim` for a spec without them (a flat prior registered with a plain spec); and its
-        `categories_per_variable()` where it has one."""
+        `categories_per_variable()` and `code_note(latent_dim)` where it has them."""
         layers = getattr(prior_spec, "layers", None)
         categories = getattr(prior_spec, "categories_per_variable", None)
+        note = getattr(prior_spec, "code_note", None)
         return cls(
             tuple(layers(latent_dim)) if layers is not None else (latent_dim,),
             categories() if categories is not None else None,
+            note(latent_dim) if note is not None else None,
         )
 
     def __post_init__(self) -> None:
@@ -99,6 +105,8 @@ class LatentLayout:
     def code_note(self) -> str | None:
         """What the report says of the latent statistics and figures, where the code is not the whole latent
         or its dimensions are not real values."""
+        if self.note is not None:
+            return self.note
         if self.categories is not None:
             return CATEGORICAL_NOTE.format(n=self.variables, k=self.categories)
         return HIERARCHY_NOTE if self.hierarchical else None
@@ -139,8 +147,9 @@ class Latent:
         return self.prior.given(self.posterior.distribution(self.encoder(inputs)))
 
     def encode(self, features: torch.Tensor) -> DiagonalGaussian:
-        """The posterior's base diagonal Gaussian over the code for each image, (B, D) each."""
-        return self.posterior.distribution(features)
+        """The posterior's description of the code for each image (`Posterior.encode`: its base diagonal
+        Gaussian for most), (B, D) each; handed the prior, as draws are."""
+        return self.posterior.encode(features, self.prior)
 
     def draw(
         self, features: torch.Tensor, samples: int | None = None, generator: torch.Generator | None = None

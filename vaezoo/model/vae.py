@@ -36,6 +36,9 @@ class ELBOTerms:
     #: What training minimizes per image: -log p(x|z) + beta * KL for the plain ELBO; the objective's
     #: own form otherwise (a free-bits floor on the KL, IWAE's -L_k).
     loss: torch.Tensor
+    #: The posterior's training penalty per image outside the bound (`PosteriorSample.penalty`: VQ-VAE's
+    #: commitment loss), already in `loss` and never in `neg_elbo`; None for most posteriors.
+    penalty: torch.Tensor | None = None
 
     @property
     def neg_elbo(self) -> torch.Tensor:
@@ -147,13 +150,14 @@ class VAE(nn.Module):
     def elbo(
         self, x: torch.Tensor, generator: torch.Generator | None = None, y: torch.Tensor | None = None
     ) -> ELBOTerms:
-        """The ELBO's terms for a batch, one z sample per image; `loss` is the -ELBO itself (beta = 1),
-        and the training objectives weight the KL as they say. For a conditional model it bounds
+        """The ELBO's terms for a batch, one z sample per image; `loss` is the -ELBO itself (beta = 1), plus
+        the posterior's training penalty where it has one, and the training objectives weight the KL as they say. For a conditional model it bounds
         log p(x|y), given the labels `y`."""
         draw = self.latent.draw(self.features(x, y), generator=generator)
         recon_nll = -self.likelihood.log_prob(x, self.decode_latent(draw.z, y))
         kl, kl_per_dim = self.latent.kl_terms(draw)
-        return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=1.0, loss=recon_nll + kl)
+        loss = recon_nll + kl if draw.penalty is None else recon_nll + kl + draw.penalty
+        return ELBOTerms(recon_nll=recon_nll, kl=kl, kl_per_dim=kl_per_dim, beta=1.0, loss=loss, penalty=draw.penalty)
 
     def log_weights(
         self,

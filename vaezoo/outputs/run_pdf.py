@@ -82,7 +82,7 @@ def abstract(spec: ExperimentSpec, m: RunMetrics) -> str:
         f"and {m.active_units} of {len(m.kl_per_dim)} latent dimensions are active. The bound is "
         f"{m.elbo_is_gap:.2f} nats looser than the importance-weighted estimate. "
         "Every number is per test image, in nats, summed over pixels and latent dimensions. "
-        f"What the NLL is: {md(m.nll_kind)}."
+        f"What the NLL is: {md(m.nll_kind)}" + (f"; {md(m.nll_note)}." if m.nll_note is not None else ".")
     )
 
 

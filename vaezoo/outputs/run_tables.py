@@ -91,6 +91,8 @@ def metrics_rows(metrics: RunMetrics) -> list[tuple[str, str]]:
             text += f" ± {metric.format(metrics.test_nll_iw_stderr)} (K = {metrics.iw_samples})"
             if metrics.likelihood_of != "p(x)":  # a conditional model's: not comparable with an unconditional -log p(x)
                 text += f", of {md(metrics.likelihood_of)}: given each image's label"
+            if metrics.nll_note is not None:
+                text += f"; {md(metrics.nll_note)}"
         elif metric.key == "active_units":
             text += f" of {len(metrics.kl_per_dim)} (Cov_x E_q[z_d] > 0.01)"
         elif metric.key == "test_kl":
@@ -101,7 +103,11 @@ def metrics_rows(metrics: RunMetrics) -> list[tuple[str, str]]:
         text = "; ".join(f"{kl:.2f} nats, {active} active" for kl, active in layers)
         rows.append(("KL and active units per layer, bottom first", text))
     return rows + [
-        ("what the NLL is", f"{md(metrics.nll_kind)}, of {md(metrics.likelihood_of)}"),
+        (
+            "what the NLL is",
+            f"{md(metrics.nll_kind)}, of {md(metrics.likelihood_of)}"
+            + (f"; {md(metrics.nll_note)}" if metrics.nll_note is not None else ""),
+        ),
         ("split", md(metrics.split)),
         ("parameters", f"{metrics.params:,}"),
         ("device", md(metrics.device)),
@@ -122,6 +128,8 @@ def observations(metrics: RunMetrics, history: list[HistoryRow], spec: Experimen
             f"The ELBO is {metrics.elbo_is_gap:.2f} nats looser than the K = {metrics.iw_samples} importance-weighted "
             f"estimate ({metrics.test_neg_elbo:.2f} vs {metrics.test_nll_iw:.2f}): about that much of the bound is "
             "the posterior approximation's gap KL(q(z|x) || p(z|x)), not the model."
+            if metrics.nll_note is None
+            else f"The test NLL, {metrics.test_nll_iw:.2f}, is {md(metrics.nll_note)}."
         ),
         f"{metrics.active_units} of {len(kl)} latent dimensions are active; dimensions "
         + ", ".join(f"z{d + 1} ({kl[d]:.2f} nats)" for d in top)

@@ -34,6 +34,9 @@ class PosteriorSample:
     #: A hierarchy's posterior mean of every layer at the draw of the layers above (z's shape): averaged
     #: over draws it estimates E_q[z] with less noise than z itself does. None for a flat posterior.
     layer_mean: torch.Tensor | None = None
+    #: A training penalty per image outside the bound (VQ-VAE's commitment loss), which the objectives that
+    #: add it (`Objective.adds_penalty`) put into the loss and never into the ELBO; None for most posteriors.
+    penalty: torch.Tensor | None = None
 
 
 class Posterior(nn.Module):
@@ -52,6 +55,12 @@ class Posterior(nn.Module):
     #: What z is (`vaezoo.model.kl_estimate`): "real" vectors, or "categorical" one-hot blocks; a prior
     #: meets only a posterior over the same space.
     space: ClassVar[str] = "real"
+    #: True when its samples carry a training penalty (`PosteriorSample.penalty`): only an objective that
+    #: adds it may train it (`vaezoo.spec.experiment.ExperimentSpec`).
+    penalized: ClassVar[bool] = False
+    #: What its test NLL is, where that is not an importance-weighted estimate of -log p(x) (results print
+    #: it beside the NLL); None for most posteriors.
+    nll_note: ClassVar[str | None] = None
 
     @classmethod
     def closed_form_base(cls) -> bool:
@@ -67,6 +76,12 @@ class Posterior(nn.Module):
     def distribution(self, features: torch.Tensor) -> DiagonalGaussian:
         """The base diagonal Gaussian for each image, (B, D) each."""
         raise NotImplementedError
+
+    def encode(self, features: torch.Tensor, prior: Prior) -> DiagonalGaussian:
+        """What `VAE.encode` describes of each image's code (what reconstructions decode, the latent
+        statistics read): `distribution(features)` for most posteriors; a posterior that needs the prior to
+        say it (a codebook's quantization, `vaezoo.parts.vq`) overrides this."""
+        return self.distribution(features)
 
     def rsample(
         self,

@@ -149,6 +149,12 @@ class ExperimentSpec(StrictModel):
         refused = OBJECTIVES.get(self.objective.kind).refuses(prior, posterior)
         if refused is not None:
             raise ValueError(f"objective {self.objective.kind}: {refused}")
+        if posterior.penalized and not OBJECTIVES.get(self.objective.kind).adds_penalty:
+            adding = ", ".join(name for name in OBJECTIVES.names() if OBJECTIVES.get(name).adds_penalty)
+            raise ValueError(
+                f"objective {self.objective.kind} does not add the posterior {self.model.posterior.kind}'s training "
+                f"penalty (its commitment loss); train it with {adding}"
+            )
         if LatentLayout.of(self.model.prior, self.model.latent_dim).hierarchical != posterior.hierarchical:
             raise ValueError(
                 f"the prior {self.model.prior.kind} and the posterior {self.model.posterior.kind} must both be "

@@ -29,6 +29,9 @@ class Objective:
     #: True when `terms` takes `y`, the batch's labels, and so can train a conditional model
     #: (`model.classes`); the training step hands them over only to a conditional model's objective.
     conditional: ClassVar[bool] = False
+    #: True when its loss adds the posterior's training penalty (`ELBOTerms.penalty`, VQ-VAE's commitment
+    #: loss); the spec refuses a penalized posterior (`Posterior.penalized`) with any other objective.
+    adds_penalty: ClassVar[bool] = False
     #: True when the objective trains a classifier q(y|x) of a latent label (`model.classifier`, M2) from
     #: a labelled subset of the training images: the training step chooses it once (`labelled_subset`)
     #: and hands its images and labels to `terms` every step as `labelled_x`, `labelled_y`.

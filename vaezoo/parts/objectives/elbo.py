@@ -19,10 +19,12 @@ class ELBOSpec(StrictModel):
 
 @OBJECTIVES.register("elbo")
 class ELBO(Objective):
-    """The ELBO with one reparameterized sample per image: -log p(x|z) + beta * KL (Kingma & Welling 2014)."""
+    """The ELBO with one reparameterized sample per image: -log p(x|z) + beta * KL (Kingma & Welling 2014),
+    plus the posterior's training penalty where it has one (VQ-VAE's commitment loss, outside the bound)."""
 
     Spec: ClassVar = ELBOSpec
     conditional: ClassVar[bool] = True
+    adds_penalty: ClassVar[bool] = True
 
     def terms(
         self,
@@ -35,6 +37,5 @@ class ELBO(Objective):
         y: torch.Tensor | None = None,
     ) -> ELBOTerms:
         terms = model.elbo(x, y=y)
-        return replace(
-            terms, beta=beta, loss=terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta, step=step)
-        )
+        loss = terms.recon_nll + weighting.penalty(terms.kl, terms.kl_per_dim, beta, step=step)
+        return replace(terms, beta=beta, loss=loss if terms.penalty is None else loss + terms.penalty)
