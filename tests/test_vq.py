@@ -311,3 +311,16 @@ def test_a_vq_run_writes_its_perplexity_and_labels_its_nll(tmp_path, synthetic_r
     drawn = {path.stem for path in (run_dir / "figures").glob("*.png")}
     assert drawn == set(figures.applicable_figures(build.build_model(spec.model, IMAGE)))
     assert {"reconstructions", "samples"} <= drawn and not drawn & {"traversal", "interpolation", "manifold"}
+
+
+def test_under_a_bf16_autocast_the_codes_are_still_the_nearest_and_read_back():
+    p = prior(positions=4, codes=64, code_dim=2, dtype=torch.float32)
+    z_e = torch.randn(500, 8, generator=torch.Generator().manual_seed(9))
+    blocks = z_e.unflatten(-1, (4, 2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        index, vectors = p.quantize(z_e, update=False)
+        assert torch.equal(p.nearest(vectors), index)
+        # the power: distances from an autocast (bf16) matmul pick other codes than float32 ones do
+        rounded = blocks.square().sum(-1, keepdim=True) - 2 * (blocks @ p.codebook.T) + p.codebook.square().sum(-1)
+    exact = brute_force_nearest(z_e, p.codebook, 2)
+    assert torch.equal(index, exact) and not torch.equal(rounded.argmin(-1), exact)

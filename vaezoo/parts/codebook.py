@@ -90,11 +90,12 @@ class CodebookPrior(Prior):
         self.made = CategoricalMADE(self.positions, codes, hidden)
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
-        """The index of the nearest codebook vector (squared Euclidean) of each D-block of z, (..., N)."""
+        """The index of the nearest codebook vector (squared Euclidean) of each D-block of z, (..., N), in the
+        codebook's precision even under a bf16 autocast: `log_prob` reads back the codes `quantize` chose."""
         blocks = z.detach().unflatten(-1, (self.positions, self.code_dim)).to(self.codebook.dtype)
-        distances = (
-            blocks.square().sum(-1, keepdim=True) - 2 * blocks @ self.codebook.T + self.codebook.square().sum(-1)
-        )
+        with torch.autocast(blocks.device.type, enabled=False):
+            cross = blocks @ self.codebook.T
+        distances = blocks.square().sum(-1, keepdim=True) - 2 * cross + self.codebook.square().sum(-1)
         return distances.argmin(-1)
 
     def vectors(self, index: torch.Tensor) -> torch.Tensor:
