@@ -75,7 +75,8 @@ def abstract(spec: ExperimentSpec, m: RunMetrics) -> str:
     return (
         f"We train {md(model_name(spec))} and a {LIKELIHOODS.get(spec.model.likelihood.kind, '')} likelihood for "
         f"{pdf.plural(m.epochs, 'epoch')} on {md(spec.data.dataset.upper())} and evaluate it on the test set. "
-        f"The importance-weighted estimate of the test negative log-likelihood is "
+        f"The {'reported test' if m.nll_note is not None else 'importance-weighted estimate of the test'} "
+        "negative log-likelihood is "
         f"**{m.test_nll_iw:.2f} ± {m.test_nll_iw_stderr:.2f} nats** per image "
         f"(K = {m.iw_samples} samples, ± one standard error over test images); the negative ELBO is "
         f"**{m.test_neg_elbo:.2f} nats**, of which the KL term (the rate) is **{m.test_kl:.2f} nats**, "
