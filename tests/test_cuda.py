@@ -21,6 +21,12 @@ VARIANTS = {
     "gaussian-learned": {"model__likelihood": {"kind": "gaussian", "sigma": "learned"}, "data__binarize": "none"},
     "cosine-lr": {"train__lr_schedule": "cosine"},
     "clip-and-average": {"train__grad_clip": 1.0, "train__ema": 0.9},
+    # M2: every class enumerated, the labelled subset a fixed device index gathered in the graph
+    "m2": {
+        "model__classes": 10,
+        "model__classifier": {"kind": "mlp", "hidden": [16]},
+        "objective": {"kind": "m2", "labelled": 20},
+    },
 }
 
 

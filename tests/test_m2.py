@@ -16,6 +16,7 @@ from tests.conftest import tiny_spec
 from tests.linear_gaussian import LinearDecoder
 from vaezoo.core.errors import SpecError
 from vaezoo.evaluate.bounds import elbo_means, importance_weighted_nll, log_likelihood_iw
+from vaezoo.evaluate.console import metrics_table
 from vaezoo.evaluate.probe import classification_error
 from vaezoo.model.latent import LatentLayout
 from vaezoo.model.semi_supervised import marginal_elbo
@@ -252,6 +253,7 @@ def test_an_m2_run_reports_its_test_error_and_p_x_and_its_checkpoint_keeps_the_c
     assert metrics["test_class_error"] == pytest.approx(error) and 0 <= error <= 1
     assert "test classification error of q(y\\|x)" in (run.path / "report.md").read_text()
     assert (run.path / "figures" / "class_samples.png").stat().st_size > 0
+    assert "class err." in [str(column.header) for column in metrics_table("m2", run.metrics, run.path).columns]
     loaded = vaezoo.load(run.path)
     for (name, p), (_, q) in zip(
         run.model.classifier.state_dict().items(), loaded.model.classifier.state_dict().items(), strict=True

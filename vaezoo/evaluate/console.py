@@ -84,6 +84,7 @@ CONSOLE_METRICS = (
     "test_bits_per_dim",
     "active_units",
     "probe_accuracy",
+    "test_class_error",  # a semi-supervised model's classifier (None, so not shown, for the others)
     "train_images_per_second",
 )
 
