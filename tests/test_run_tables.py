@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.records import history_row, run_metrics
-from vaezoo.evaluate.records import METRICS
+from vaezoo.evaluate.records import METRIC, METRICS
 from vaezoo.outputs import report, run_pdf
 from vaezoo.outputs.escape import markdown as md
 from vaezoo.outputs.run_tables import metrics_rows, tables_for, training_observations
@@ -59,3 +59,21 @@ def test_the_writers_show_the_computed_cells_and_notes():
     for note in tables.notes:
         assert f"- {note}" in text and inline(note) in source
     assert "87.12 ± 0.30 (K = 100)" in text and "96.3 %" in text and "#strong[87.12 ± 0.30 nats]" in source
+
+
+@pytest.mark.parametrize(
+    ("changes", "labelled"),
+    [({}, False), ({"likelihood_of": "p(x|y)"}, True), ({"test_class_error": 0.28}, True)],
+)
+def test_a_model_whose_encoder_reads_labels_is_not_said_to_learn_them_unsupervised(changes, labelled):
+    """A conditional VAE's and M2's codes are read given the true labels: the probe sentence says so,
+    and M2's rate row and abstract say what else they hold (the latent label's KL, the test error)."""
+    metrics = run_metrics(**changes)
+    tables = tables_for(SPEC, metrics, [history_row(1)], [])
+    probe = next(note for note in tables.notes if note.startswith("A linear classifier"))
+    assert ("without ever being trained on" in probe) is not labelled
+    assert ("true label beside it" in probe) is labelled
+    kl_row = dict(metrics_rows(metrics))[md(METRIC["test_kl"].heading())]
+    semi = "test_class_error" in changes
+    assert (md("KL(q(y|x) || p(y))") in kl_row) is semi
+    assert ("misclassifies **28.00 %**" in run_pdf.abstract(SPEC, metrics)) is semi

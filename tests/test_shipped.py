@@ -1,6 +1,7 @@
 """Shipped specs run by name (`vaezoo run quickstart`, `vaezoo.run("quickstart")`); a path that exists wins."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -60,3 +61,36 @@ def test_a_sweep_is_named_like_a_spec_on_the_command_line(tmp_path, monkeypatch,
     assert spec_path("ablation-beta") == experiments_dir() / "ablation-beta.yaml"
     assert main(["sweep", "no-such-sweep"]) == 2
     assert "ablation-beta" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("quickstart", "an MLP VAE with"),
+        ("paper-iwae", "IWAE with"),
+        ("mnist-miwae", "MIWAE with"),
+        ("mnist-tcvae", "β-TCVAE with"),
+        ("mnist-infovae", "InfoVAE with"),
+        ("mnist-dip", "DIP-VAE with"),
+        ("mnist-wae", "WAE with"),
+        ("mnist-cvae", "an MLP conditional VAE with"),
+        ("mnist-gumbel", "Gumbel-softmax VAE with"),
+        ("mnist-vqvae", "VQ-VAE with"),
+        ("mnist-m2", "M2 semi-supervised VAE with"),
+    ],
+)
+def test_a_report_title_names_the_family_the_spec_trains(name, family):
+    """The title says what was trained: the posterior's family where it makes one (VQ-VAE), else the
+    objective's, else a conditional VAE, a beta-VAE or a VAE; and the protocol names what was minimized."""
+    from vaezoo.outputs.run_pdf import model_name, protocol, title
+
+    spec = load_spec(spec_path(name))
+    assert family in model_name(spec) and title(spec).lower().startswith(model_name(spec).lower())
+    split = SimpleNamespace(split="50000/10000/10000 train/val/test")
+    minimized = {
+        "quickstart": "on the ELBO with",
+        "paper-iwae": "on the IWAE bound with",
+        "mnist-m2": "on the M2 objective",
+    }
+    if name in minimized:
+        assert minimized[name] in protocol(spec, split)[0].text

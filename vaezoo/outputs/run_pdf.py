@@ -29,6 +29,7 @@ from vaezoo.outputs.escape import markdown as md
 from vaezoo.outputs.escape import markdown_code as md_code
 from vaezoo.outputs.figures import FIGURES
 from vaezoo.outputs.run_tables import RunTables, information_sentence
+from vaezoo.parts import OBJECTIVES, POSTERIORS
 from vaezoo.spec.experiment import ExperimentSpec
 
 #: Figure 1's rows of (figure kind, sub-caption, share of the text width); a kind the run lacks is left
@@ -57,8 +58,10 @@ BINARIZE = {
 
 def model_name(spec: ExperimentSpec) -> str:
     """What was trained, in a phrase: "an MLP VAE with 2 latent dimensions" and the like."""
-    m, beta = spec.model, spec.kl.beta
-    kind = "IWAE" if spec.objective.kind == "iwae" else ("β-VAE" if beta != 1 else "VAE")
+    m, objective = spec.model, OBJECTIVES.get(spec.objective.kind)
+    kind = POSTERIORS.get(m.posterior.kind).model_title or objective.model_title
+    if kind == "VAE":  # the plain ELBO's model, named by what else the spec makes of it
+        kind = "conditional VAE" if m.classes else ("β-VAE" if spec.kl.beta != 1 else "VAE")
     encoder, decoder = (NETS.get(kind, kind) for kind in (m.encoder.kind, m.decoder.kind))
     nets = encoder if encoder == decoder else f"{encoder}-encoder, {decoder}-decoder"
     article = "an" if nets[0] in "AEIMOaeio" else "a"
@@ -80,9 +83,18 @@ def abstract(spec: ExperimentSpec, m: RunMetrics) -> str:
         f"**{m.test_nll_iw:.2f} ± {m.test_nll_iw_stderr:.2f} nats** per image "
         f"(K = {m.iw_samples} samples, ± one standard error over test images); the negative ELBO is "
         f"**{m.test_neg_elbo:.2f} nats**, of which the KL term (the rate) is **{m.test_kl:.2f} nats**, "
-        f"and {m.active_units} of {len(m.kl_per_dim)} latent dimensions are active. The bound is "
-        f"{m.elbo_is_gap:.2f} nats looser than the importance-weighted estimate. "
-        "Every number is per test image, in nats, summed over pixels and latent dimensions. "
+        f"and {m.active_units} of {len(m.kl_per_dim)} latent dimensions are active. "
+        + (
+            f"The bound is {m.elbo_is_gap:.2f} nats looser than the importance-weighted estimate. "
+            if m.nll_note is None
+            else ""
+        )
+        + (
+            f"The classifier q(y|x) misclassifies **{100 * m.test_class_error:.2f} %** of the test images. "
+            if m.test_class_error is not None
+            else ""
+        )
+        + "Every number is per test image, in nats, summed over pixels and latent dimensions. "
         f"What the NLL is: {md(m.nll_kind)}" + (f"; {md(m.nll_note)}." if m.nll_note is not None else ".")
     )
 
@@ -95,7 +107,7 @@ def protocol(spec: ExperimentSpec, metrics: RunMetrics) -> list[Block]:
         f"{n_train} images train, {n_val} more (the last of the training images) are held out for "
         f"validation, and the {n_test} test images are used only for the numbers below. "
         f"Training runs {pdf.plural(spec.train.epochs, 'epoch')} of Adam (batch {spec.train.batch_size}, learning rate "
-        f"{spec.train.lr:g}, seed {spec.seed}) on the {'IWAE bound' if spec.objective.kind == 'iwae' else 'ELBO'}"
+        f"{spec.train.lr:g}, seed {spec.seed}) on {OBJECTIVES.get(spec.objective.kind).loss_title}"
         f" with the KL weighted by β as set below; test numbers always use β = 1."
     )
     return [Paragraph(prose + " The appendix lists every part of the spec.")]

@@ -97,6 +97,8 @@ def metrics_rows(metrics: RunMetrics) -> list[tuple[str, str]]:
             text += f" of {len(metrics.kl_per_dim)} (Cov_x E_q[z_d] > 0.01)"
         elif metric.key == "test_kl":
             text += f" ({md(metrics.kl_estimate)})"
+            if metrics.test_class_error is not None:  # a latent label's KL is in the rate too
+                text += md(", plus KL(q(y|x) || p(y)) of the latent label")
         rows.append((md(metric.heading()), text))
     if metrics.layer_kl is not None:
         layers = zip(metrics.layer_kl, metrics.layer_active_units or [], strict=True)
@@ -118,6 +120,8 @@ def metrics_rows(metrics: RunMetrics) -> list[tuple[str, str]]:
 def observations(metrics: RunMetrics, history: list[HistoryRow], spec: ExperimentSpec) -> list[str]:
     """Findings computed from this run's numbers (and, for what they cover, its prior)."""
     code_note = latent_layout(spec.model).code_note
+    # a conditional (p(x|y)) or semi-supervised (q(y|x)) model's encoder reads labels
+    labelled = metrics.likelihood_of != "p(x)" or metrics.test_class_error is not None
     kl = metrics.kl_per_dim
     total = sum(kl) or 1.0
     order = sorted(range(len(kl)), key=lambda d: -kl[d])
@@ -140,9 +144,12 @@ def observations(metrics: RunMetrics, history: list[HistoryRow], spec: Experimen
             else "No dimension has collapsed to the prior (every one carries at least 0.01 nats)."
         ),
         mutual_information_note(metrics, decompose=code_note is None),
-        (
-            f"A linear classifier on the posterior means reaches {100 * metrics.probe_accuracy:.1f} % test accuracy "
+        f"A linear classifier on the posterior means reaches {100 * metrics.probe_accuracy:.1f} % test accuracy "
+        + (
             "(chance is 10 %): the labels are that linearly readable from z without ever being trained on."
+            if not labelled
+            else "(chance is 10 %); the encoder q(z|x, y) read each image's true label beside it, so this is not "
+            "what z learned of the labels unsupervised."
         ),
     ]
     if code_note is not None:

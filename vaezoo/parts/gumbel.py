@@ -84,6 +84,7 @@ class GumbelPosterior(Posterior):
     Spec: ClassVar = GumbelSpec
     is_base_gaussian = False
     space = "categorical"
+    model_title = "Gumbel-softmax VAE"
 
     def __init__(
         self,

@@ -61,6 +61,9 @@ class Posterior(nn.Module):
     #: What its test NLL is, where that is not an importance-weighted estimate of -log p(x) (results print
     #: it beside the NLL); None for most posteriors.
     nll_note: ClassVar[str | None] = None
+    #: What a model with this posterior is called in a report's title, where the posterior makes it a
+    #: family of its own (a VQ-VAE); None where the objective names the model.
+    model_title: ClassVar[str | None] = None
 
     @classmethod
     def closed_form_base(cls) -> bool:

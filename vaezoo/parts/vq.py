@@ -61,6 +61,7 @@ class VQPosterior(Posterior):
     space = "codebook"
     penalized = True
     nll_note = VQ_NLL_NOTE
+    model_title = "VQ-VAE"
 
     def __init__(self, *, in_features: int, latent_dim: int, commitment: float) -> None:
         super().__init__()

@@ -36,6 +36,11 @@ class Objective:
     #: a labelled subset of the training images: the training step chooses it once (`labelled_subset`)
     #: and hands its images and labels to `terms` every step as `labelled_x`, `labelled_y`.
     semi_supervised: ClassVar[bool] = False
+    #: What a model trained with it is called in a report's title ("an MLP IWAE with ..."); "VAE" is
+    #: the plain ELBO's, which a report calls a beta-VAE where beta is not 1.
+    model_title: ClassVar[str] = "VAE"
+    #: What training minimizes, as a report's protocol says it ("... of Adam on the IWAE bound").
+    loss_title: ClassVar[str] = "the ELBO"
 
     def terms(
         self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0

@@ -53,6 +53,8 @@ class DIPVAE(Objective):
     """-log p(x|z) + the KL weighting's penalty + the DIP penalty on the batch."""
 
     Spec: ClassVar = DIPSpec
+    model_title: ClassVar[str] = "DIP-VAE"
+    loss_title: ClassVar[str] = "the DIP-VAE objective (the ELBO with a penalty on the covariance of q(z))"
     is_bound: ClassVar[bool] = False
 
     @classmethod

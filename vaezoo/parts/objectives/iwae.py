@@ -30,6 +30,8 @@ class IWAE(Objective):
     """
 
     Spec: ClassVar = IWAESpec
+    model_title: ClassVar[str] = "IWAE"
+    loss_title: ClassVar[str] = "the IWAE bound"
 
     @classmethod
     def accepts(cls, weighting: type[KLWeighting]) -> bool:

@@ -68,6 +68,10 @@ class M2(Objective):
     """
 
     Spec: ClassVar = M2Spec
+    model_title: ClassVar[str] = "M2 semi-supervised VAE"
+    loss_title: ClassVar[str] = (
+        "the M2 objective (eq. 9: unlabelled and labelled bounds with the labelled images' classification loss)"
+    )
     is_bound: ClassVar[bool] = False  # the classification term is no part of a bound on -log p(x)
     needs_dataset_size: ClassVar[bool] = True
     semi_supervised: ClassVar[bool] = True

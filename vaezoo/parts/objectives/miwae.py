@@ -32,6 +32,8 @@ class MIWAE(Objective):
     inside each weight, as for IWAE."""
 
     Spec: ClassVar = MIWAESpec
+    model_title: ClassVar[str] = "MIWAE"
+    loss_title: ClassVar[str] = "the MIWAE bound (M IWAE bounds of K samples, averaged)"
 
     @classmethod
     def accepts(cls, weighting: type[KLWeighting]) -> bool:
@@ -59,6 +61,8 @@ class CIWAE(Objective):
     """-(c * mean_k log w_k + (1 - c) * log (1/K) sum_k w_k) over the same K draws per image."""
 
     Spec: ClassVar = CIWAESpec
+    model_title: ClassVar[str] = "CIWAE"
+    loss_title: ClassVar[str] = "the CIWAE bound (the ELBO and the IWAE bound combined)"
 
     @classmethod
     def accepts(cls, weighting: type[KLWeighting]) -> bool:

@@ -63,6 +63,8 @@ class InfoVAE(Objective):
     """The InfoVAE objective with an MMD divergence between q(z) and p(z) on each batch."""
 
     Spec: ClassVar = MMDSpec
+    model_title: ClassVar[str] = "InfoVAE"
+    loss_title: ClassVar[str] = "the InfoVAE objective (the ELBO with an MMD between q(z) and p(z))"
     is_bound: ClassVar[bool] = False
 
     def __init__(self, *, alpha: float, lam: float, kernel: Kernel, scale: float) -> None:

@@ -61,6 +61,8 @@ class PIWAE(MIWAE):
     IWAE. M = 1 is IWAE with K samples. MIWAE's (M, K) and the weightings it accepts, another loss."""
 
     Spec: ClassVar = PIWAESpec
+    model_title: ClassVar[str] = "PIWAE"
+    loss_title: ClassVar[str] = "the PIWAE objective (the IWAE bound for the decoder, MIWAE's for the encoder)"
 
     def terms(
         self, model: VAE, x: torch.Tensor, beta: float, weighting: KLWeighting, *, step: int | torch.Tensor = 0

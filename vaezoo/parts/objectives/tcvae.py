@@ -83,6 +83,8 @@ class BetaTCVAE(Objective):
     KL weighting's beta_t scales all three (a warm-up, say). alpha = tc = gamma = 1 is the ELBO."""
 
     Spec: ClassVar = TCVAESpec
+    model_title: ClassVar[str] = "β-TCVAE"
+    loss_title: ClassVar[str] = "the β-TCVAE objective (the ELBO's KL decomposed and its parts reweighted)"
     is_bound: ClassVar[bool] = False  # a bound only where every weight is 1
     needs_dataset_size: ClassVar[bool] = True
 

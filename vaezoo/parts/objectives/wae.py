@@ -35,6 +35,8 @@ class WAE(Objective):
     """-log p(x|mu(x)) + lambda * MMD^2 between the batch's codes mu(x) and as many prior draws."""
 
     Spec: ClassVar = WAESpec
+    model_title: ClassVar[str] = "WAE"
+    loss_title: ClassVar[str] = "the WAE-MMD objective (reconstruction with an MMD between q(z) and p(z))"
     is_bound: ClassVar[bool] = False
 
     @classmethod
