@@ -122,7 +122,7 @@ def test_grid_builders_work_for_every_component_kind(network, likelihood, latent
     model = small_model(network, likelihood, latent_dim, prior)
     images, labels = fake_data()
     built = [grids.reconstructions_grid(model, images, labels=labels), grids.samples_grid(model, n=16)]
-    if model.posterior.space == "real":  # paths and sweeps of values: not for categorical codes (figures._real_code)
+    if model.posterior.space == "real":  # paths and sweeps of values: not for categorical codes (figures.real_code)
         built.append(grids.interpolation_grid(model, images, labels, rows=2, steps=4))
         built.append(grids.traversal_grid(model, images[0], list(range(latent_dim)), dims=3))
     if latent_dim == 2 and model.posterior.space == "real":

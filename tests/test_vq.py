@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.test_gumbel import chi_square_bound
 from tests.test_train import spec_for
+from vaezoo.cli.main import main
 from vaezoo.core.errors import SpecError
 from vaezoo.evaluate import bounds
 from vaezoo.evaluate.console import metrics_table
@@ -311,6 +312,11 @@ def test_a_vq_run_writes_its_perplexity_and_labels_its_nll(tmp_path, synthetic_r
     drawn = {path.stem for path in (run_dir / "figures").glob("*.png")}
     assert drawn == set(figures.applicable_figures(build.build_model(spec.model, IMAGE)))
     assert {"reconstructions", "samples"} <= drawn and not drawn & {"traversal", "interpolation", "manifold"}
+    # the commands that sweep or walk the code refuse in one line (exit 2); sampling works
+    out = tmp_path / "drawn.png"
+    assert main(["traverse", str(run_dir), "--out", str(out)]) == 2
+    assert main(["interpolate", str(run_dir), "--out", str(out)]) == 2 and not out.exists()
+    assert main(["sample", str(run_dir), "-n", "4", "--out", str(out)]) == 0 and out.exists()
 
 
 def test_under_a_bf16_autocast_the_codes_are_still_the_nearest_and_read_back():

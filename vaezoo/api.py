@@ -106,6 +106,13 @@ class Run:
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 10, label: int | None = None) -> torch.Tensor:
         """Images decoded along the line between the posterior means of images a and b (each (C, H, W)); a
         conditional run encodes and decodes the whole path with the one class `label`."""
+        from vaezoo.outputs.figures import real_code
+
+        if not real_code(self.model):
+            raise ArgumentError(
+                f"interpolate: this run's code is {self.model.posterior.space}, not real vectors; a path between "
+                "two codes decodes points the model never saw"
+            )
         pair = torch.stack([self._images(a, "a", batch=False), self._images(b, "b", batch=False)])
         steps = count_argument(steps, "steps", 2, MAX_STEPS)
         y = self._labels(label, 2, "label")

@@ -70,12 +70,17 @@ def _cmd_interpolate(args: argparse.Namespace) -> None:
 
 
 def _cmd_traverse(args: argparse.Namespace) -> None:
+    from vaezoo.outputs.figures import real_code
     from vaezoo.outputs.grids import TRAVERSAL_VALUES, traversal_grid
 
     dims = _count(args.dims, "--dims", MOST_STEPS)
     run = _load(args)
     if run.model.conditional:  # its decoder reads a label, and a traversal has none to give it
         raise VaezooError("traverse: this run's model is conditional; draw its classes with vaezoo sample instead")
+    if not real_code(run.model):
+        raise VaezooError(
+            f"traverse: this run's code is {run.model.posterior.space}, not real vectors; it has no values to sweep"
+        )
     images = run.data.test_images
     image = images[_image_index(args.image, len(images))]
     grid = traversal_grid(run.model, image, run.metrics.kl_per_dim, dims=dims)

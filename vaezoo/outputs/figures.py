@@ -53,9 +53,10 @@ def _any_model(model: VAE) -> bool:
     return True
 
 
-def _real_code(model: VAE) -> bool:
+def real_code(model: VAE) -> bool:
     """True where the code is real-valued: paths, quantile sweeps and scatters of its values mean
-    nothing for one-hot blocks of categorical variables (`vaezoo.parts.gumbel`)."""
+    nothing for one-hot blocks of categorical variables (`vaezoo.parts.gumbel`) or for a codebook's
+    vectors (`vaezoo.parts.vq`), between and around which the decoder was never trained."""
     return model.posterior.space == "real"
 
 
@@ -63,7 +64,7 @@ def _unlabelled_paths(model: VAE) -> bool:
     """True where paths and sweeps through the code may be decoded without a label: a real-valued code of
     an unconditional model. A conditional model would decode them with the all-zero "no label" it was
     never trained on, and a path between digits of two classes has no one label to decode with."""
-    return _real_code(model) and not model.conditional
+    return real_code(model) and not model.conditional
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ register_figure(
         "latent_scatter",
         caption="Posterior means of the test digits, coloured by label.",
         draw=lambda run, path: save_latent_scatter(run.mu_test, run.test_labels, path),
-        applies=_real_code,
+        applies=real_code,
     )
 )
 register_figure(
