@@ -33,6 +33,22 @@ def test_a_runs_html_holds_its_numbers_with_what_they_are_and_its_figures(run):
     assert "test NLL, importance-weighted" in page and "nats/image" in page and "per image, in nats" in page
     assert f"K = {m.iw_samples}" in page and f"test set ({m.split})" in page and str(m.nll_kind) in page
     assert page.count('src="data:image/png;base64,') == 2  # samples and reconstructions, inline
+    assert "test classification error" not in page and "code perplexity" not in page  # None: not shown
+
+
+def test_a_runs_html_and_repr_say_what_a_labelled_nll_is_and_show_the_families_numbers(run):
+    """An M2 run shows its test error; a VQ-VAE's NLL is its bound at the codes, not an IS estimate; the
+    plain repr is one line with the headline number, K and the split."""
+    m = dataclasses.replace(
+        run.metrics, test_class_error=0.2802, code_perplexity=62.3, nll_note="an upper bound at the codes"
+    )
+    page = run_html("tiny", run.path, m)
+    assert "test classification error of q(y|x)" in page and "28.02 %" in page and ">62.3<" in page
+    assert "the NLL is an upper bound at the codes" in page and "importance-weighted with K" not in page
+    assert "the NLL of p(x), importance-weighted with K" in run._repr_html_()
+    text = repr(run)
+    assert "\n" not in text and text.startswith("Run('tiny', path=") and f"K = {run.metrics.iw_samples}" in text
+    assert f"{run.metrics.test_nll_iw:.2f}" in text and run.metrics.split in text and "HistoryRow" not in text
 
 
 def test_a_hostile_run_folder_is_escaped_and_a_linked_figure_is_not_read(run, tmp_path):

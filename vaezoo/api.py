@@ -66,6 +66,14 @@ class Run:
             setattr(self, name, getattr(longer, name))
         return self
 
+    def __repr__(self) -> str:
+        """One line for a console or a log: the run, its length and its headline number, with K and the split
+        (the dataclass's repr would print every weight's shape and every history row)."""
+        m = self.metrics
+        nll = f"test NLL of {m.likelihood_of} {m.test_nll_iw:.2f} ± {m.test_nll_iw_stderr:.2f} nats (K = {m.iw_samples}"
+        nll += ", a bound at the encoder's codes)" if m.nll_note is not None else ")"
+        return f"Run({self.spec.name!r}, path={str(self.path)!r}, {len(self.history)} epochs, {nll}, split {m.split})"
+
     def _repr_html_(self) -> str:
         """What a notebook shows for a Run: its name, key numbers (per image, nats, split, K) and figures."""
         from vaezoo.runs.run_html import run_html

@@ -26,6 +26,8 @@ SHOWN = (
     "active_units",
     "mutual_information",
     "probe_accuracy",
+    "test_class_error",  # a semi-supervised run's (M2), None elsewhere
+    "code_perplexity",  # a VQ-VAE's, None elsewhere
 )
 #: the figures shown inline, where the run has them
 FIGURES = ("samples", "reconstructions")
@@ -40,7 +42,12 @@ def run_html(name: str, path: Path, metrics: RunMetrics) -> str:
     rows = "".join(_row(key, metrics) for key in SHOWN if metrics.value(key) is not None)
     caption = (
         f"test set ({e(metrics.split)}); per image, in nats summed over pixels and latent dimensions (beta = 1); "
-        f"importance-weighted with K = {e(metrics.iw_samples)}; {e(metrics.nll_kind)}; "
+        + (
+            f"the NLL of {e(metrics.likelihood_of)}, importance-weighted with K = {e(metrics.iw_samples)}; "
+            if metrics.nll_note is None
+            else f"the NLL is {e(metrics.nll_note)}; "
+        )
+        + f"{e(metrics.nll_kind)}; "
         f"{e(metrics.epochs)} epochs on {e(metrics.device)}"
     )
     figures = "".join(_figure(path / "figures" / f"{kind}.png", kind) for kind in FIGURES)
