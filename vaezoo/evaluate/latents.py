@@ -110,9 +110,8 @@ def latent_stats(model: VAE, mu: torch.Tensor, logvar: torch.Tensor, noise: torc
     (`noise`: see CodeMoments; none where the means are exact). For a categorical latent a dimension
     is a categorical variable (`categorical_stats`), and for a codebook latent one code position: `mu` are
     then the codes' vectors, read back as one-hot codes by the prior (`CodebookPrior.one_hot`)."""
-    one_hot = getattr(model.latent.density(), "one_hot", None)
-    if one_hot is not None:
-        codes = one_hot(mu)
+    codes = codebook_codes(model, mu)
+    if codes is not None:
         return categorical_stats(model, codes.flatten(-2), codes.shape[-1])
     if model.latent.layout.categories is not None:
         return categorical_stats(model, mu)
@@ -157,15 +156,22 @@ def categorical_mutual_information(log_probs: torch.Tensor) -> float:
     return (log_q_own - log_qc + math.log(len(code))).mean().item()
 
 
+def codebook_codes(model: VAE, mu: torch.Tensor) -> torch.Tensor | None:
+    """The codes of codebook vectors `mu` as one-hot blocks, (images, N, K), read back by the prior
+    (`CodebookPrior.one_hot`); None for a latent without a codebook."""
+    one_hot = getattr(model.latent.density(), "one_hot", None)
+    return None if one_hot is None else one_hot(mu)
+
+
 @torch.inference_mode()
 def code_perplexity(model: VAE, mu: torch.Tensor) -> float | None:
     """exp of the entropy of the codes' average use over the images and code positions, from the codes'
     vectors `mu` (`VAE.encode`): K when every codebook vector is used equally, 1 when one is used alone.
     None for a latent without a codebook (a prior without `one_hot`)."""
-    one_hot = getattr(model.latent.density(), "one_hot", None)
-    if one_hot is None:
+    codes = codebook_codes(model, mu)
+    if codes is None:
         return None
-    usage = one_hot(mu).double().mean((0, 1))
+    usage = codes.double().mean((0, 1))
     return torch.exp(-torch.special.xlogy(usage, usage).sum()).item()
 
 

@@ -71,13 +71,13 @@ class VQPosterior(Posterior):
     def distribution(self, features: torch.Tensor) -> DiagonalGaussian:
         """The encoder's output z_e before quantization, as a point mass (variance 0), (B, N * D) each."""
         z_e = self.head(features)
-        return DiagonalGaussian(z_e, torch.full_like(z_e, -torch.inf))
+        return point_mass(z_e)
 
     def encode(self, features: torch.Tensor, prior: Prior) -> DiagonalGaussian:
         """q(z|x): the point mass at the nearest codebook vectors e_c* (variance 0), (B, N * D) each. The
         latent statistics read the codes c* back from these vectors (`CodebookPrior.one_hot`)."""
         _, vectors = quantizer(prior).quantize(self.head(features), update=False)
-        return DiagonalGaussian(vectors, torch.full_like(vectors, -torch.inf))
+        return point_mass(vectors)
 
     def rsample(
         self,
@@ -95,8 +95,13 @@ class VQPosterior(Posterior):
         penalty = self.commitment * (z_e - vectors).square().sum(-1)
         if samples is not None:
             z = z.expand(samples, *z.shape)
-        base = DiagonalGaussian(vectors, torch.full_like(vectors, -torch.inf))
+        base = point_mass(vectors)
         return PosteriorSample(z=z, log_q=z.new_zeros(z.shape[:-1]), base=base, penalty=penalty)
+
+
+def point_mass(at: torch.Tensor) -> DiagonalGaussian:
+    """The point mass at `at` as a diagonal Gaussian of variance 0 (log-variance -inf)."""
+    return DiagonalGaussian(at, torch.full_like(at, -torch.inf))
 
 
 def quantizer(prior: Prior | None) -> Quantizer:

@@ -58,6 +58,13 @@ class M2Spec(StrictModel):
     )
 
 
+def uneven_labels(labelled: int, classes: int) -> str | None:
+    """Why `labelled` images cannot be the same number of each of `classes` classes, or None when they can."""
+    if labelled % classes:
+        return f"labelled {labelled} is not a multiple of the {classes} classes (the same number of each)"
+    return None
+
+
 @OBJECTIVES.register("m2")
 class M2(Objective):
     """-U(x) on the batch, the labelled images' -ELBO of p(x, y) and their classification loss (eq. 9).
@@ -82,9 +89,7 @@ class M2(Objective):
 
     @classmethod
     def refuses_classes(cls, spec: M2Spec, classes: int) -> str | None:
-        if spec.labelled % classes:
-            return f"labelled {spec.labelled} is not a multiple of the {classes} classes (the same number of each)"
-        return None
+        return uneven_labels(spec.labelled, classes)
 
     def __init__(self, *, labelled: int, alpha: float, dataset_size: int) -> None:
         self.labelled, self.alpha, self.dataset_size = labelled, alpha, dataset_size
@@ -93,8 +98,9 @@ class M2(Objective):
         """`labelled` / `classes` images of each class, chosen with LABELLED_SEED, on the labels' device;
         a SpecError where `labelled` is no multiple of the classes or a class has too few images."""
         labels = train_labels.cpu()
-        if self.labelled % classes:
-            raise SpecError(f"objective.labelled {self.labelled}: not a multiple of the {classes} classes")
+        uneven = uneven_labels(self.labelled, classes)
+        if uneven is not None:
+            raise SpecError(f"objective: {uneven}")
         per_class = self.labelled // classes
         generator = torch.Generator().manual_seed(LABELLED_SEED)
         chosen = []
